@@ -1,0 +1,1 @@
+"""The lab-agnostic grading engine: submissions, workers, the pytest plugin, reports."""

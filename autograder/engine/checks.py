@@ -1,0 +1,139 @@
+"""Verdicts: compare an observation with what was expected and explain any difference.
+
+These run in the trusted grading process on plain data that came back from a worker.
+Every failure message is written for the student: what was called on which input, what
+was expected, what came back, and where the largest difference is.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+
+
+class GradingFailure(AssertionError):
+    """A test failed because of the submission; the message is shown to the student as is."""
+
+
+def fail(message: str) -> None:
+    raise GradingFailure(message)
+
+
+def check(condition: Any, message: str) -> None:
+    if not condition:
+        raise GradingFailure(message)
+
+
+def _as_tensor(value: Any, what: str, role: str) -> torch.Tensor:
+    if isinstance(value, torch.Tensor):
+        return value
+    if isinstance(value, (int, float, bool)) or (
+        isinstance(value, (list, tuple)) and all(isinstance(v, (int, float, bool)) for v in value)
+    ):
+        return torch.tensor(value)
+    raise GradingFailure(
+        f"{what}: {role} a {type(value).__name__}, expected a tensor or a number"
+    )
+
+
+def _shape(tensor: torch.Tensor) -> str:
+    return "(" + ", ".join(str(s) for s in tensor.shape) + ")"
+
+
+def _index(flat_index: int, shape: Sequence[int]) -> tuple[int, ...]:
+    index = []
+    for size in reversed(shape):
+        index.append(flat_index % size)
+        flat_index //= size
+    return tuple(reversed(index))
+
+
+def assert_shape(got: Any, shape: Sequence[int], what: str) -> None:
+    tensor = _as_tensor(got, what, "returned")
+    if tuple(tensor.shape) != tuple(shape):
+        fail(f"{what}: expected shape ({', '.join(map(str, shape))}), got shape {_shape(tensor)}")
+
+
+def assert_close(
+    got: Any,
+    want: Any,
+    *,
+    rtol: float = 1e-5,
+    atol: float = 1e-6,
+    what: str,
+    equal_nan: bool = False,
+) -> None:
+    """Fail unless `got` and `want` have the same structure, shapes and close values.
+
+    Values are compared in float64 as |got - want| <= atol + rtol * |want| elementwise.
+    Containers (lists, tuples, dicts) are compared item by item, and the message says which.
+    """
+    if isinstance(want, dict):
+        if not isinstance(got, dict):
+            fail(f"{what}: expected a dict with keys {sorted(want)}, got a {type(got).__name__}")
+        missing = [key for key in want if key not in got]
+        check(not missing, f"{what}: the result has no key(s) {missing}")
+        for key in want:
+            assert_close(got[key], want[key], rtol=rtol, atol=atol, what=f"{what}[{key!r}]",
+                         equal_nan=equal_nan)
+        return
+    if isinstance(want, (list, tuple)) and not all(isinstance(v, (int, float)) for v in want):
+        if not isinstance(got, (list, tuple)):
+            fail(f"{what}: expected a sequence of {len(want)} items, got a {type(got).__name__}")
+        check(len(got) == len(want), f"{what}: expected {len(want)} items, got {len(got)}")
+        for i, (g, w) in enumerate(zip(got, want)):
+            assert_close(g, w, rtol=rtol, atol=atol, what=f"{what}[{i}]", equal_nan=equal_nan)
+        return
+    if isinstance(want, str) or isinstance(got, str) or want is None or got is None:
+        check(got == want, f"{what}: expected {want!r}, got {got!r}")
+        return
+
+    got_t = _as_tensor(got, what, "returned")
+    want_t = _as_tensor(want, what, "the reference gave")
+    if got_t.shape != want_t.shape:
+        fail(f"{what}: expected shape {_shape(want_t)}, got shape {_shape(got_t)}")
+    if got_t.is_complex() or want_t.is_complex():
+        got_f, want_f = got_t.to(torch.complex128), want_t.to(torch.complex128)
+    else:
+        got_f, want_f = got_t.to(torch.float64), want_t.to(torch.float64)
+    got_nan, want_nan = got_f.isnan(), want_f.isnan()
+    if not equal_nan and got_nan.any() and not want_nan.any():
+        where = _index(int(got_nan.flatten().nonzero()[0]), got_t.shape)
+        fail(
+            f"{what}: the result contains {int(got_nan.sum())} NaN value(s) (first at index "
+            f"{where}); the expected result has none. Look for a division by zero, the log "
+            "of zero or an overflow in exp."
+        )
+    if got_f.numel() == 0:
+        return
+    both_nan = got_nan & want_nan
+    same_inf = (got_f == want_f) & got_f.isinf()
+    difference = (got_f - want_f).abs()
+    difference = torch.where(both_nan | same_inf, torch.zeros_like(difference), difference)
+    difference = torch.nan_to_num(difference, nan=float("inf"))
+    allowed = atol + rtol * want_f.abs().nan_to_num(nan=0.0, posinf=0.0)
+    bad = difference > allowed
+    if bad.any():
+        worst = int((difference - allowed).flatten().argmax())
+        index = _index(worst, got_t.shape)
+        got_value = got_f.flatten()[worst].item()
+        want_value = want_f.flatten()[worst].item()
+        at = f" at index {index}" if got_t.dim() else ""
+        fail(
+            f"{what}: {int(bad.sum())} of {bad.numel()} value(s) differ from the expected "
+            f"result. The largest difference is{at}: got {got_value:.6g}, expected "
+            f"{want_value:.6g} (|difference| {abs(got_value - want_value):.3g}; "
+            f"allowed {atol:g} + {rtol:g} * |expected|)."
+        )
+
+
+def assert_finite(got: Any, what: str) -> None:
+    tensor = _as_tensor(got, what, "returned")
+    if tensor.is_floating_point() and not torch.isfinite(tensor).all():
+        bad = (~torch.isfinite(tensor)).flatten().nonzero()[0].item()
+        fail(
+            f"{what}: the result contains NaN or infinite values (first at index "
+            f"{_index(int(bad), tensor.shape)})"
+        )

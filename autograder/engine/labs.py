@@ -1,0 +1,75 @@
+"""Where a lab's pieces live, read from its manifest `autograder/LAB/lab.toml`."""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+from autograder import REPO_ROOT
+
+LABS_DIR = REPO_ROOT / "autograder"
+
+
+class UnknownLab(LookupError):
+    pass
+
+
+@dataclass(frozen=True)
+class Lab:
+    name: str
+    title: str
+    graded: tuple[str, ...]
+    support: tuple[str, ...]
+    tests_dir: Path
+
+    @property
+    def parts(self) -> tuple[str, ...]:
+        return tuple(Path(name).stem for name in self.graded)
+
+    @property
+    def probes_dir(self) -> Path:
+        return self.tests_dir / "probes"
+
+    @property
+    def reference_dir(self) -> Path:
+        return REPO_ROOT / "reference" / self.name
+
+    @property
+    def assignments_dir(self) -> Path:
+        return REPO_ROOT / "assignments" / self.name
+
+    @property
+    def support_dir(self) -> Path:
+        """Where the unchanged support files are taken from when a submission is staged."""
+        return self.assignments_dir if self.assignments_dir.is_dir() else self.reference_dir
+
+    def test_file(self, part: str) -> Path:
+        return self.tests_dir / f"test_{part}.py"
+
+
+def available_labs() -> list[str]:
+    return sorted(path.parent.name for path in LABS_DIR.glob("*/lab.toml"))
+
+
+def load_lab(name: str) -> Lab:
+    manifest = LABS_DIR / name / "lab.toml"
+    if not manifest.is_file():
+        known = ", ".join(available_labs()) or "none"
+        raise UnknownLab(f"there is no lab called {name!r} (labs: {known})")
+    data = tomllib.loads(manifest.read_text())
+    return Lab(
+        name=name,
+        title=data.get("title", name),
+        graded=tuple(data["graded"]),
+        support=tuple(data.get("support", ())),
+        tests_dir=manifest.parent,
+    )
+
+
+def lab_of(path: Path) -> Lab | None:
+    """The lab whose test folder holds `path`, if any."""
+    for folder in [path, *path.parents]:
+        if (folder / "lab.toml").is_file() and folder.parent == LABS_DIR:
+            return load_lab(folder.name)
+    return None

@@ -1,0 +1,135 @@
+"""Expected observations: the reference run live (with a cache), or stored snapshots.
+
+An observation is keyed by what was asked (`call` or `probe`, the target, the arguments), so
+the same input gives the same key on the grader and in the student release. The live cache
+sits in a folder named after a hash of the reference and probe sources, so editing either
+invalidates it; a batch regrade at one seed computes each reference observation once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from autograder.engine import worker as wire
+from autograder.engine.runner import CallFailed, Implementation
+
+
+class ReferenceUnavailable(RuntimeError):
+    """The expected observation could not be produced; not the student's fault."""
+
+
+def _feed(digest: Any, value: Any) -> None:
+    if isinstance(value, torch.Tensor):
+        tensor = value.detach().cpu().contiguous()
+        if tensor.dtype == torch.bool:
+            tensor = tensor.to(torch.uint8)
+        digest.update(f"T{tensor.dtype}{tuple(tensor.shape)}".encode())
+        digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
+    elif isinstance(value, dict):
+        digest.update(f"D{len(value)}".encode())
+        for key in sorted(value, key=repr):
+            _feed(digest, key)
+            _feed(digest, value[key])
+    elif isinstance(value, (list, tuple)):
+        digest.update(f"{type(value).__name__[0]}{len(value)}".encode())
+        for item in value:
+            _feed(digest, item)
+    elif value is None or isinstance(value, (bool, int, float, str)):
+        digest.update(f"{type(value).__name__}:{value!r};".encode())
+    else:
+        module = type(value).__module__
+        if module.startswith("numpy"):
+            _feed(digest, torch.as_tensor(value))
+        else:
+            raise TypeError(f"cannot fingerprint an argument of type {type(value).__name__}")
+
+
+def observation_key(kind: str, target: str, args: tuple, kwargs: dict) -> str:
+    digest = hashlib.sha256(f"{kind}:{target}".encode())
+    _feed(digest, list(args))
+    _feed(digest, kwargs)
+    return digest.hexdigest()[:32]
+
+
+def sources_hash(*folders: Path) -> str:
+    digest = hashlib.sha256()
+    for folder in folders:
+        for path in sorted(Path(folder).rglob("*.py")):
+            digest.update(path.relative_to(folder).as_posix().encode())
+            digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def _store(path: Path, value: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    with os.fdopen(handle, "wb") as stream:
+        stream.write(wire.encode(value))
+    os.replace(temporary, path)
+
+
+def _load(path: Path) -> Any:
+    return wire.decode(path.read_bytes())
+
+
+class ReferenceObservations:
+    """The `reference` fixture: `.call` and `.probe` like an Implementation, returning expected values."""
+
+    def __init__(
+        self,
+        *,
+        live: Implementation | None = None,
+        cache_dir: Path | None = None,
+        snapshot_dir: Path | None = None,
+        record_dir: Path | None = None,
+        seed_hint: str = "",
+    ):
+        self.live = live
+        self.cache_dir = cache_dir
+        self.snapshot_dir = snapshot_dir
+        self.record_dir = record_dir
+        self.seed_hint = seed_hint
+
+    def call(self, target: str, *args: Any, timeout: float | None = None, **kwargs: Any) -> Any:
+        return self._observe("call", target, args, kwargs, timeout)
+
+    def probe(self, target: str, *args: Any, timeout: float | None = None, **kwargs: Any) -> Any:
+        return self._observe("probe", target, args, kwargs, timeout)
+
+    def _observe(self, kind: str, target: str, args: tuple, kwargs: dict, timeout: float | None):
+        key = observation_key(kind, target, args, kwargs)
+        if self.snapshot_dir is not None:
+            path = self.snapshot_dir / f"{key}.pt"
+            if not path.is_file():
+                raise ReferenceUnavailable(
+                    f"there is no stored expected output for {target} on this input. Snapshots "
+                    f"exist for the public tests at {self.seed_hint or 'the release seed'}; "
+                    "run `make test` without changing the seed."
+                )
+            return _load(path)
+        if self.live is None:
+            raise ReferenceUnavailable("neither the reference nor snapshots are available")
+        cached = self.cache_dir / f"{key}.pt" if self.cache_dir else None
+        if cached is not None and cached.is_file():
+            value = _load(cached)
+        else:
+            call = self.live.call if kind == "call" else self.live.probe
+            try:
+                value = call(target, *args, timeout=timeout, **kwargs)
+            except CallFailed as failure:
+                raise ReferenceUnavailable(f"the reference failed: {failure}") from None
+            if cached is not None:
+                _store(cached, value)
+        if self.record_dir is not None:
+            _store(self.record_dir / f"{key}.pt", value)
+        return value
+
+    def close(self) -> None:
+        if self.live is not None:
+            self.live.close()

@@ -1,0 +1,362 @@
+"""The pytest plugin: points and visibility markers, the grading fixtures, results.json.
+
+Enabled for every pytest run in this repository (`addopts = -p autograder.engine.plugin`),
+so `pytest autograder/lab1 --impl SUBMISSION` grades with every pytest habit intact
+(`-k`, `-x`, `--lf`). It only writes a results file when `--results` is given.
+
+Fixtures for a lab's tests (see docs/authoring.md): `student`, `reference`, `seed`, `rng`,
+`np_rng`. The lab is the folder of the test file; the engine knows no lab by name.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+
+from autograder import REPO_ROOT
+from autograder.engine import results as report
+from autograder.engine.checks import GradingFailure
+from autograder.engine.labs import Lab, lab_of
+from autograder.engine.observations import (
+    ReferenceObservations,
+    ReferenceUnavailable,
+    sources_hash,
+)
+from autograder.engine.runner import CallFailed, Implementation
+from autograder.engine.submission import StagedSubmission, stage_submission
+
+DEFAULT_VISIBILITY = "after_published"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("autograder", "grading a lab submission")
+    group.addoption("--impl", help="submission to grade: a folder or a zip "
+                    "(default: assignments/LAB)")
+    group.addoption("--reference", help="reference folder run live (default: reference/LAB)")
+    group.addoption("--snapshots", help="folder of stored expected observations "
+                    "(the student release); used instead of the reference")
+    group.addoption("--record-snapshots", help="also store the reference's observations here")
+    group.addoption("--reference-cache", default=str(REPO_ROOT / "build" / "cache"),
+                    help="cache folder for live reference observations ('' to disable)")
+    group.addoption("--results", help="write Gradescope-format results.json here")
+    group.addoption("--seed", type=int, help="grading seed (default: drawn at random)")
+    group.addoption("--public-only", action="store_true", help="run only the public tests")
+    group.addoption("--timeout-scale", type=float, default=1.0,
+                    help="multiply every per-call time limit (slow machines)")
+    group.addoption("--memory-limit-gib", type=float, default=3.0,
+                    help="address-space limit of each worker process")
+
+
+# ----------------------------------------------------------------------------- handles
+
+
+class StudentCode:
+    """The `student` fixture: calls into the submission; failures fail the test."""
+
+    def __init__(self, implementation: Implementation):
+        self._implementation = implementation
+
+    def call(self, target: str, *args: Any, timeout: float | None = None, **kwargs: Any) -> Any:
+        try:
+            return self._implementation.call(target, *args, timeout=timeout, **kwargs)
+        except CallFailed as failure:
+            raise GradingFailure(str(failure)) from None
+
+    def probe(self, target: str, *args: Any, timeout: float | None = None, **kwargs: Any) -> Any:
+        try:
+            return self._implementation.probe(target, *args, timeout=timeout, **kwargs)
+        except CallFailed as failure:
+            raise GradingFailure(str(failure)) from None
+
+
+@dataclass
+class LabSession:
+    lab: Lab
+    staged: StagedSubmission
+    student: Implementation
+    reference: ReferenceObservations
+
+
+@dataclass
+class GradingState:
+    config: pytest.Config
+    seed: int
+    started: float = field(default_factory=time.monotonic)
+    labs: dict[str, LabSession] = field(default_factory=dict)
+    records: dict[str, dict[str, Any]] = field(default_factory=dict)
+    order: list[str] = field(default_factory=list)
+    workdir: tempfile.TemporaryDirectory = field(
+        default_factory=lambda: tempfile.TemporaryDirectory(prefix="grader-")
+    )
+
+    def option(self, name: str) -> Any:
+        return self.config.getoption(name)
+
+    def session_for(self, lab: Lab) -> LabSession:
+        if lab.name not in self.labs:
+            self.labs[lab.name] = self._open(lab)
+        return self.labs[lab.name]
+
+    def _open(self, lab: Lab) -> LabSession:
+        scale = self.option("timeout_scale")
+        memory = int(self.option("memory_limit_gib") * 2**30)
+        source = Path(self.option("impl") or lab.assignments_dir)
+        staged = stage_submission(lab, source, Path(self.workdir.name) / lab.name)
+        student = Implementation(
+            staged.root,
+            probes=lab.probes_dir,
+            label="your code",
+            timeout_scale=scale,
+            memory_limit=memory,
+            missing=staged.missing_reasons(),
+        )
+        snapshots = self.option("snapshots")
+        if snapshots:
+            reference = ReferenceObservations(
+                snapshot_dir=Path(snapshots) / lab.name, seed_hint=f"seed {self.seed}"
+            )
+        else:
+            reference_dir = Path(self.option("reference") or lab.reference_dir)
+            cache_root = self.option("reference_cache")
+            cache_dir = None
+            if cache_root:
+                tag = sources_hash(reference_dir, lab.probes_dir)
+                cache_dir = Path(cache_root) / "reference" / lab.name / tag
+            record = self.option("record_snapshots")
+            reference = ReferenceObservations(
+                live=Implementation(
+                    reference_dir,
+                    probes=lab.probes_dir,
+                    label="the reference",
+                    # generous: a slow reference must never fail a student
+                    timeout_scale=3.0 * scale,
+                    memory_limit=memory,
+                ),
+                cache_dir=cache_dir,
+                record_dir=Path(record) / lab.name if record else None,
+            )
+        return LabSession(lab, staged, student, reference)
+
+    def close(self) -> None:
+        for session in self.labs.values():
+            session.student.close()
+            session.reference.close()
+        self.workdir.cleanup()
+
+
+def _state(config: pytest.Config) -> GradingState:
+    return config.stash[STATE_KEY]
+
+
+STATE_KEY = pytest.StashKey[GradingState]()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    seed = config.getoption("seed")
+    if seed is None:
+        seed = secrets.randbelow(2**31)
+    config.stash[STATE_KEY] = GradingState(config=config, seed=seed)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if STATE_KEY in config.stash:
+        config.stash[STATE_KEY].close()
+
+
+# ----------------------------------------------------------------------------- collection
+
+
+def _lab_of_item(item: pytest.Item) -> Lab | None:
+    return lab_of(Path(item.path).parent)
+
+
+def _test_id(item: pytest.Item) -> str:
+    """Stable across checkouts: the path inside the lab folder and the test's name."""
+    return f"{Path(item.path).name}::{item.name}"
+
+
+def pytest_collection_modifyitems(
+    session: pytest.Session, config: pytest.Config, items: list[pytest.Item]
+) -> None:
+    public_only = config.getoption("public_only")
+    kept, dropped = [], []
+    for item in items:
+        if _lab_of_item(item) is None:
+            kept.append(item)
+            continue
+        if item.get_closest_marker("points") is None:
+            raise pytest.UsageError(f"{item.nodeid} has no @pytest.mark.points(n) marker")
+        if public_only and item.get_closest_marker("public") is None:
+            dropped.append(item)
+        else:
+            kept.append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = kept
+
+
+# ----------------------------------------------------------------------------- fixtures
+
+
+def _lab_session(request: pytest.FixtureRequest) -> LabSession:
+    lab = _lab_of_item(request.node)
+    if lab is None:
+        raise pytest.UsageError(f"{request.node.nodeid} is not inside a lab folder")
+    return _state(request.config).session_for(lab)
+
+
+@pytest.fixture
+def student(request: pytest.FixtureRequest) -> StudentCode:
+    return StudentCode(_lab_session(request).student)
+
+
+@pytest.fixture
+def reference(request: pytest.FixtureRequest) -> ReferenceObservations:
+    return _lab_session(request).reference
+
+
+@pytest.fixture
+def seed(request: pytest.FixtureRequest) -> int:
+    session_seed = _state(request.config).seed
+    digest = hashlib.sha256(f"{session_seed}:{_test_id(request.node)}".encode()).digest()
+    return int.from_bytes(digest[:7], "big")
+
+
+@pytest.fixture
+def rng(seed: int) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+@pytest.fixture
+def np_rng(seed: int) -> np.random.Generator:
+    return np.random.default_rng(seed)
+
+
+# ----------------------------------------------------------------------------- reporting
+
+
+def _display_name(item: pytest.Item, part: str) -> str:
+    doc = getattr(item, "function", None).__doc__ if hasattr(item, "function") else None
+    title = doc.strip().splitlines()[0].rstrip(".") if doc and doc.strip() else item.name
+    if hasattr(item, "callspec"):
+        # A docstring may name the parameters ("{function} is stable"); otherwise add the id.
+        formatted = title.format_map(item.callspec.params) if "{" in title else title
+        title = formatted if formatted != title else f"{title} [{item.callspec.id}]"
+    return f"{part}: {title}"
+
+
+def _explain(excinfo: pytest.ExceptionInfo, phase: str) -> str:
+    error = excinfo.value
+    if isinstance(error, GradingFailure):
+        return str(error)
+    if isinstance(error, ReferenceUnavailable):
+        return f"Grading problem (not your fault; please tell the course staff): {error}"
+    if isinstance(error, CallFailed):
+        return str(error)
+    if excinfo.typename == "Failed" and phase == "call":  # pytest.fail(...)
+        return str(error)
+    where = f" during {phase}" if phase != "call" else ""
+    return (
+        f"The grader hit an internal error{where} (not your fault; please tell the course "
+        f"staff): {excinfo.typename}: {error}"
+    )
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Iterator[None]:
+    outcome = yield
+    lab = _lab_of_item(item)
+    if lab is None:
+        return
+    result = outcome.get_result()
+    state = _state(item.config)
+    key = item.nodeid
+    if key not in state.records:
+        part = Path(item.path).stem.removeprefix("test_")
+        points = float(item.get_closest_marker("points").args[0])
+        visibility_marker = item.get_closest_marker("visibility")
+        if visibility_marker is not None:
+            visibility = visibility_marker.args[0]
+        elif item.get_closest_marker("public") is not None:
+            visibility = "visible"
+        else:
+            visibility = DEFAULT_VISIBILITY
+        state.records[key] = {
+            "name": _display_name(item, part),
+            "part": part,
+            "max_score": points,
+            "visibility": visibility,
+            "passed": None,
+            "output": "",
+        }
+        state.order.append(key)
+    record = state.records[key]
+    if result.skipped:
+        reason = result.longrepr[2] if isinstance(result.longrepr, tuple) else str(result.longrepr)
+        record["passed"] = False
+        record["output"] = f"Skipped: {reason}"
+    elif result.failed:
+        record["passed"] = False
+        if not record["output"]:
+            record["output"] = _explain(call.excinfo, call.when) if call.excinfo else "failed"
+    elif call.when == "call" and record["passed"] is None:
+        record["passed"] = True
+    if result.failed and call.excinfo is not None:
+        result.longrepr = record["output"] if call.excinfo.errisinstance(
+            (GradingFailure, CallFailed)
+        ) else result.longrepr
+
+
+def collected_results(config: pytest.Config) -> dict[str, Any]:
+    state = _state(config)
+    tests = []
+    for key in state.order:
+        record = state.records[key]
+        score = record["max_score"] if record["passed"] else 0.0
+        tests.append(
+            report.test_entry(
+                name=record["name"],
+                score=score,
+                max_score=record["max_score"],
+                output=record["output"] or ("Passed." if record["passed"] else ""),
+                visibility=record["visibility"],
+                part=record["part"],
+            )
+        )
+    notes = []
+    for session in state.labs.values():
+        staged = session.staged
+        found = ", ".join(f"{name} (from {where})" for name, where in staged.found.items())
+        notes.append(f"{session.lab.title}")
+        notes.append(f"Graded files: {found or 'none'}")
+        if staged.missing:
+            notes.append(f"Missing files: {', '.join(staged.missing)} (their tests score 0)")
+        notes.extend(f"Note: {note}" for note in staged.notes)
+    notes.append(f"Grading seed: {state.seed}")
+    return report.build_results(
+        tests,
+        execution_time=time.monotonic() - state.started,
+        output="\n".join(notes),
+        extra={"seed": state.seed, "labs": sorted(state.labs)},
+    )
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    path = session.config.getoption("results")
+    if not path:
+        return
+    state = _state(session.config)
+    for lab_session in state.labs.values():  # no student code runs once results are final
+        lab_session.student.close()
+    report.write_results(Path(path), collected_results(session.config))
+

@@ -1,0 +1,136 @@
+"""The one report writer: Gradescope-format results, their validation, and the score table."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+VISIBILITIES = ("hidden", "after_due_date", "after_published", "visible")
+STATUSES = ("passed", "failed")
+MAX_OUTPUT_CHARS = 8000
+
+
+def clip(text: str, limit: int = MAX_OUTPUT_CHARS) -> str:
+    if len(text) <= limit:
+        return text
+    return text[: limit - 60] + f"\n[... {len(text) - limit + 60} more characters not shown]"
+
+
+def test_entry(
+    *, name: str, score: float, max_score: float, output: str, visibility: str, part: str
+) -> dict[str, Any]:
+    return {
+        "name": name,
+        "score": float(score),
+        "max_score": float(max_score),
+        "status": "passed" if score >= max_score else "failed",
+        "output": clip(output),
+        "visibility": visibility,
+        "tags": [part],
+    }
+
+
+def build_results(
+    tests: list[dict[str, Any]], *, execution_time: float, output: str, extra: dict | None = None
+) -> dict[str, Any]:
+    return {
+        "score": round(sum(test["score"] for test in tests), 4),
+        "execution_time": int(round(execution_time)),
+        "output": clip(output),
+        "stdout_visibility": "hidden",
+        "tests": tests,
+        "extra_data": extra or {},
+    }
+
+
+def failed_results(reason: str, *, execution_time: float = 0.0) -> dict[str, Any]:
+    """Results for a run in which grading itself could not happen."""
+    return build_results([], execution_time=execution_time, output=f"Grading failed: {reason}")
+
+
+def write_results(path: Path, results: dict[str, Any]) -> None:
+    """Write atomically, so a reader never sees half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=".results-", suffix=".json")
+    with os.fdopen(handle, "w") as stream:
+        json.dump(results, stream, indent=2)
+        stream.write("\n")
+    os.replace(temporary, path)
+
+
+def validate_results(results: Any) -> list[str]:
+    """Problems that would make Gradescope reject or misread the results; empty when valid."""
+    problems = []
+    if not isinstance(results, dict):
+        return ["the results are not a JSON object"]
+    for key, kind in (("score", (int, float)), ("execution_time", (int, float)),
+                      ("output", str), ("tests", list)):
+        if not isinstance(results.get(key), kind):
+            problems.append(f"top-level {key!r} is missing or not a {kind}")
+    if results.get("stdout_visibility") not in VISIBILITIES:
+        problems.append("top-level 'stdout_visibility' is not a Gradescope visibility")
+    tests = results.get("tests") if isinstance(results.get("tests"), list) else []
+    for i, test in enumerate(tests):
+        if not isinstance(test, dict):
+            problems.append(f"tests[{i}] is not an object")
+            continue
+        for key, kind in (("name", str), ("score", (int, float)), ("max_score", (int, float)),
+                          ("output", str)):
+            if not isinstance(test.get(key), kind):
+                problems.append(f"tests[{i}].{key} is missing or not a {kind}")
+        if test.get("status") not in STATUSES:
+            problems.append(f"tests[{i}].status is not passed/failed")
+        if test.get("visibility") not in VISIBILITIES:
+            problems.append(f"tests[{i}].visibility is not a Gradescope visibility")
+        if isinstance(test.get("score"), (int, float)) and isinstance(
+            test.get("max_score"), (int, float)
+        ) and not 0 <= test["score"] <= test["max_score"]:
+            problems.append(f"tests[{i}].score is outside [0, max_score]")
+    if tests and isinstance(results.get("score"), (int, float)):
+        total = sum(t.get("score", 0) for t in tests if isinstance(t, dict))
+        if abs(total - results["score"]) > 1e-6:
+            problems.append("top-level score is not the sum of the test scores")
+    return problems
+
+
+def part_totals(results: dict[str, Any]) -> dict[str, tuple[float, float]]:
+    totals: dict[str, tuple[float, float]] = {}
+    for test in results.get("tests", []):
+        part = (test.get("tags") or ["?"])[0]
+        score, maximum = totals.get(part, (0.0, 0.0))
+        totals[part] = (score + test["score"], maximum + test["max_score"])
+    return totals
+
+
+def format_table(results: dict[str, Any], *, title: str, failures: bool = True) -> str:
+    tests = results.get("tests", [])
+    maximum = sum(test["max_score"] for test in tests)
+    width = max([len(test["name"]) for test in tests] + [20])
+    width = min(width, 78)
+    lines = [f"{title}: {results['score']:g} / {maximum:g} points "
+             f"({results['execution_time']} s)"]
+    for test in tests:
+        mark = "PASS" if test["status"] == "passed" else "FAIL"
+        name = test["name"] if len(test["name"]) <= width else test["name"][: width - 3] + "..."
+        lines.append(f"  {mark}  {name:<{width}}  {test['score']:>5g} / {test['max_score']:g}")
+    totals = part_totals(results)
+    if len(totals) > 1:
+        lines.append("  by part: " + ", ".join(
+            f"{part} {score:g}/{top:g}" for part, (score, top) in totals.items()))
+    if results.get("output"):
+        lines.append("")
+        lines.append(results["output"].rstrip())
+    if failures:
+        failed = [test for test in tests if test["status"] == "failed"]
+        if failed:
+            lines.append("")
+            lines.append("What failed:")
+        for test in failed:
+            first = test["output"].strip().splitlines()[:8]
+            lines.append(f"- {test['name']}")
+            lines.extend(f"    {line}" for line in first)
+    return "\n".join(lines)

@@ -1,0 +1,356 @@
+"""Trusted side of the probe/verdict split: a handle on one implementation's worker process.
+
+`Implementation.call("basics.softmax", x)` sends the request to the worker (see worker.py),
+waits with a deadline, and returns the observation, or raises `CallFailed` with a sentence
+that says what went wrong: the exception and where, a missing function, an import error,
+a timeout, an exit, a crash. A worker that dies or overruns is killed with its whole process
+group and a fresh one is started for the next call, so a failure costs only that call.
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from autograder.engine import worker as wire
+
+WORKER_SCRIPT = Path(wire.__file__).resolve()
+STARTUP_TIMEOUT = 120.0
+
+
+class CallFailed(Exception):
+    """A call into an implementation failed; the message is written for the student."""
+
+    def __init__(self, message: str, kind: str):
+        super().__init__(message)
+        self.kind = kind
+
+
+class OutputTail:
+    """Keeps the last `limit` bytes a worker printed, and the running total."""
+
+    def __init__(self, limit: int = 64 * 1024):
+        self.limit = limit
+        self.total = 0
+        self._buffer = bytearray()
+        self._lock = threading.Lock()
+
+    def feed(self, chunk: bytes) -> None:
+        with self._lock:
+            self.total += len(chunk)
+            self._buffer += chunk
+            del self._buffer[: max(0, len(self._buffer) - self.limit)]
+
+    def since(self, mark: int, limit: int = 2000) -> str:
+        with self._lock:
+            new = min(self.total - mark, len(self._buffer))
+            text = bytes(self._buffer[len(self._buffer) - new :]).decode("utf-8", "replace")
+            skipped = self.total - mark - len(text.encode("utf-8", "replace"))
+        if len(text) > limit:
+            skipped += len(text) - limit
+            text = text[-limit:]
+        if skipped > 0:
+            text = f"[... {skipped} earlier characters not shown ...]\n{text}"
+        return text
+
+
+def _drain(stream, tail: OutputTail) -> None:
+    while True:
+        chunk = stream.read1(65536) if hasattr(stream, "read1") else stream.read(65536)
+        if not chunk:
+            return
+        tail.feed(chunk)
+
+
+@dataclass
+class _Process:
+    popen: subprocess.Popen
+    request_fd: int
+    response_fd: int
+    scratch: tempfile.TemporaryDirectory
+    output: OutputTail = field(default_factory=OutputTail)
+
+
+def describe_exit(returncode: int | None, memory_limit: int) -> str:
+    if returncode is None:
+        return "stopped answering"
+    if returncode < 0:
+        sig = -returncode
+        if sig == signal.SIGKILL:
+            return (
+                "was killed (SIGKILL): most likely out of memory "
+                f"(the limit is {memory_limit / 2**30:.1f} GiB)"
+            )
+        if sig == signal.SIGSEGV:
+            return "crashed with a segmentation fault"
+        return f"was killed by signal {signal.Signals(sig).name}"
+    return f"exited with code {returncode} (does your code call sys.exit, os._exit or exit?)"
+
+
+class Implementation:
+    """One implementation folder (a student's staged submission, or the reference)."""
+
+    def __init__(
+        self,
+        root: Path,
+        *,
+        probes: Path | None = None,
+        label: str = "your code",
+        default_timeout: float = 10.0,
+        import_timeout: float = 20.0,
+        timeout_scale: float = 1.0,
+        memory_limit: int = 3 * 2**30,
+        threads: int = 1,
+        missing: dict[str, str] | None = None,
+    ):
+        self.root = Path(root).resolve()
+        self.probes = Path(probes).resolve() if probes else None
+        self.label = label
+        self.default_timeout = default_timeout
+        self.import_timeout = import_timeout * timeout_scale
+        self.timeout_scale = timeout_scale
+        self.memory_limit = memory_limit
+        self.threads = threads
+        # module name -> why it cannot be used (missing from the submission, failed to import)
+        self.broken: dict[str, str] = dict(missing or {})
+        self._process: _Process | None = None
+        self.restarts = 0
+
+    # ------------------------------------------------------------------ public API
+    def call(self, target: str, *args: Any, timeout: float | None = None, **kwargs: Any) -> Any:
+        """Call `module.function(*args, **kwargs)` in the worker and return the result."""
+        return self._request("call", target, args, kwargs, timeout)
+
+    def probe(self, target: str, *args: Any, timeout: float | None = None, **kwargs: Any) -> Any:
+        """Call the probe `part.function` from the lab's probes folder in the worker."""
+        return self._request("probe", target, args, kwargs, timeout)
+
+    def close(self) -> None:
+        if self._process is not None:
+            self._kill(self._process)
+            self._process = None
+
+    def __enter__(self) -> Implementation:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ process management
+    def _start(self) -> _Process:
+        request_read, request_write = os.pipe()
+        response_read, response_write = os.pipe()
+        scratch = tempfile.TemporaryDirectory(prefix="grader-worker-")
+        command = [
+            sys.executable,
+            "-I",
+            str(WORKER_SCRIPT),
+            "--impl",
+            str(self.root),
+            "--scratch",
+            scratch.name,
+            "--request-fd",
+            str(request_read),
+            "--response-fd",
+            str(response_write),
+            "--memory-limit",
+            str(self.memory_limit),
+            "--threads",
+            str(self.threads),
+        ]
+        if self.probes:
+            command += ["--probes", str(self.probes)]
+        env = {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "HOME": scratch.name,
+            "TMPDIR": scratch.name,
+            "MPLBACKEND": "Agg",
+            "OMP_NUM_THREADS": str(self.threads),
+            "MKL_NUM_THREADS": str(self.threads),
+            "MALLOC_ARENA_MAX": "2",
+            "PYTHONHASHSEED": "0",
+            "PYTHONDONTWRITEBYTECODE": "1",
+            "TQDM_DISABLE": "1",
+        }
+        popen = subprocess.Popen(
+            command,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            pass_fds=(request_read, response_write),
+            cwd=scratch.name,
+            env=env,
+            start_new_session=True,
+        )
+        os.close(request_read)
+        os.close(response_write)
+        process = _Process(popen, request_write, response_read, scratch)
+        threading.Thread(target=_drain, args=(popen.stdout, process.output), daemon=True).start()
+        message = self._read(process, time.monotonic() + STARTUP_TIMEOUT)
+        if not isinstance(message, dict) or message.get("event") != "ready":
+            output = process.output.since(0)
+            self._kill(process)
+            raise CallFailed(f"the grading worker could not start: {message}\n{output}", "crash")
+        return process
+
+    def _kill(self, process: _Process) -> None:
+        try:
+            os.killpg(process.popen.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        process.popen.wait()
+        for fd in (process.request_fd, process.response_fd):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        process.scratch.cleanup()
+
+    def _read(self, process: _Process, deadline: float) -> Any:
+        """Read one message; returns "timeout" or "eof" when none comes."""
+        header = self._read_exactly(process, wire.HEADER.size, deadline)
+        if isinstance(header, str):
+            return header
+        (size,) = wire.HEADER.unpack(header)
+        if size > wire.MAX_MESSAGE_BYTES:
+            return "garbled"
+        data = self._read_exactly(process, size, deadline)
+        if isinstance(data, str):
+            return data
+        try:
+            return wire.decode(data)
+        except Exception:  # noqa: BLE001 - anything that is not plain data
+            return "garbled"
+
+    @staticmethod
+    def _read_exactly(process: _Process, size: int, deadline: float) -> bytes | str:
+        chunks = []
+        while size:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return "timeout"
+            ready, _, _ = select.select([process.response_fd], [], [], remaining)
+            if not ready:
+                return "timeout"
+            chunk = os.read(process.response_fd, min(size, 1 << 20))
+            if not chunk:
+                return "eof"
+            chunks.append(chunk)
+            size -= len(chunk)
+        return b"".join(chunks)
+
+    # ------------------------------------------------------------------ one request
+    def _request(
+        self, kind: str, target: str, args: tuple, kwargs: dict, timeout: float | None
+    ) -> Any:
+        timeout = (self.default_timeout if timeout is None else timeout) * self.timeout_scale
+        module = target.partition(".")[0]
+        shown = f"{target}()" if kind == "call" else f"{module}.py (probe {target})"
+        if module in self.broken:
+            raise CallFailed(f"{shown} could not run: {self.broken[module]}", "broken")
+        if self._process is None or self._process.popen.poll() is not None:
+            if self._process is not None:
+                self._kill(self._process)
+                self.restarts += 1
+            self._process = self._start()
+        process = self._process
+        mark = process.output.total
+        request = {"kind": kind, "target": target, "args": list(args), "kwargs": kwargs}
+        try:
+            wire.write_message(process.request_fd, wire.encode(request))
+        except OSError:
+            self.close()
+            raise CallFailed(f"{shown}: the worker process died before the call", "crash")
+
+        phase, current_module, limit = "start", module, timeout
+        deadline = time.monotonic() + timeout
+        while True:
+            message = self._read(process, deadline)
+            if isinstance(message, dict) and "event" in message:
+                if message["event"] == "importing":
+                    phase, current_module = "import", str(message.get("module"))
+                    deadline, limit = time.monotonic() + self.import_timeout, self.import_timeout
+                elif message["event"] == "running":
+                    phase = "run"
+                    deadline, limit = time.monotonic() + timeout, timeout
+                continue
+            break
+
+        if isinstance(message, dict) and message.get("ok") is True:
+            return message.get("value")
+        output = process.output.since(mark)
+        if isinstance(message, dict):
+            raise CallFailed(self._explain(shown, message, output), str(message.get("kind")))
+
+        # The worker overran, died or talked nonsense: it is killed and replaced next time.
+        self.close()
+        self.restarts += 1
+        if message == "timeout":
+            what = f"did not finish within {limit:g} s"
+            if phase == "import":
+                what = (
+                    f"importing {current_module}.py did not finish within {limit:g} s "
+                    "(is there an infinite loop or long work at module level? "
+                    "Put it under `if __name__ == \"__main__\":`)"
+                )
+                self.broken[module] = what
+            elif phase == "run":
+                what += " (an infinite loop, or much slower than needed?)"
+            text, kind = f"{shown} {what}", "timeout"
+        elif message == "eof":
+            process.popen.wait()
+            text = f"{shown}: the process running your code {describe_exit(process.popen.returncode, self.memory_limit)}"
+            if phase == "import":
+                self.broken[module] = f"importing {current_module}.py killed the process"
+            kind = "crash"
+        else:
+            text, kind = f"{shown}: the worker sent back a message that could not be read", "garbled"
+        if output.strip():
+            text += f"\nLast output:\n{output}"
+        raise CallFailed(text, kind)
+
+    def _explain(self, shown: str, message: dict, output: str) -> str:
+        kind = message.get("kind")
+        where = f" ({message['where']})" if message.get("where") else ""
+        error = f"{message.get('type')}: {message.get('message', '')}".rstrip(": ")
+        if message.get("phase") == "import":
+            module = shown.partition(".")[0].partition("(")[0]
+            if message.get("type") == "SyntaxError":
+                reason = f"{module}.py has a syntax error{where}: {message.get('message')}"
+            else:
+                reason = f"importing {module}.py raised {error}{where}"
+            self.broken[module.partition(".")[0]] = reason
+            text = f"{shown} could not run: {reason}"
+        elif kind == "missing":
+            text = (
+                f"{shown}: `{message.get('name')}` is not defined in your file "
+                "(was it renamed or deleted?)"
+            )
+        elif kind == "not_implemented":
+            origin = message.get("where") or "your code"
+            return f"{shown}: not implemented yet ({origin} raises NotImplementedError)"
+        elif kind == "exit":
+            text = f"{shown} called sys.exit({message.get('message')}){where}; remove that call"
+        elif kind == "memory":
+            text = (
+                f"{shown} ran out of memory (limit {self.memory_limit / 2**30:.1f} GiB): "
+                f"{error}{where}"
+            )
+        elif kind == "result":
+            text = f"{shown} returned something that cannot be graded: {message.get('message')}"
+        else:
+            text = f"{shown} raised {error}{where}"
+        if message.get("traceback"):
+            text += f"\nTraceback (your code, most recent call last):\n{message['traceback']}"
+        if output.strip():
+            text += f"\nYour code printed:\n{output}"
+        return text

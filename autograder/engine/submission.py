@@ -1,0 +1,125 @@
+"""The one loader of submissions: a folder or a zip in, a staged implementation folder out.
+
+Only the lab's graded files are taken from a submission, wherever they sit in it (an
+enclosing folder, `__MACOSX` debris and extra files are all fine); the support files come
+from the course's own copy. Nothing is extracted by the zip's own paths, so `../` entries,
+absolute paths, symlinks and zip bombs cannot write anywhere: each graded file is read,
+with a size limit, and written under its own name.
+"""
+
+from __future__ import annotations
+
+import shutil
+import stat
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+
+from autograder.engine.labs import Lab
+
+MAX_FILE_BYTES = 5 * 2**20
+
+
+@dataclass
+class StagedSubmission:
+    root: Path
+    found: dict[str, str] = field(default_factory=dict)  # graded file -> where it was found
+    missing: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def missing_reasons(self) -> dict[str, str]:
+        """Module name -> why it cannot be imported, for the worker handle."""
+        return {
+            Path(name).stem: f"{name} was not found in your submission" for name in self.missing
+        }
+
+
+def _ignored(parts: tuple[str, ...]) -> bool:
+    return any(part == "__MACOSX" or part.startswith(".") for part in parts)
+
+
+def _pick(candidates: list[str], name: str, notes: list[str]) -> str:
+    candidates.sort(key=lambda path: (path.count("/"), path))
+    if len(candidates) > 1:
+        notes.append(f"{name} appears {len(candidates)} times; graded {candidates[0]}")
+    return candidates[0]
+
+
+def _from_zip(lab: Lab, source: Path, staged: StagedSubmission) -> None:
+    try:
+        archive = zipfile.ZipFile(source)
+    except (zipfile.BadZipFile, OSError) as exc:
+        staged.notes.append(f"{source.name} could not be opened as a zip file ({exc})")
+        return
+    with archive:
+        candidates: dict[str, list[str]] = {name: [] for name in lab.graded}
+        infos = {}
+        for info in archive.infolist():
+            path = PurePosixPath(info.filename.replace("\\", "/"))
+            if info.is_dir() or _ignored(path.parts):
+                continue
+            if stat.S_ISLNK(info.external_attr >> 16):
+                if path.name in candidates:
+                    staged.notes.append(f"{info.filename} is a symbolic link; ignored")
+                continue
+            if path.name in candidates:
+                candidates[path.name].append(str(path))
+                infos[str(path)] = info
+        for name, paths in candidates.items():
+            if not paths:
+                continue
+            chosen = _pick(paths, name, staged.notes)
+            info = infos[chosen]
+            if info.file_size > MAX_FILE_BYTES:
+                staged.notes.append(f"{chosen} is larger than {MAX_FILE_BYTES // 2**20} MiB")
+                continue
+            try:
+                with archive.open(info) as handle:
+                    data = handle.read(MAX_FILE_BYTES + 1)
+            except (zipfile.BadZipFile, OSError, RuntimeError, NotImplementedError) as exc:
+                staged.notes.append(f"{chosen} could not be read from the zip ({exc})")
+                continue
+            if len(data) > MAX_FILE_BYTES:
+                staged.notes.append(f"{chosen} is larger than {MAX_FILE_BYTES // 2**20} MiB")
+                continue
+            (staged.root / name).write_bytes(data)
+            staged.found[name] = chosen
+
+
+def _from_folder(lab: Lab, source: Path, staged: StagedSubmission) -> None:
+    candidates: dict[str, list[str]] = {name: [] for name in lab.graded}
+    for path in sorted(source.rglob("*.py")):
+        relative = path.relative_to(source)
+        if path.name not in candidates or _ignored(relative.parts[:-1]):
+            continue
+        if path.is_symlink():
+            staged.notes.append(f"{relative} is a symbolic link; ignored")
+            continue
+        candidates[path.name].append(relative.as_posix())
+    for name, paths in candidates.items():
+        if not paths:
+            continue
+        chosen = _pick(paths, name, staged.notes)
+        path = source / chosen
+        if path.stat().st_size > MAX_FILE_BYTES:
+            staged.notes.append(f"{chosen} is larger than {MAX_FILE_BYTES // 2**20} MiB")
+            continue
+        shutil.copyfile(path, staged.root / name)
+        staged.found[name] = chosen
+
+
+def stage_submission(lab: Lab, source: Path, destination: Path) -> StagedSubmission:
+    """Copy the graded files of `source` and the lab's support files into `destination`."""
+    source = Path(source)
+    destination.mkdir(parents=True, exist_ok=True)
+    staged = StagedSubmission(root=destination)
+    for name in lab.support:
+        shutil.copyfile(lab.support_dir / name, destination / name)
+    if source.is_dir():
+        _from_folder(lab, source, staged)
+    elif source.is_file():
+        _from_zip(lab, source, staged)
+    else:
+        staged.notes.append(f"{source} does not exist")
+    staged.missing = [name for name in lab.graded if name not in staged.found]
+    return staged

@@ -1,0 +1,314 @@
+"""The worker: the only process that runs student (or reference) code.
+
+The trusted grading process starts it as
+
+    python -I worker.py --impl DIR --probes DIR --scratch DIR --request-fd R --response-fd W
+
+and sends it requests ("call basics.softmax with these arguments"). For each request the
+worker imports what is needed, runs it, turns the result into plain data (tensors, numbers,
+strings and containers of them) and sends it back. It never sees expected values, tolerances
+or the results file, and it imports nothing from the `autograder` package: `-I` keeps the
+repository off `sys.path`, so the implementation folder is the only code it can import.
+
+Messages are length-prefixed `torch.save` payloads. The trusted side decodes them with
+`torch.load(weights_only=True)`, which cannot execute code, so a hostile worker can at most
+lie about its own result. The trusted side also owns every timeout: it kills the worker's
+process group when a request overruns and starts a fresh worker for the next one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.util
+import io
+import os
+import resource
+import signal
+import struct
+import sys
+import traceback
+from pathlib import Path
+from typing import Any
+
+import torch
+
+HEADER = struct.Struct("!Q")
+MAX_MESSAGE_BYTES = 256 * 2**20
+MAX_DEPTH = 32
+
+
+# ----------------------------------------------------------------------------- framing
+# These helpers are shared with the trusted side, which imports this module.
+
+
+def write_message(fd: int, payload: bytes) -> None:
+    data = HEADER.pack(len(payload)) + payload
+    view = memoryview(data)
+    while view:
+        written = os.write(fd, view)
+        view = view[written:]
+
+
+def read_exactly(fd: int, size: int) -> bytes | None:
+    chunks = []
+    while size:
+        chunk = os.read(fd, min(size, 1 << 20))
+        if not chunk:
+            return None
+        chunks.append(chunk)
+        size -= len(chunk)
+    return b"".join(chunks)
+
+
+def encode(obj: Any, save=torch.save) -> bytes:
+    buffer = io.BytesIO()
+    save(obj, buffer)
+    return buffer.getvalue()
+
+
+def decode(data: bytes) -> Any:
+    """Decode a message without executing code (plain tensors and containers only)."""
+    return torch.load(io.BytesIO(data), weights_only=True)
+
+
+# ----------------------------------------------------------------------------- plain data
+
+
+class UnsendableResult(Exception):
+    pass
+
+
+def to_plain(value: Any, where: str = "the result", depth: int = 0) -> Any:
+    """Convert a returned value to plain data, or explain why it cannot be sent back."""
+    if depth > MAX_DEPTH:
+        raise UnsendableResult(f"{where} is nested more than {MAX_DEPTH} levels deep")
+    if value is None or type(value) in (bool, int, float, str):
+        return value
+    if isinstance(value, torch.Tensor):
+        tensor = value.detach()
+        if type(tensor) is not torch.Tensor:
+            tensor = torch.Tensor._make_subclass(torch.Tensor, tensor)
+        tensor = tensor.cpu().clone()
+        if type(tensor) is not torch.Tensor:
+            raise UnsendableResult(f"{where} is a tensor subclass that cannot be sent back")
+        return tensor
+    module = type(value).__module__
+    if module == "numpy" or module.startswith("numpy."):
+        import numpy as np
+
+        if isinstance(value, np.generic):
+            return to_plain(value.item(), where, depth + 1)
+        if isinstance(value, np.ndarray):
+            if value.dtype == object:
+                raise UnsendableResult(f"{where} is a numpy array of Python objects")
+            return torch.from_numpy(np.ascontiguousarray(value).copy())
+    if isinstance(value, bool):
+        return bool(value)
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, float):
+        return float(value)
+    if isinstance(value, str):
+        return str(value)
+    if isinstance(value, (list, tuple)):
+        items = [to_plain(item, f"{where}[{i}]", depth + 1) for i, item in enumerate(value)]
+        return items if isinstance(value, list) else tuple(items)
+    if isinstance(value, dict):
+        plain = {}
+        for key, item in value.items():
+            if type(key) not in (str, int):
+                raise UnsendableResult(f"{where} has a dictionary key of type {type(key).__name__}")
+            plain[key] = to_plain(item, f"{where}[{key!r}]", depth + 1)
+        return plain
+    raise UnsendableResult(
+        f"{where} is a {type(value).__name__}; expected tensors, numpy arrays, numbers, "
+        "strings, None, or lists/tuples/dicts of those"
+    )
+
+
+# ----------------------------------------------------------------------------- errors
+
+
+def student_frames(exc: BaseException, impl: Path) -> list[traceback.FrameSummary]:
+    frames = traceback.extract_tb(exc.__traceback__)
+    root = str(impl)
+    return [frame for frame in frames if frame.filename.startswith(root)]
+
+
+def describe_exception(exc: BaseException, impl: Path) -> dict[str, Any]:
+    frames = student_frames(exc, impl)
+    where = ""
+    if isinstance(exc, SyntaxError) and exc.filename:
+        where = f"{Path(exc.filename).name}, line {exc.lineno}"
+        if exc.text:
+            where += f": {exc.text.strip()}"
+    elif frames:
+        last = frames[-1]
+        where = f"{Path(last.filename).name}, line {last.lineno}, in {last.name}"
+    lines = [
+        f'  {Path(f.filename).name}, line {f.lineno}, in {f.name}: {(f.line or "").strip()}'
+        for f in frames[-6:]
+    ]
+    if isinstance(exc, SystemExit):
+        kind = "exit"
+    elif isinstance(exc, NotImplementedError):
+        kind = "not_implemented"
+    elif isinstance(exc, MemoryError) or "can't allocate memory" in str(exc):
+        kind = "memory"
+    else:
+        kind = "exception"
+    return {
+        "ok": False,
+        "kind": kind,
+        "type": type(exc).__name__,
+        "message": str(exc)[:2000],
+        "where": where,
+        "traceback": "\n".join(lines),
+    }
+
+
+# ----------------------------------------------------------------------------- the loop
+
+
+class Worker:
+    def __init__(self, impl: Path, probes: Path | None, request_fd: int, response_fd: int):
+        self.impl = impl
+        self.probes = probes
+        self.request_fd = request_fd
+        self.response_fd = response_fd
+        # Keep our own references: student code may replace torch.save and friends.
+        self._save = torch.save
+        self._write = write_message
+        self._probe_modules: dict[str, Any] = {}
+
+    def send(self, message: dict[str, Any]) -> None:
+        self._write(self.response_fd, encode(message, self._save))
+
+    def receive(self) -> dict[str, Any] | None:
+        header = read_exactly(self.request_fd, HEADER.size)
+        if header is None:
+            return None
+        (size,) = HEADER.unpack(header)
+        data = read_exactly(self.request_fd, size)
+        return None if data is None else decode(data)
+
+    def load_probe_module(self, part: str) -> Any:
+        if part not in self._probe_modules:
+            path = self.probes / f"{part}.py" if self.probes else None
+            if path is None or not path.is_file():
+                raise LookupError(f"no probe file for part {part!r}")
+            spec = importlib.util.spec_from_file_location(f"_grader_probes_{part}", path)
+            module = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(module)
+            self._probe_modules[part] = module
+        return self._probe_modules[part]
+
+    def import_target_module(self, request: dict[str, Any]) -> Any:
+        module_name = request["target"].partition(".")[0]
+        module = None
+        if (self.impl / f"{module_name}.py").is_file():
+            self.send({"event": "importing", "module": module_name})
+            module = importlib.import_module(module_name)
+        elif request["kind"] == "call":
+            raise ModuleNotFoundError(f"no file {module_name}.py")
+        if request["kind"] == "probe":
+            self.send({"event": "importing", "module": f"probes/{module_name}"})
+            module = self.load_probe_module(module_name)
+        return module
+
+    def handle(self, request: dict[str, Any]) -> dict[str, Any]:
+        try:
+            module = self.import_target_module(request)
+        except BaseException as exc:  # noqa: BLE001 - anything a student file does at import
+            return {**describe_exception(exc, self.impl), "phase": "import"}
+        function = module
+        for name in request["target"].partition(".")[2].split("."):
+            if not hasattr(function, name):
+                return {"ok": False, "kind": "missing", "type": "AttributeError", "name": name}
+            function = getattr(function, name)
+        self.send({"event": "running"})
+        try:
+            result = function(*request["args"], **request["kwargs"])
+        except BaseException as exc:  # noqa: BLE001 - sys.exit included, on purpose
+            return describe_exception(exc, self.impl)
+        finally:
+            flush_stdio()
+        try:
+            return {"ok": True, "value": to_plain(result)}
+        except UnsendableResult as exc:
+            return {"ok": False, "kind": "result", "type": "UnsendableResult", "message": str(exc)}
+
+    def serve(self) -> None:
+        self.send({"event": "ready", "pid": os.getpid()})
+        while True:
+            request = self.receive()
+            if request is None:
+                return
+            response = self.handle(request)
+            try:
+                payload = encode(response, self._save)
+            except BaseException as exc:  # noqa: BLE001
+                payload = encode(
+                    {
+                        "ok": False,
+                        "kind": "result",
+                        "type": type(exc).__name__,
+                        "message": f"the result could not be serialised: {exc}"[:2000],
+                    },
+                    self._save,
+                )
+            if len(payload) > MAX_MESSAGE_BYTES:
+                payload = encode(
+                    {
+                        "ok": False,
+                        "kind": "result",
+                        "type": "ResultTooLarge",
+                        "message": f"the result is {len(payload) / 2**20:.0f} MiB; "
+                        f"at most {MAX_MESSAGE_BYTES // 2**20} MiB can be sent back",
+                    },
+                    self._save,
+                )
+            self._write(self.response_fd, payload)
+
+
+def flush_stdio() -> None:
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except BaseException:  # noqa: BLE001 - a student may have replaced or closed them
+            pass
+
+
+def limit_resources(memory_bytes: int, file_bytes: int) -> None:
+    if memory_bytes > 0:
+        resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
+    resource.setrlimit(resource.RLIMIT_FSIZE, (file_bytes, file_bytes))
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    # Writing past the file-size limit then fails with an OSError instead of killing us.
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--impl", type=Path, required=True)
+    parser.add_argument("--probes", type=Path)
+    parser.add_argument("--scratch", type=Path, required=True)
+    parser.add_argument("--request-fd", type=int, required=True)
+    parser.add_argument("--response-fd", type=int, required=True)
+    parser.add_argument("--memory-limit", type=int, default=0)
+    parser.add_argument("--file-limit", type=int, default=256 * 2**20)
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args(argv)
+
+    limit_resources(args.memory_limit, args.file_limit)
+    torch.set_num_threads(args.threads)
+    impl = args.impl.resolve()
+    sys.path.insert(0, str(impl))
+    os.chdir(args.scratch)
+    sys.stdin = open(os.devnull)  # noqa: SIM115 - student code must not wait for input
+    Worker(impl, args.probes, args.request_fd, args.response_fd).serve()
+
+
+if __name__ == "__main__":
+    main()
