@@ -83,7 +83,7 @@ def assert_close(
         if not isinstance(got, (list, tuple)):
             fail(f"{what}: expected a sequence of {len(want)} items, got a {type(got).__name__}")
         check(len(got) == len(want), f"{what}: expected {len(want)} items, got {len(got)}")
-        for i, (g, w) in enumerate(zip(got, want)):
+        for i, (g, w) in enumerate(zip(got, want, strict=True)):
             assert_close(g, w, rtol=rtol, atol=atol, what=f"{what}[{i}]", equal_nan=equal_nan)
         return
     if isinstance(want, str) or isinstance(got, str) or want is None or got is None:

@@ -1,6 +1,7 @@
 """`python -m autograder`: grade a submission, regenerate the stubs.
 
     python -m autograder grade lab1 SUBMISSION --results results.json
+    python -m autograder batch lab1 SUBMISSIONS_DIR --out OUT_DIR
     python -m autograder stubs [--check]
 
 `grade` exits 0 whenever grading finished, whatever the score; 1 when grading itself could
@@ -81,6 +82,29 @@ def grade(args: argparse.Namespace) -> int:
     return 0
 
 
+def batch(args: argparse.Namespace) -> int:
+    from autograder.engine.batch import format_scores, grade_batch
+
+    try:
+        lab = load_lab(args.lab)
+    except UnknownLab as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    folder = Path(args.submissions)
+    if not folder.is_dir():
+        print(f"error: {folder} is not a folder of submissions", file=sys.stderr)
+        return 2
+    out = Path(args.out)
+    reference, graded = grade_batch(lab, folder, out, jobs=args.jobs, seed=args.seed,
+                                    timeout=args.timeout)
+    print()
+    print(format_scores([reference, *graded]))
+    print()
+    print((out / "summary.txt").read_text().rstrip())
+    print(f"\nCSV: {out / 'grades.csv'}; per-submission results and logs: {out}/")
+    return 0
+
+
 def generate_stubs(args: argparse.Namespace) -> int:
     reference, assignments = REPO_ROOT / "reference", REPO_ROOT / "assignments"
     if args.check:
@@ -99,7 +123,8 @@ def generate_stubs(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m autograder", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m autograder",
+                                     description=__doc__.split("\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
 
     g = commands.add_parser("grade", help="grade one submission")
@@ -117,6 +142,15 @@ def main(argv: list[str] | None = None) -> int:
     g.add_argument("-v", "--verbose", action="store_true", help="show pytest's own report")
     g.add_argument("-q", "--quiet", action="store_true", help="print no table")
     g.set_defaults(run=grade)
+
+    b = commands.add_parser("batch", help="grade a folder of submissions into a CSV")
+    b.add_argument("lab")
+    b.add_argument("submissions", help="folder of zips / folders / a Gradescope export")
+    b.add_argument("--out", required=True, help="folder for grades.csv and per-submission results")
+    b.add_argument("--jobs", type=int, help="parallel submissions (default: CPU count)")
+    b.add_argument("--seed", type=int, help="grading seed for the whole batch (default: random)")
+    b.add_argument("--timeout", type=float, default=900.0, help="seconds per submission")
+    b.set_defaults(run=batch)
 
     s = commands.add_parser("stubs", help="regenerate assignments/ from reference/")
     s.add_argument("--check", action="store_true", help="only report differences")

@@ -79,7 +79,8 @@ def _load(path: Path) -> Any:
 
 
 class ReferenceObservations:
-    """The `reference` fixture: `.call` and `.probe` like an Implementation, returning expected values."""
+    """The `reference` fixture: `.call` and `.probe` as on an Implementation, giving expected
+    observations."""
 
     def __init__(
         self,

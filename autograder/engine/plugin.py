@@ -11,6 +11,7 @@ Fixtures for a lab's tests (see docs/authoring.md): `student`, `reference`, `see
 from __future__ import annotations
 
 import hashlib
+import os
 import secrets
 import tempfile
 import time
@@ -46,7 +47,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--snapshots", help="folder of stored expected observations "
                     "(the student release); used instead of the reference")
     group.addoption("--record-snapshots", help="also store the reference's observations here")
-    group.addoption("--reference-cache", default=str(REPO_ROOT / "build" / "cache"),
+    group.addoption("--reference-cache",
+                    default=os.environ.get("AUTOGRADER_REFERENCE_CACHE",
+                                           str(REPO_ROOT / "build" / "cache")),
                     help="cache folder for live reference observations ('' to disable)")
     group.addoption("--results", help="write Gradescope-format results.json here")
     group.addoption("--seed", type=int, help="grading seed (default: drawn at random)")

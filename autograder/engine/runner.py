@@ -27,6 +27,17 @@ WORKER_SCRIPT = Path(wire.__file__).resolve()
 STARTUP_TIMEOUT = 120.0
 
 
+def third_party_paths() -> list[str]:
+    """The installed packages' folders, without this repository (editable installs put it on
+    sys.path) or the current directory."""
+    repository = Path(wire.__file__).resolve().parents[2]
+    return [
+        path for path in sys.path
+        if ("site-packages" in path or "dist-packages" in path)
+        and Path(path).is_dir() and Path(path).resolve() != repository
+    ]
+
+
 class CallFailed(Exception):
     """A call into an implementation failed; the message is written for the student."""
 
@@ -153,6 +164,7 @@ class Implementation:
         command = [
             sys.executable,
             "-I",
+            "-S",
             str(WORKER_SCRIPT),
             "--impl",
             str(self.root),
@@ -169,6 +181,8 @@ class Implementation:
         ]
         if self.probes:
             command += ["--probes", str(self.probes)]
+        for folder in third_party_paths():
+            command += ["--site-packages", folder]
         env = {
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
             "HOME": scratch.name,
@@ -269,7 +283,7 @@ class Implementation:
             wire.write_message(process.request_fd, wire.encode(request))
         except OSError:
             self.close()
-            raise CallFailed(f"{shown}: the worker process died before the call", "crash")
+            raise CallFailed(f"{shown}: the worker process died before the call", "crash") from None
 
         phase, current_module, limit = "start", module, timeout
         deadline = time.monotonic() + timeout
@@ -308,12 +322,14 @@ class Implementation:
             text, kind = f"{shown} {what}", "timeout"
         elif message == "eof":
             process.popen.wait()
-            text = f"{shown}: the process running your code {describe_exit(process.popen.returncode, self.memory_limit)}"
+            ending = describe_exit(process.popen.returncode, self.memory_limit)
+            text = f"{shown}: the process running your code {ending}"
             if phase == "import":
                 self.broken[module] = f"importing {current_module}.py killed the process"
             kind = "crash"
         else:
-            text, kind = f"{shown}: the worker sent back a message that could not be read", "garbled"
+            text = f"{shown}: the worker sent back a message that could not be read"
+            kind = "garbled"
         if output.strip():
             text += f"\nLast output:\n{output}"
         raise CallFailed(text, kind)

@@ -65,7 +65,9 @@ def make_stub(source: str, filename: str = "<reference>") -> str:
             indent = line[: len(line) - len(line.lstrip())]
             name = _function_at(spans, number)
             if name is None:
-                raise MarkerError(f"{filename}:{number}: a solution region must be inside a function")
+                raise MarkerError(
+                    f"{filename}:{number}: a solution region must be inside a function"
+                )
             output.append(f"{indent}# TODO: implement {name}\n")
             output.append(f'{indent}raise NotImplementedError("{name} is not implemented yet")\n')
         elif stripped == END:

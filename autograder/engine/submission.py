@@ -35,7 +35,10 @@ class StagedSubmission:
 
 
 def _ignored(parts: tuple[str, ...]) -> bool:
-    return any(part == "__MACOSX" or part.startswith(".") for part in parts)
+    return any(
+        part == "__MACOSX" or (part.startswith(".") and part not in (".", ".."))
+        for part in parts
+    )
 
 
 def _pick(candidates: list[str], name: str, notes: list[str]) -> str:

@@ -2,13 +2,15 @@
 
 The trusted grading process starts it as
 
-    python -I worker.py --impl DIR --probes DIR --scratch DIR --request-fd R --response-fd W
+    python -I -S worker.py --impl DIR --probes DIR --scratch DIR --request-fd R --response-fd W \
+        --site-packages DIR ...
 
 and sends it requests ("call basics.softmax with these arguments"). For each request the
 worker imports what is needed, runs it, turns the result into plain data (tensors, numbers,
 strings and containers of them) and sends it back. It never sees expected values, tolerances
-or the results file, and it imports nothing from the `autograder` package: `-I` keeps the
-repository off `sys.path`, so the implementation folder is the only code it can import.
+or the results file, and it imports nothing from the `autograder` package: `-I -S` keep the
+repository off `sys.path` (even when it is installed in editable mode), so the
+implementation folder and the installed third-party packages are all it can import.
 
 Messages are length-prefixed `torch.save` payloads. The trusted side decodes them with
 `torch.load(weights_only=True)`, which cannot execute code, so a hostile worker can at most
@@ -18,20 +20,28 @@ process group when a request overruns and starts a fresh worker for the next one
 
 from __future__ import annotations
 
-import argparse
-import importlib
-import importlib.util
-import io
-import os
-import resource
-import signal
-import struct
 import sys
-import traceback
-from pathlib import Path
-from typing import Any
 
-import torch
+if __name__ == "__main__":
+    # Started with -I -S: no site-packages and no .pth files, so an editable install of this
+    # repository is invisible. The grader passes the site-packages folders to use instead.
+    for _index, _argument in enumerate(sys.argv[:-1]):
+        if _argument == "--site-packages":
+            sys.path.append(sys.argv[_index + 1])
+
+import argparse  # noqa: E402
+import importlib  # noqa: E402
+import importlib.util  # noqa: E402
+import io  # noqa: E402
+import os  # noqa: E402
+import resource  # noqa: E402
+import signal  # noqa: E402
+import struct  # noqa: E402
+import traceback  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import Any  # noqa: E402
+
+import torch  # noqa: E402
 
 HEADER = struct.Struct("!Q")
 MAX_MESSAGE_BYTES = 256 * 2**20
@@ -299,6 +309,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--memory-limit", type=int, default=0)
     parser.add_argument("--file-limit", type=int, default=256 * 2**20)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--site-packages", action="append", default=[])
     args = parser.parse_args(argv)
 
     limit_resources(args.memory_limit, args.file_limit)

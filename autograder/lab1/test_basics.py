@@ -107,7 +107,8 @@ def test_attention_scores(student, reference, rng):
     got = student.call("basics.attention_scores", queries, keys)
     want = reference.call("basics.attention_scores", queries, keys)
     assert_close(got, want, rtol=1e-5, atol=1e-5,
-                 what=f"attention_scores(queries {_shape(queries.shape)}, keys {_shape(keys.shape)})")
+                 what=f"attention_scores(queries {_shape(queries.shape)}, "
+                      f"keys {_shape(keys.shape)})")
 
 
 # ----------------------------------------------------------------------------- stable softmax

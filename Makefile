@@ -1,0 +1,92 @@
+# The commands people type. `make help` lists them.
+#
+#   make test lab1                 grade assignments/lab1 (IMPL=reference or IMPL=path for others)
+#   make demo                      grade the bundled example submissions of lab1
+#   make check                     the repository's own test suite (what CI runs)
+#   make grade lab1 SUBMISSIONS=DIR   TA batch regrade into a CSV
+#   make stubs                     regenerate assignments/ from reference/
+#
+# On first use a virtual environment is made in .venv (torch's CPU build first, then this
+# project with its extras). PYTHON=/path/to/python uses that interpreter as it is instead.
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+VENV ?= .venv
+TORCH_VERSION ?= 2.13.0
+ifdef PYTHON
+PY := $(PYTHON)
+ENV_STAMP :=
+CHECK_STAMP :=
+else
+PY := $(VENV)/bin/python
+ENV_STAMP := $(VENV)/.installed
+CHECK_STAMP := $(VENV)/.installed-check
+endif
+
+LABS := $(patsubst autograder/%/lab.toml,%,$(wildcard autograder/*/lab.toml))
+
+# `make test lab1`: the word after the command names the lab.
+LAB_COMMANDS := test grade
+ifneq ($(filter $(firstword $(MAKECMDGOALS)),$(LAB_COMMANDS)),)
+LAB_ARG := $(word 2,$(MAKECMDGOALS))
+ifneq ($(LAB_ARG),)
+$(eval $(LAB_ARG):;@:)
+endif
+endif
+LAB ?= $(LAB_ARG)
+
+IMPL ?= assignments
+SEED ?=
+SEED_ARG := $(if $(SEED),--seed $(SEED),)
+
+.PHONY: help venv test demo check stubs grade lint clean
+
+help:
+	@sed -n '2,12p' Makefile | sed 's/^# \{0,1\}//'
+	@echo "labs: $(LABS)"
+
+$(VENV)/.installed: pyproject.toml
+	@test -x $(VENV)/bin/python || python3 -m venv $(VENV)
+	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check torch==$(TORCH_VERSION)
+	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	@touch $@
+
+$(VENV)/.installed-check: $(VENV)/.installed
+	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check -e '.[dev,otter]'
+	@touch $@
+
+venv: $(ENV_STAMP)
+
+# IMPL=assignments (default), IMPL=reference, or IMPL=path/to/folder-or.zip
+test: $(ENV_STAMP)
+	@labs="$(or $(LAB),$(LABS))"; status=0; for lab in $$labs; do \
+	  case "$(IMPL)" in assignments|reference) impl="$(IMPL)/$$lab";; *) impl="$(IMPL)";; esac; \
+	  $(PY) -m autograder grade $$lab "$$impl" --results build/results/$$lab.json $(SEED_ARG) \
+	    || status=$$?; \
+	done; exit $$status
+
+demo: $(ENV_STAMP)
+	@rm -rf build/demo && mkdir -p build/demo/submissions
+	@cp -r examples/lab1/. build/demo/submissions/
+	@cp -r assignments/lab1 build/demo/submissions/starter-code
+	$(PY) -m autograder batch lab1 build/demo/submissions --out build/demo/results $(SEED_ARG)
+
+grade: $(ENV_STAMP)
+	@test -n "$(LAB)" || { echo "usage: make grade lab1 SUBMISSIONS=DIR"; exit 2; }
+	@test -n "$(SUBMISSIONS)" || { echo "usage: make grade $(LAB) SUBMISSIONS=DIR"; exit 2; }
+	$(PY) -m autograder batch $(LAB) "$(SUBMISSIONS)" --out "$(or $(OUT),build/grades/$(LAB))" $(SEED_ARG)
+
+stubs: $(ENV_STAMP)
+	$(PY) -m autograder stubs
+
+lint: $(ENV_STAMP)
+	$(PY) -m ruff check autograder reference tests bench
+
+check: $(CHECK_STAMP)
+	$(PY) -m autograder stubs --check
+	$(PY) -m ruff check autograder reference tests
+	$(PY) -m pytest tests -q
+
+clean:
+	rm -rf build dist .pytest_cache

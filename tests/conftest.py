@@ -1,0 +1,81 @@
+"""Helpers for the repository's own tests: grade a submission the way a user would."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from autograder import REPO_ROOT
+from autograder.engine.results import validate_results
+
+HOSTILE = Path(__file__).parent / "hostile"
+
+
+class Grading:
+    def __init__(self, results: dict, output: str, returncode: int):
+        self.results = results
+        self.output = output
+        self.returncode = returncode
+
+    @property
+    def tests(self) -> list[dict]:
+        return self.results["tests"]
+
+    def failed(self) -> list[str]:
+        return [t["name"] for t in self.tests if t["status"] == "failed"]
+
+    def passed(self) -> list[str]:
+        return [t["name"] for t in self.tests if t["status"] == "passed"]
+
+    def output_of(self, fragment: str) -> str:
+        return "\n".join(t["output"] for t in self.tests if fragment in t["name"])
+
+
+@pytest.fixture(scope="session")
+def reference_cache(tmp_path_factory) -> Path:
+    """One reference cache for the whole session: repeated gradings at one seed reuse it."""
+    return tmp_path_factory.mktemp("reference-cache")
+
+
+@pytest.fixture
+def grade(tmp_path, reference_cache):
+    """Grade `submission` with the real CLI in a separate process; check the results file."""
+
+    def run(submission: Path, lab: str = "lab1", *, parts=("basics",), seed: int = 1234,
+            timeout_scale: float = 0.5, extra=()) -> Grading:
+        results_path = tmp_path / f"results-{len(list(tmp_path.iterdir()))}.json"
+        command = [sys.executable, "-m", "autograder", "grade", lab, str(submission),
+                   "--results", str(results_path), "--seed", str(seed),
+                   "--timeout-scale", str(timeout_scale), *extra]
+        for part in parts:
+            command += ["--part", part]
+        env = {**os.environ, "AUTOGRADER_REFERENCE_CACHE": str(reference_cache)}
+        completed = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True,
+                                   timeout=600, env=env)
+        output = completed.stdout + completed.stderr
+        assert results_path.is_file(), f"no results file was written:\n{output[-3000:]}"
+        results = json.loads(results_path.read_text())
+        problems = validate_results(results)
+        assert not problems, f"invalid results file: {problems}"
+        return Grading(results, output, completed.returncode)
+
+    return run
+
+
+def hostile_submission(tmp_path: Path, case: str, lab: str = "lab1", part: str = "basics") -> Path:
+    """The reference's file with a hostile snippet appended (its definitions win), or the
+    snippet alone when it starts with `# whole file`."""
+    snippet = (HOSTILE / lab / f"{case}.py").read_text()
+    folder = tmp_path / f"submission-{case}"
+    folder.mkdir()
+    if snippet.startswith("# whole file"):
+        text = snippet
+    else:
+        text = (REPO_ROOT / "reference" / lab / f"{part}.py").read_text() + "\n\n" + snippet
+    (folder / f"{part}.py").write_text(text)
+    return folder

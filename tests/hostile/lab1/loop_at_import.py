@@ -1,0 +1,3 @@
+# An infinite loop at module level.
+while True:
+    pass

@@ -1,0 +1,2 @@
+# pairwise_distances was deleted (or renamed).
+del pairwise_distances

@@ -1,0 +1,3 @@
+# Transposed result: (m, n) instead of (n, m).
+def pairwise_distances(x, y):
+    return torch.cdist(y, x)
