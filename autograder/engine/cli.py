@@ -55,7 +55,7 @@ def grade(args: argparse.Namespace) -> int:
     ]
     pytest_args += ["-v", "--tb=short"] if args.verbose else ["-qq", "--tb=no", "--no-header",
                                                              "-p", "no:warnings"]
-    for option in ("seed", "snapshots", "reference", "record_snapshots"):
+    for option in ("seed", "snapshots", "reference", "record_snapshots", "reference_cache"):
         value = getattr(args, option)
         if value is not None:
             pytest_args += [f"--{option.replace('_', '-')}", str(value)]
@@ -136,6 +136,7 @@ def main(argv: list[str] | None = None) -> int:
     g.add_argument("--snapshots", help="expected observations folder (student release)")
     g.add_argument("--reference", help="reference folder (default: reference/LAB)")
     g.add_argument("--record-snapshots", help="store the reference's observations here")
+    g.add_argument("--reference-cache", help="reference cache folder ('' disables the cache)")
     g.add_argument("--public-only", action="store_true", help="run only the public tests")
     g.add_argument("--timeout-scale", type=float, default=1.0)
     g.add_argument("-k", dest="keyword", help="pytest -k expression")

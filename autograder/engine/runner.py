@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import select
+import shutil
 import signal
 import subprocess
 import sys
@@ -122,6 +123,8 @@ class Implementation:
         memory_limit: int = 3 * 2**30,
         threads: int = 1,
         missing: dict[str, str] | None = None,
+        sandbox: bool = True,
+        user: str | int | None = None,
     ):
         self.root = Path(root).resolve()
         self.probes = Path(probes).resolve() if probes else None
@@ -133,6 +136,11 @@ class Implementation:
         self.threads = threads
         # module name -> why it cannot be used (missing from the submission, failed to import)
         self.broken: dict[str, str] = dict(missing or {})
+        self.use_sandbox = sandbox
+        # Run the worker as this unprivileged user (a name or uid; the grader must be root).
+        self.user = user
+        self._user_copies: tempfile.TemporaryDirectory | None = None
+        self.sandbox = "not started"  # what the worker reported it could enforce
         self._process: _Process | None = None
         self.restarts = 0
 
@@ -145,10 +153,18 @@ class Implementation:
         """Call the probe `part.function` from the lab's probes folder in the worker."""
         return self._request("probe", target, args, kwargs, timeout)
 
+    def names(self, module: str, *, timeout: float | None = None) -> dict[str, str]:
+        """Import `module` in the worker; its public names, each "class", "function" or
+        "value"."""
+        return self._request("names", module, (), {}, timeout)
+
     def close(self) -> None:
         if self._process is not None:
             self._kill(self._process)
             self._process = None
+        if self._user_copies is not None:
+            self._user_copies.cleanup()
+            self._user_copies = None
 
     def __enter__(self) -> Implementation:
         return self
@@ -157,17 +173,53 @@ class Implementation:
         self.close()
 
     # ------------------------------------------------------------------ process management
+    def _copies_for_user(self) -> tuple[Path, Path, Path | None, dict[str, Any]]:
+        """The worker script, implementation and probes copied where the worker's user can
+        read them (and nothing else of the grader's), and the Popen arguments that switch to
+        that user. Supplementary groups are dropped, so root's groups grant nothing."""
+        import pwd
+
+        entry = pwd.getpwuid(self.user) if isinstance(self.user, int) else pwd.getpwnam(self.user)
+        if os.geteuid() != 0:
+            raise CallFailed(f"running code as user {entry.pw_name} needs a grader running as "
+                             "root", "crash")
+        if self._user_copies is None:
+            self._user_copies = tempfile.TemporaryDirectory(prefix="grader-user-")
+            base = Path(self._user_copies.name)
+            skip = shutil.ignore_patterns("__pycache__")
+            shutil.copytree(self.root, base / "code", ignore=skip)
+            if self.probes:
+                shutil.copytree(self.probes, base / "probes", ignore=skip)
+            (base / "engine").mkdir()
+            for script in (WORKER_SCRIPT, WORKER_SCRIPT.with_name("sandbox.py")):
+                if script.is_file():
+                    shutil.copyfile(script, base / "engine" / script.name)
+            for folder, _, files in os.walk(base):
+                os.chmod(folder, 0o755)
+                for name in files:
+                    os.chmod(os.path.join(folder, name), 0o644)
+        base = Path(self._user_copies.name)
+        switch = {"user": entry.pw_uid, "group": entry.pw_gid, "extra_groups": []}
+        probes = base / "probes" if self.probes else None
+        return base / "engine" / WORKER_SCRIPT.name, base / "code", probes, switch
+
     def _start(self) -> _Process:
+        worker_script, root, probes, switch = WORKER_SCRIPT, self.root, self.probes, {}
+        if self.user is not None:
+            worker_script, root, probes, switch = self._copies_for_user()
         request_read, request_write = os.pipe()
         response_read, response_write = os.pipe()
-        scratch = tempfile.TemporaryDirectory(prefix="grader-worker-")
+        scratch = tempfile.TemporaryDirectory(
+            prefix="grader-worker-", dir=root.parent if switch else None)
+        if switch:
+            os.chown(scratch.name, switch["user"], switch["group"])
         command = [
             sys.executable,
             "-I",
             "-S",
-            str(WORKER_SCRIPT),
+            str(worker_script),
             "--impl",
-            str(self.root),
+            str(root),
             "--scratch",
             scratch.name,
             "--request-fd",
@@ -179,10 +231,12 @@ class Implementation:
             "--threads",
             str(self.threads),
         ]
-        if self.probes:
-            command += ["--probes", str(self.probes)]
+        if probes:
+            command += ["--probes", str(probes)]
         for folder in third_party_paths():
             command += ["--site-packages", folder]
+        if not self.use_sandbox:
+            command.append("--no-sandbox")
         env = {
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
             "HOME": scratch.name,
@@ -204,6 +258,7 @@ class Implementation:
             cwd=scratch.name,
             env=env,
             start_new_session=True,
+            **switch,
         )
         os.close(request_read)
         os.close(response_write)
@@ -214,6 +269,7 @@ class Implementation:
             output = process.output.since(0)
             self._kill(process)
             raise CallFailed(f"the grading worker could not start: {message}\n{output}", "crash")
+        self.sandbox = str(message.get("sandbox", ""))
         return process
 
     def _kill(self, process: _Process) -> None:
@@ -268,7 +324,8 @@ class Implementation:
     ) -> Any:
         timeout = (self.default_timeout if timeout is None else timeout) * self.timeout_scale
         module = target.partition(".")[0]
-        shown = f"{target}()" if kind == "call" else f"{module}.py (probe {target})"
+        shown = {"call": f"{target}()", "names": f"{module}.py"}.get(
+            kind, f"{module}.py (probe {target})")
         if module in self.broken:
             raise CallFailed(f"{shown} could not run: {self.broken[module]}", "broken")
         if self._process is None or self._process.popen.poll() is not None:
@@ -299,6 +356,9 @@ class Implementation:
                 continue
             break
 
+        if isinstance(message, dict) and message.get("restart"):
+            self.close()
+            self.restarts += 1
         if isinstance(message, dict) and message.get("ok") is True:
             return message.get("value")
         output = process.output.since(mark)
@@ -365,6 +425,9 @@ class Implementation:
             text = f"{shown} returned something that cannot be graded: {message.get('message')}"
         else:
             text = f"{shown} raised {error}{where}"
+            if message.get("type") == "PermissionError":
+                text += (". Submitted code runs in a sandbox: it may not start processes, signal "
+                         "other processes, or use files outside its working folder")
         if message.get("traceback"):
             text += f"\nTraceback (your code, most recent call last):\n{message['traceback']}"
         if output.strip():

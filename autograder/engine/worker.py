@@ -37,6 +37,7 @@ import os  # noqa: E402
 import resource  # noqa: E402
 import signal  # noqa: E402
 import struct  # noqa: E402
+import threading  # noqa: E402
 import traceback  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
@@ -220,7 +221,7 @@ class Worker:
         if (self.impl / f"{module_name}.py").is_file():
             self.send({"event": "importing", "module": module_name})
             module = importlib.import_module(module_name)
-        elif request["kind"] == "call":
+        elif request["kind"] in ("call", "names"):
             raise ModuleNotFoundError(f"no file {module_name}.py")
         if request["kind"] == "probe":
             self.send({"event": "importing", "module": f"probes/{module_name}"})
@@ -232,6 +233,8 @@ class Worker:
             module = self.import_target_module(request)
         except BaseException as exc:  # noqa: BLE001 - anything a student file does at import
             return {**describe_exception(exc, self.impl), "phase": "import"}
+        if request["kind"] == "names":
+            return {"ok": True, "value": defined_names(module)}
         function = module
         for name in request["target"].partition(".")[2].split("."):
             if not hasattr(function, name):
@@ -249,13 +252,17 @@ class Worker:
         except UnsendableResult as exc:
             return {"ok": False, "kind": "result", "type": "UnsendableResult", "message": str(exc)}
 
-    def serve(self) -> None:
-        self.send({"event": "ready", "pid": os.getpid()})
+    def serve(self, sandbox: str = "") -> None:
+        self.send({"event": "ready", "pid": os.getpid(), "sandbox": sandbox})
         while True:
             request = self.receive()
             if request is None:
                 return
+            threads_before = threading.active_count()
             response = self.handle(request)
+            if threading.active_count() > threads_before:
+                # Threads the call left running could change later calls: start afresh.
+                response["restart"] = "the call left threads running"
             try:
                 payload = encode(response, self._save)
             except BaseException as exc:  # noqa: BLE001
@@ -282,6 +289,21 @@ class Worker:
             self._write(self.response_fd, payload)
 
 
+def defined_names(module: Any) -> dict[str, str]:
+    """The module's public names and what each is: "class", "function" or "value"."""
+    kinds = {}
+    for name, value in list(vars(module).items()):
+        if type(name) is not str or name.startswith("_"):
+            continue
+        if isinstance(value, type):
+            kinds[name] = "class"
+        elif callable(value):
+            kinds[name] = "function"
+        else:
+            kinds[name] = "value"
+    return kinds
+
+
 def flush_stdio() -> None:
     for stream in (sys.stdout, sys.stderr):
         try:
@@ -299,6 +321,20 @@ def limit_resources(memory_bytes: int, file_bytes: int) -> None:
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
 
 
+def die_with_parent() -> None:
+    """Have Linux kill this process when the grading process that started it dies, so that a
+    grader stopped from outside (a batch timeout, say) leaves no busy worker behind."""
+    parent = os.getppid()
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # not Linux: the trusted side's kill still applies
+        return
+    if os.getppid() != parent:  # the parent died before the request took effect
+        os._exit(1)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--impl", type=Path, required=True)
@@ -310,15 +346,27 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--file-limit", type=int, default=256 * 2**20)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--site-packages", action="append", default=[])
+    parser.add_argument("--no-sandbox", action="store_true")
     args = parser.parse_args(argv)
 
+    die_with_parent()
     limit_resources(args.memory_limit, args.file_limit)
     torch.set_num_threads(args.threads)
     impl = args.impl.resolve()
     sys.path.insert(0, str(impl))
     os.chdir(args.scratch)
     sys.stdin = open(os.devnull)  # noqa: SIM115 - student code must not wait for input
-    Worker(impl, args.probes, args.request_fd, args.response_fd).serve()
+    sandbox = "no sandbox"
+    if not args.no_sandbox:
+        spec = importlib.util.spec_from_file_location(
+            "_grader_sandbox", Path(__file__).with_name("sandbox.py"))
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        readable = [str(impl), *args.site_packages]
+        if args.probes:
+            readable.append(str(args.probes.resolve()))
+        sandbox = module.apply(readable, [str(args.scratch.resolve())])
+    Worker(impl, args.probes, args.request_fd, args.response_fd).serve(sandbox)
 
 
 if __name__ == "__main__":
