@@ -47,7 +47,7 @@ def grade(tmp_path, reference_cache):
     """Grade `submission` with the real CLI in a separate process; check the results file."""
 
     def run(submission: Path, lab: str = "lab1", *, parts=("basics",), seed: int = 1234,
-            timeout_scale: float = 0.5, extra=()) -> Grading:
+            timeout_scale: float = 1.0, extra=()) -> Grading:
         results_path = tmp_path / f"results-{len(list(tmp_path.iterdir()))}.json"
         command = [sys.executable, "-m", "autograder", "grade", lab, str(submission),
                    "--results", str(results_path), "--seed", str(seed),

@@ -5,35 +5,113 @@ Each case is the reference's basics.py with a snippet from tests/hostile/lab1/ a
 (or the snippet alone), graded by the real CLI in its own process.
 """
 
+import stat
+import zipfile
+from pathlib import Path
+
 import pytest
 
+from autograder import REPO_ROOT
 from tests.conftest import hostile_submission
 
 EVERYTHING = ("basics: ",)
+REFERENCE_BASICS = REPO_ROOT / "reference" / "lab1" / "basics.py"
+OUTSIDE = Path("/tmp/hostile-zip-escape.py")
 
-# case: (names of the tests that must fail (substrings), text their output must contain)
+
+def zip_slip(tmp_path: Path) -> Path:
+    """Entries that climb out of the extraction folder, next to a correct basics.py."""
+    path = tmp_path / "slip.zip"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("../../../../../../tmp/hostile-zip-escape.py", "ESCAPED = True\n")
+        archive.writestr("/tmp/hostile-zip-escape.py", "ESCAPED = True\n")
+        archive.write(REFERENCE_BASICS, "lab1/basics.py")
+    return path
+
+
+def zip_symlink(tmp_path: Path) -> Path:
+    """basics.py is a symbolic link to the reference on the grading machine."""
+    path = tmp_path / "symlink.zip"
+    with zipfile.ZipFile(path, "w") as archive:
+        info = zipfile.ZipInfo("basics.py")
+        info.external_attr = (stat.S_IFLNK | 0o777) << 16
+        archive.writestr(info, str(REFERENCE_BASICS))
+    return path
+
+
+def zip_bomb(tmp_path: Path) -> Path:
+    """A 1 GiB basics.py that compresses to about 1 MB."""
+    path = tmp_path / "bomb.zip"
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        with archive.open("basics.py", "w", force_zip64=True) as entry:
+            block = b"#" * 2**20
+            for _ in range(1024):
+                entry.write(block)
+    return path
+
+
+def non_utf8_names(tmp_path: Path) -> Path:
+    """File names that are not valid UTF-8, next to a correct basics.py."""
+    path = tmp_path / "names.zip"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("XXXX/notes.py", "x = 1\n")
+        archive.write(REFERENCE_BASICS, "XXXX/basics.py")
+    data = path.read_bytes().replace(b"XXXX", b"\xff\xfe\xfd\xfc")
+    path.write_bytes(data)
+    return path
+
+
+MISSING = "basics.py was not found in your submission"
+
+# case: (names of the tests that must fail (substrings), text their output must contain,
+#        how to build the submission: a snippet in tests/hostile/lab1/ unless a function)
 CASES = {
     "syntax_error": (EVERYTHING, "basics.py has a syntax error (basics.py, line 5"),
     "import_error": (EVERYTHING, "importing basics.py raised RuntimeError: this file crashes"),
     "missing_function": (("pairwise_distances",), "`pairwise_distances` is not defined"),
     "wrong_shape": (("pairwise_distances",), "expected shape"),
     "nan_output": (("basics: softmax ", "linear_cross_entropy_grads"), "NaN"),
-    "loop_at_import": (EVERYTHING, "importing basics.py did not finish within 10 s"),
-    "loop_in_function": (("pairwise_distances",), "did not finish within 5 s"),
+    "loop_at_import": (EVERYTHING, "importing basics.py did not finish within 20 s"),
+    "loop_in_function": (("pairwise_distances",), "did not finish within 10 s"),
     "sys_exit": (("pairwise_distances",), "called sys.exit(0)"),
     "os_exit": (("pairwise_distances",), "exited with code 0"),
     "huge_output": ((), ""),
     "fake_comparisons": (("pairwise_distances",), "differ from the expected result"),
     "import_grader": (("pairwise_distances",), "could not find the reference"),
     "writes_results": (("pairwise_distances",), "differ from the expected result"),
+    "fork_bomb": (("pairwise_distances",), "may not start processes"),
+    "memory_bomb": (("pairwise_distances",), "ran out of memory"),
+    "thread_left_running": ((), ""),
+    "signal_alarm": ((), ""),
+    "ignores_signals": (("pairwise_distances",), "did not finish within 10 s"),
+    "atexit_results": (("pairwise_distances",), "differ from the expected result"),
+    "deletes_grader_files": (("pairwise_distances",), "differ from the expected result"),
+    "reads_hidden_tests": (("pairwise_distances",), "PermissionError"),
+    "gc_walk": (("pairwise_distances",), "differ from the expected result"),
+    "stack_walk": (("pairwise_distances",), "differ from the expected result"),
+    "tensor_subclass": (("pairwise_distances",), "differ from the expected result"),
+    "equal_to_everything": (("pairwise_distances",), "cannot be graded"),
+    "writes_huge_file": (("pairwise_distances",), "File too large"),
+    "many_threads": ((), ""),
+    "missing_package": (EVERYTHING, "No module named 'jax_is_not_installed_here'"),
+    "closes_file_descriptors": (("pairwise_distances",), "closed its connection"),
+    "segfault": (("pairwise_distances",), "segmentation fault"),
+    "tampers_with_serialisation": (("pairwise_distances",), "differ from the expected result"),
+    "zip_slip": ((), "", zip_slip),
+    "zip_symlink": (EVERYTHING, MISSING, zip_symlink),
+    "zip_bomb": (EVERYTHING, MISSING, zip_bomb),
+    "non_utf8_names": ((), "", non_utf8_names),
 }
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_hostile_submission(case, grade, tmp_path):
-    affected, message = CASES[case]
-    graded = grade(hostile_submission(tmp_path, case))
+    affected, message, *builder = CASES[case]
+    OUTSIDE.unlink(missing_ok=True)
+    protected = sorted(REPO_ROOT.glob("autograder/lab1/test_*.py"))
+    submission = builder[0](tmp_path) if builder else hostile_submission(tmp_path, case)
+    graded = grade(submission)
     assert graded.returncode == 0, graded.output[-2000:]
     assert "Traceback" not in graded.output.replace("Traceback (your code", ""), graded.output
 
@@ -49,3 +127,9 @@ def test_hostile_submission(case, grade, tmp_path):
         if test["name"] in expected_failures:
             assert message in test["output"], f"{test['name']}: {test['output']}"
         assert len(test["output"]) <= 8000
+    assert not OUTSIDE.exists(), "a zip entry was written outside the staging folder"
+    assert all(path.is_file() for path in protected), "grader files were deleted"
+
+
+def test_there_are_at_least_thirty_hostile_cases():
+    assert len(CASES) >= 30

@@ -5,6 +5,10 @@ waits with a deadline, and returns the observation, or raises `CallFailed` with 
 that says what went wrong: the exception and where, a missing function, an import error,
 a timeout, an exit, a crash. A worker that dies or overruns is killed with its whole process
 group and a fresh one is started for the next call, so a failure costs only that call.
+
+A worker also dies with the thread that started it (Linux's parent-death signal), so that a
+grading process killed from outside leaves no worker behind: call an `Implementation` from a
+thread that lives as long as the grading (pytest's main thread does).
 """
 
 from __future__ import annotations
@@ -93,8 +97,8 @@ class _Process:
 
 
 def describe_exit(returncode: int | None, memory_limit: int) -> str:
-    if returncode is None:
-        return "stopped answering"
+    if returncode is None or returncode == wire.EXIT_LOST_CONNECTION:
+        return "closed its connection to the grader (does your code close file descriptors?)"
     if returncode < 0:
         sig = -returncode
         if sig == signal.SIGKILL:
@@ -366,6 +370,12 @@ class Implementation:
             raise CallFailed(self._explain(shown, message, output), str(message.get("kind")))
 
         # The worker overran, died or talked nonsense: it is killed and replaced next time.
+        returncode = None
+        if message == "eof":  # give a dying worker a moment to report how it ended
+            try:
+                returncode = process.popen.wait(timeout=2)
+            except subprocess.TimeoutExpired:
+                pass
         self.close()
         self.restarts += 1
         if message == "timeout":
@@ -381,8 +391,7 @@ class Implementation:
                 what += " (an infinite loop, or much slower than needed?)"
             text, kind = f"{shown} {what}", "timeout"
         elif message == "eof":
-            process.popen.wait()
-            ending = describe_exit(process.popen.returncode, self.memory_limit)
+            ending = describe_exit(returncode, self.memory_limit)
             text = f"{shown}: the process running your code {ending}"
             if phase == "import":
                 self.broken[module] = f"importing {current_module}.py killed the process"

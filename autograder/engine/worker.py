@@ -45,6 +45,7 @@ from typing import Any  # noqa: E402
 import torch  # noqa: E402
 
 HEADER = struct.Struct("!Q")
+EXIT_LOST_CONNECTION = 70  # the worker's pipes to the grader were closed under it
 MAX_MESSAGE_BYTES = 256 * 2**20
 MAX_DEPTH = 32
 
@@ -263,6 +264,8 @@ class Worker:
             if threading.active_count() > threads_before:
                 # Threads the call left running could change later calls: start afresh.
                 response["restart"] = "the call left threads running"
+            if cancel_timers():
+                response["restart"] = "the call left a timer (signal.alarm / setitimer) set"
             try:
                 payload = encode(response, self._save)
             except BaseException as exc:  # noqa: BLE001
@@ -286,7 +289,10 @@ class Worker:
                     },
                     self._save,
                 )
-            self._write(self.response_fd, payload)
+            try:
+                self._write(self.response_fd, payload)
+            except OSError:
+                os._exit(EXIT_LOST_CONNECTION)
 
 
 def defined_names(module: Any) -> dict[str, str]:
@@ -302,6 +308,14 @@ def defined_names(module: Any) -> dict[str, str]:
         else:
             kinds[name] = "value"
     return kinds
+
+
+def cancel_timers() -> bool:
+    """Cancel alarms and interval timers a call left behind; True if there were any."""
+    pending = signal.alarm(0) > 0
+    for timer in (signal.ITIMER_REAL, signal.ITIMER_VIRTUAL, signal.ITIMER_PROF):
+        pending = signal.setitimer(timer, 0)[0] > 0 or pending
+    return pending
 
 
 def flush_stdio() -> None:

@@ -241,8 +241,10 @@ def test_train_classifier_follows_the_specified_order(student, reference, seed):
     train_x, train_y, test_x, _ = _spirals(reference, seed % 1000)
     state = reference.probe("basics.mlp_initial_state", 2, 32, 3, seed % 1000)
     kwargs = dict(hidden=32, epochs=3, lr=1e-2, batch_size=50, seed=seed % 1000)
-    got = student.probe("basics.train_mlp", state, train_x, train_y, test_x, **kwargs)
-    want = reference.probe("basics.train_mlp", state, train_x, train_y, test_x, **kwargs)
+    got = student.probe("basics.train_mlp", state, train_x, train_y, test_x, timeout=30,
+                        **kwargs)
+    want = reference.probe("basics.train_mlp", state, train_x, train_y, test_x, timeout=30,
+                           **kwargs)
     # Adam on float32 reorders sums differently across implementations; 1e-4 relative over
     # 36 steps is far below the change one misordered minibatch makes (~1e-2).
     assert_close(got["losses"], want["losses"], rtol=1e-4, atol=1e-5,

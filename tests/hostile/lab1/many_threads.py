@@ -1,0 +1,2 @@
+# Asks for 64 threads; the answers stay right.
+torch.set_num_threads(64)
