@@ -1,0 +1,302 @@
+"""Probes for the multi-armed bandits part (run in the worker, next to the submission).
+
+Each probe builds the submission's objects from plain data (tensors, lists, numbers), runs
+them, and returns plain data. Generators are made here from the seed the test sends, so the
+tests never compare random draws one by one: they judge the returned choices statistically
+or against properties. The end-to-end probe runs the agents on its own testbed and loop, so
+a mistake in `Testbed` or `run_experiment` does not also cost the agents' tests.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import bandits
+import numpy as np
+
+
+def _floats(values: Any) -> np.ndarray:
+    return np.array(values, dtype=np.float64)
+
+
+def _ints(values: Any) -> np.ndarray:
+    return np.array(values, dtype=np.int64)
+
+
+def _choices(result: Any, runs: int, k: int, who: str) -> np.ndarray:
+    """The arms an agent returned, checked so that a wrong type fails with a clear sentence."""
+    actions = np.asarray(result)
+    if actions.shape != (runs,):
+        raise ValueError(f"{who} returned shape {actions.shape}; expected ({runs},), one arm "
+                         "per run")
+    if not np.issubdtype(actions.dtype, np.integer):
+        raise TypeError(f"{who} returned {actions.dtype} values; expected integer arm indices")
+    outside = actions[(actions < 0) | (actions >= k)]
+    if outside.size:
+        raise ValueError(f"{who} returned arm {outside[0]}; arms are numbered 0 to {k - 1}")
+    return actions
+
+
+# ----------------------------------------------------------------------------- the testbed
+
+
+def testbed_samples(
+    runs: int, k: int, q_star_mean: float, q_star_std: float, drift_std: float, steps: int,
+    seed: int,
+) -> dict[str, np.ndarray]:
+    """Reset a Testbed, then pull random arms: the true values, the reward noise, the drift."""
+    rng = np.random.default_rng(seed)
+    arm_rng = np.random.default_rng(seed + 1)
+    testbed = bandits.Testbed(
+        runs, k, q_star_mean=q_star_mean, q_star_std=q_star_std, drift_std=drift_std
+    )
+    testbed.reset(rng)
+    initial = _floats(testbed.q_star)
+    if initial.shape != (runs, k):
+        raise ValueError(f"after Testbed.reset, q_star has shape {initial.shape}; "
+                         f"expected ({runs}, {k})")
+    noise, drift = [], []
+    for _ in range(steps):
+        before = _floats(testbed.q_star)
+        actions = arm_rng.integers(k, size=runs)
+        rewards = np.asarray(testbed.pull(actions, rng))
+        if rewards.shape != (runs,):
+            raise ValueError(f"Testbed.pull returned shape {rewards.shape}; expected ({runs},)")
+        noise.append(rewards - before[np.arange(runs), actions])
+        drift.append(_floats(testbed.q_star) - before)
+    return {"q_star": initial, "noise": np.stack(noise), "drift": np.stack(drift)}
+
+
+def check_environment(k: int, q_star_mean: float, drift_std: float, seed: int) -> dict[str, Any]:
+    """gymnasium's check_env on a BanditEnv, then a few steps: what the environment reports."""
+    from gymnasium.utils.env_checker import check_env
+
+    env = bandits.BanditEnv(k, q_star_mean=q_star_mean, drift_std=drift_std)
+    check_env(env, skip_render_check=True)
+    observation, info = env.reset(seed=seed)
+    first_q_star = _floats(env.testbed.q_star)
+    env.reset(seed=seed)
+    same_after_reseed = bool(np.array_equal(first_q_star, env.testbed.q_star))
+    optimal_ok = []
+    for action in range(k):
+        best = int(np.argmax(env.testbed.q_star))
+        result = env.step(action)
+        optimal_ok.append(result[4]["optimal_action"] == best)
+    return {
+        "observation": int(observation),
+        "optimal_action_in_info": bool(all(optimal_ok)),
+        "same_problem_after_reseed": same_after_reseed,
+    }
+
+
+# ----------------------------------------------------------------------------- choices
+
+
+def greedy_choices(values: Any, seed: int) -> np.ndarray:
+    values = _floats(values)
+    result = bandits.greedy(values, np.random.default_rng(seed))
+    return _choices(result, *values.shape, "greedy(values, rng)")
+
+
+def random_agent_choices(runs: int, k: int, seed: int) -> np.ndarray:
+    agent = bandits.RandomAgent(runs, k)
+    return _choices(agent.act(np.random.default_rng(seed)), runs, k, "RandomAgent.act")
+
+
+def epsilon_greedy_choices(values: Any, epsilon: float, seed: int) -> np.ndarray:
+    values = _floats(values)
+    runs, k = values.shape
+    agent = bandits.EpsilonGreedyAgent(runs, k, epsilon=epsilon)
+    agent.values = values
+    return _choices(agent.act(np.random.default_rng(seed)), runs, k, "EpsilonGreedyAgent.act")
+
+
+def ucb_choices(values: Any, counts: Any, c: float, seed: int) -> np.ndarray:
+    values = _floats(values)
+    runs, k = values.shape
+    agent = bandits.UCBAgent(runs, k, c=c)
+    agent.values = values
+    agent.counts = _ints(counts)
+    return _choices(agent.act(np.random.default_rng(seed)), runs, k, "UCBAgent.act")
+
+
+def gradient_choices(preferences: Any, seed: int) -> np.ndarray:
+    preferences = _floats(preferences)
+    runs, k = preferences.shape
+    agent = bandits.GradientBanditAgent(runs, k)
+    agent.preferences = preferences
+    return _choices(
+        agent.act(np.random.default_rng(seed)), runs, k, "GradientBanditAgent.act"
+    )
+
+
+# ----------------------------------------------------------------------------- learning
+
+
+def value_updates(
+    actions: Any, rewards: Any, k: int, step_size: float | None, initial_value: float
+) -> dict[str, np.ndarray]:
+    """Feed EpsilonGreedyAgent.update a fixed sequence; its values and counts after each step."""
+    actions, rewards = _ints(actions), _floats(rewards)
+    runs = actions.shape[1]
+    agent = bandits.EpsilonGreedyAgent(
+        runs, k, epsilon=0.0, step_size=step_size, initial_value=initial_value
+    )
+    values, counts = [], []
+    for step_actions, step_rewards in zip(actions, rewards, strict=True):
+        agent.update(step_actions, step_rewards)
+        values.append(_floats(agent.values))
+        counts.append(_ints(agent.counts))
+    return {"values": np.stack(values), "counts": np.stack(counts)}
+
+
+def gradient_policy(preferences: Any) -> np.ndarray:
+    preferences = _floats(preferences)
+    agent = bandits.GradientBanditAgent(*preferences.shape)
+    agent.preferences = preferences
+    return _floats(agent.policy())
+
+
+def gradient_update(
+    preferences: Any, mean_reward: Any, steps: int, actions: Any, rewards: Any,
+    step_size: float, baseline: bool,
+) -> dict[str, Any]:
+    """One GradientBanditAgent.update from a constructed state; the state afterwards."""
+    preferences = _floats(preferences)
+    agent = bandits.GradientBanditAgent(
+        *preferences.shape, step_size=step_size, baseline=baseline
+    )
+    agent.preferences = preferences
+    agent.mean_reward = _floats(mean_reward)
+    agent.steps = steps
+    agent.update(_ints(actions), _floats(rewards))
+    return {
+        "preferences": _floats(agent.preferences),
+        "mean_reward": _floats(agent.mean_reward),
+        "steps": int(agent.steps),
+    }
+
+
+# ----------------------------------------------------------------------------- the runner
+
+
+class _ScriptedAgent:
+    """Plays a fixed table of arms and records what it is told."""
+
+    def __init__(self, actions: np.ndarray):
+        self.actions = actions
+        self.step = 0
+        self.seen_actions: list[np.ndarray] = []
+        self.seen_rewards: list[np.ndarray] = []
+
+    def act(self, rng: np.random.Generator) -> np.ndarray:
+        if not isinstance(rng, np.random.Generator):
+            raise TypeError(f"run_experiment called agent.act with {type(rng).__name__}; "
+                            "pass it the np.random.Generator run_experiment was given")
+        return self.actions[min(self.step, len(self.actions) - 1)].copy()
+
+    def update(self, actions: np.ndarray, rewards: np.ndarray) -> None:
+        self.seen_actions.append(_ints(actions))
+        self.seen_rewards.append(_floats(rewards))
+        self.step += 1
+
+
+class _ScriptedTestbed:
+    """Pays fixed rewards; its best arms change after every pull, like a drifting testbed."""
+
+    def __init__(self, rewards: np.ndarray, optimal: np.ndarray):
+        self.rewards = rewards  # (steps, runs, k)
+        self.optimal = optimal  # (steps, runs)
+        self.runs = rewards.shape[1]
+        self.k = rewards.shape[2]
+        self.step = 0
+        self.resets = 0
+
+    def reset(self, rng: np.random.Generator) -> None:
+        if not isinstance(rng, np.random.Generator):
+            raise TypeError(f"run_experiment called testbed.reset with {type(rng).__name__}; "
+                            "pass it the np.random.Generator run_experiment was given")
+        self.resets += 1
+        self.step = 0
+
+    def optimal_arms(self) -> np.ndarray:
+        return self.optimal[min(self.step, len(self.optimal) - 1)].copy()
+
+    def pull(self, actions: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        if not isinstance(rng, np.random.Generator):
+            raise TypeError(f"run_experiment called testbed.pull with {type(rng).__name__}; "
+                            "pass it the np.random.Generator run_experiment was given")
+        row = self.rewards[min(self.step, len(self.rewards) - 1)]
+        self.step += 1
+        return row[np.arange(self.runs), _ints(actions)]
+
+
+def runner_on_script(actions: Any, rewards: Any, optimal: Any, seed: int) -> dict[str, Any]:
+    """run_experiment with a scripted agent and testbed: the curves and what the agent saw."""
+    actions, rewards, optimal = _ints(actions), _floats(rewards), _ints(optimal)
+    agent = _ScriptedAgent(actions)
+    testbed = _ScriptedTestbed(rewards, optimal)
+    curves = bandits.run_experiment(agent, testbed, len(actions), np.random.default_rng(seed))
+    return {
+        "average_reward": _floats(curves.average_reward),
+        "optimal_action": _floats(curves.optimal_action),
+        "resets": testbed.resets,
+        "pulls": testbed.step,
+        "updates": len(agent.seen_actions),
+        "seen_actions": np.stack(agent.seen_actions) if agent.seen_actions else _ints([]),
+        "seen_rewards": np.stack(agent.seen_rewards) if agent.seen_rewards else _floats([]),
+    }
+
+
+# ----------------------------------------------------------------------------- end to end
+
+# name -> (agent factory, mean of the true values): the configurations of S&B Figures 2.2-2.5
+_CONFIGURATIONS = {
+    "epsilon = 0 (greedy)": (lambda runs, k: bandits.EpsilonGreedyAgent(runs, k), 0.0),
+    "epsilon = 0.01": (lambda runs, k: bandits.EpsilonGreedyAgent(runs, k, epsilon=0.01), 0.0),
+    "epsilon = 0.1": (lambda runs, k: bandits.EpsilonGreedyAgent(runs, k, epsilon=0.1), 0.0),
+    "optimistic, greedy, Q1 = 5": (
+        lambda runs, k: bandits.EpsilonGreedyAgent(
+            runs, k, epsilon=0.0, step_size=0.1, initial_value=5.0
+        ),
+        0.0,
+    ),
+    "UCB, c = 2": (lambda runs, k: bandits.UCBAgent(runs, k, c=2.0), 0.0),
+    "gradient bandit, alpha = 0.1, with baseline": (
+        lambda runs, k: bandits.GradientBanditAgent(runs, k, step_size=0.1, baseline=True),
+        4.0,
+    ),
+    "gradient bandit, alpha = 0.1, without baseline": (
+        lambda runs, k: bandits.GradientBanditAgent(runs, k, step_size=0.1, baseline=False),
+        4.0,
+    ),
+}
+
+
+def final_step_performance(
+    names: list[str], runs: int, steps: int, seed: int, k: int = 10
+) -> dict[str, dict[str, float]]:
+    """Each named agent on `runs` fresh testbeds; what it achieved at the last step.
+
+    average_reward is what the book plots; chosen_value, the true value q*(A) of the chosen
+    arms averaged over the runs, has the same expectation without the reward noise, so the
+    tests can judge it with a narrower band.
+    """
+    rng = np.random.default_rng(seed)
+    rows = np.arange(runs)
+    performance = {}
+    for name in names:
+        make_agent, q_star_mean = _CONFIGURATIONS[name]
+        q_star = rng.normal(q_star_mean, 1.0, size=(runs, k))
+        best = q_star.argmax(axis=1)
+        agent = make_agent(runs, k)
+        for _ in range(steps):
+            actions = _choices(agent.act(rng), runs, k, f"{type(agent).__name__}.act")
+            rewards = q_star[rows, actions] + rng.normal(size=runs)
+            agent.update(actions, rewards)
+        performance[name] = {
+            "average_reward": float(rewards.mean()),
+            "chosen_value": float(q_star[rows, actions].mean()),  # same mean, without the noise
+            "optimal_action": float((actions == best).mean()),
+        }
+    return performance
