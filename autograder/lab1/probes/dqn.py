@@ -1,0 +1,266 @@
+"""Probes for the deep Q-learning part (run in the worker, next to the submission).
+
+Each probe builds what it needs from plain data, runs one piece of `dqn.py`, and returns
+plain data. Pieces that take a network (epsilon_greedy, td_target, train_step, sync_target,
+evaluate) get a network built here with the test's weights, not the submission's QNetwork,
+so a broken QNetwork costs only its own tests. Generators are made here from the seeds the
+tests send.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import dqn
+import numpy as np
+import torch
+from torch import nn
+
+Weights = list[tuple[torch.Tensor, torch.Tensor]]
+
+
+def _mlp(weights: Weights) -> nn.Sequential:
+    """Linear layers with the given (weight, bias) pairs and ReLUs between them."""
+    layers: list[nn.Module] = []
+    for index, (weight, bias) in enumerate(weights):
+        linear = nn.Linear(weight.shape[1], weight.shape[0])
+        with torch.no_grad():
+            linear.weight.copy_(weight)
+            linear.bias.copy_(bias)
+        layers.append(linear)
+        if index < len(weights) - 1:
+            layers.append(nn.ReLU())
+    return nn.Sequential(*layers)
+
+
+def _parameters(network: nn.Module) -> list[torch.Tensor]:
+    return [parameter.detach().clone() for parameter in network.parameters()]
+
+
+def _gradients(network: nn.Module) -> list[torch.Tensor | None]:
+    return [None if p.grad is None else p.grad.detach().clone() for p in network.parameters()]
+
+
+def _batch(batch: dict[str, torch.Tensor]) -> dqn.ReplayBatch:
+    return dqn.ReplayBatch(**{name: tensor.clone() for name, tensor in batch.items()})
+
+
+def _describe(value: Any) -> dict[str, Any]:
+    """What came back, described in plain data: a tensor, or the name of its type."""
+    if isinstance(value, torch.Tensor):
+        return {"tensor": value.detach().cpu(), "dtype": str(value.dtype).removeprefix("torch."),
+                "requires_grad": value.requires_grad}
+    return {"tensor": None, "type": type(value).__name__}
+
+
+# ----------------------------------------------------------------------------- the Q-network
+
+
+def qnetwork(
+    obs_dim: int, num_actions: int, hidden_dim: int, state_dict: dict[str, torch.Tensor],
+    obs: torch.Tensor,
+) -> dict[str, Any]:
+    """Build QNetwork, report its parameters' names and shapes, load the weights, run it."""
+    network = dqn.QNetwork(obs_dim, num_actions, hidden_dim)
+    shapes = {name: list(tensor.shape) for name, tensor in network.state_dict().items()}
+    if set(shapes) != set(state_dict) or any(
+        shapes[name] != list(tensor.shape) for name, tensor in state_dict.items()
+    ):
+        return {"shapes": shapes, "q_values": None}
+    network.load_state_dict(state_dict)
+    with torch.no_grad():
+        q_values = network(obs)
+    return {"shapes": shapes, "q_values": _describe(q_values)}
+
+
+# ----------------------------------------------------------------------------- replay buffer
+
+
+def buffer_after_adds(
+    capacity: int, obs_dim: int, transitions: dict[str, torch.Tensor]
+) -> dict[str, Any]:
+    """Add the transitions one by one; return len() after each add and the final arrays."""
+    buffer = dqn.ReplayBuffer(capacity, (obs_dim,))
+    lengths = []
+    for i in range(len(transitions["actions"])):
+        buffer.add(
+            transitions["observations"][i].numpy(),
+            int(transitions["actions"][i]),
+            float(transitions["rewards"][i]),
+            transitions["next_observations"][i].numpy(),
+            bool(transitions["terminated"][i]),
+            bool(transitions["truncated"][i]),
+        )
+        lengths.append(len(buffer))
+    arrays = {
+        name: torch.as_tensor(np.asarray(getattr(buffer, name)))
+        for name in ("observations", "actions", "rewards", "next_observations", "terminated",
+                     "truncated")
+    }
+    return {"lengths": lengths, "arrays": arrays, "next_index": int(buffer.next_index)}
+
+
+def buffer_samples(
+    capacity: int, obs_dim: int, transitions: dict[str, torch.Tensor], batch_size: int,
+    seed: int, draws: int,
+) -> dict[str, Any]:
+    """Fill a buffer, then sample `draws` batches from one generator seeded with `seed`."""
+    buffer = dqn.ReplayBuffer(capacity, (obs_dim,))
+    for i in range(len(transitions["actions"])):
+        buffer.add(
+            transitions["observations"][i].numpy(),
+            int(transitions["actions"][i]),
+            float(transitions["rewards"][i]),
+            transitions["next_observations"][i].numpy(),
+            bool(transitions["terminated"][i]),
+            bool(transitions["truncated"][i]),
+        )
+    rng = np.random.default_rng(seed)
+    batches = []
+    for _ in range(draws):
+        batch = buffer.sample(batch_size, rng)
+        batches.append({
+            field.name: _describe(getattr(batch, field.name))
+            for field in dataclasses.fields(dqn.ReplayBatch)
+        })
+    return {"batches": batches, "next_draw": float(rng.random())}
+
+
+# ----------------------------------------------------------------------------- exploration
+
+
+def schedule(
+    steps: list[int], start_e: float, end_e: float, exploration_fraction: float,
+    total_timesteps: int,
+) -> list[float]:
+    return [
+        float(dqn.linear_schedule(step, start_e, end_e, exploration_fraction, total_timesteps))
+        for step in steps
+    ]
+
+
+class _FixedQ(nn.Module):
+    """A 'network' whose Q-values are the same for every observation."""
+
+    def __init__(self, q_values: torch.Tensor):
+        super().__init__()
+        self.q_values = nn.Parameter(q_values.clone().float(), requires_grad=False)
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        return self.q_values.expand(obs.shape[0], -1)
+
+
+def epsilon_greedy_counts(
+    q_values: torch.Tensor, epsilon: float, obs_dim: int, calls: int, seed: int
+) -> dict[str, Any]:
+    """Call epsilon_greedy `calls` times on one observation; count the actions chosen."""
+    network = _FixedQ(q_values)
+    rng = np.random.default_rng(seed)
+    obs = np.zeros(obs_dim, dtype=np.float32)
+    num_actions = len(q_values)
+    counts = [0] * num_actions
+    for _ in range(calls):
+        action = dqn.epsilon_greedy(network, obs, epsilon, num_actions, rng)
+        if type(action) is not int:
+            return {"counts": None, "bad": f"returned a {type(action).__name__} ({action!r})"}
+        if not 0 <= action < num_actions:
+            return {"counts": None, "bad": f"returned action {action}"}
+        counts[action] += 1
+    return {"counts": counts, "bad": None}
+
+
+# ----------------------------------------------------------------------------- learning
+
+
+def td_target(weights: Weights, batch: dict[str, torch.Tensor], gamma: float) -> dict[str, Any]:
+    """td_target with a target network built from `weights`."""
+    target_network = _mlp(weights)
+    target = dqn.td_target(target_network, _batch(batch), gamma)
+    return {"target": _describe(target), "target_parameters_changed": [
+        not torch.equal(before, after)
+        for before, after in zip([w for pair in weights for w in pair],
+                                 _parameters(target_network), strict=True)
+    ]}
+
+
+def train_steps(
+    online: Weights, target: Weights, batches: list[dict[str, torch.Tensor]], gamma: float,
+    learning_rate: float,
+) -> dict[str, Any]:
+    """Call train_step once per batch with Adam; report the losses and both networks."""
+    q_network, target_network = _mlp(online), _mlp(target)
+    optimizer = torch.optim.Adam(q_network.parameters(), lr=learning_rate)
+    steps = []
+    for batch in batches:
+        loss = dqn.train_step(q_network, target_network, optimizer, _batch(batch), gamma)
+        steps.append({
+            "loss": float(loss) if isinstance(loss, (int, float, torch.Tensor)) and
+            (not isinstance(loss, torch.Tensor) or loss.numel() == 1) else None,
+            "loss_type": type(loss).__name__,
+            "online": _parameters(q_network),
+            "target": _parameters(target_network),
+            "target_gradients": _gradients(target_network),
+        })
+    return {"steps": steps}
+
+
+def sync(online: Weights, target: Weights) -> dict[str, Any]:
+    """sync_target, then a change to the online network: the target must not follow it."""
+    q_network, target_network = _mlp(online), _mlp(target)
+    dqn.sync_target(q_network, target_network)
+    after_sync = _parameters(target_network)
+    with torch.no_grad():
+        for parameter in q_network.parameters():
+            parameter.add_(1.0)
+    return {"after_sync": after_sync, "after_online_change": _parameters(target_network)}
+
+
+# ----------------------------------------------------------------------------- evaluation, training
+
+
+def evaluate(weights: Weights, env_id: str, num_episodes: int, seed: int) -> Any:
+    return dqn.evaluate(_mlp(weights), env_id, num_episodes, seed)
+
+
+def _q_table(network: nn.Module, observations: list[float]) -> torch.Tensor:
+    with torch.no_grad():
+        return network(torch.tensor(observations, dtype=torch.float32)[:, None]).detach().cpu()
+
+
+def train_on_probe(env_id: str, overrides: dict[str, Any], observations: list[float]) -> Any:
+    """Train on a probe environment; return both networks' Q-values at `observations`."""
+    config = dataclasses.replace(dqn.DQNConfig(), env_id=env_id, **overrides)
+    result = dqn.train(config)
+    buffer = result.buffer
+    filled = len(buffer)
+    return {
+        "q_network": _q_table(result.q_network, observations),
+        "target_network": _q_table(result.target_network, observations),
+        "episodes": len(result.episode_returns),
+        "buffer_terminated": torch.as_tensor(np.asarray(buffer.terminated[:filled])),
+        "buffer_truncated": torch.as_tensor(np.asarray(buffer.truncated[:filled])),
+    }
+
+
+def train_cartpole(overrides: dict[str, Any]) -> dict[str, Any]:
+    """Train on CartPole-v1; return the trained Q-network's weights for the grader to judge."""
+    config = dataclasses.replace(dqn.DQNConfig(), **overrides)
+    result = dqn.train(config)
+    return {
+        "state_dict": {name: t.detach().cpu() for name, t in result.q_network.state_dict().items()},
+        "episodes": len(result.episode_returns),
+        "seconds": float(result.seconds),
+    }
+
+
+def greedy_returns(
+    state_dict: dict[str, torch.Tensor], hidden_dim: int, num_episodes: int, seed: int
+) -> list[float]:
+    """(Run on the reference.) Load weights into QNetwork; its greedy returns on CartPole-v1."""
+    env = dqn.make_env("CartPole-v1")
+    network = dqn.QNetwork(env.observation_space.shape[0], int(env.action_space.n), hidden_dim)
+    env.close()
+    network.load_state_dict(state_dict)
+    return [float(r) for r in dqn.evaluate(network, "CartPole-v1", num_episodes, seed)]
+
