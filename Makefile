@@ -4,7 +4,14 @@
 #   make demo                      grade the bundled example submissions of lab1
 #   make check                     the repository's own test suite (what CI runs)
 #   make grade lab1 SUBMISSIONS=DIR   TA batch regrade into a CSV
+#   make submit lab1               check lab1's files and write dist/lab1-submission.zip
+#   make release                   the student repository in dist/student/
+#   make autograder lab1           the Gradescope autograder zip dist/lab1-autograder.zip
+#   make otter lab1                the otter-grader autograder zip dist/lab1-otter-autograder.zip
 #   make stubs                     regenerate assignments/ from reference/
+#   make mutation [lab1] [PART=p]  mutation score of the hidden suites (slow: about an hour)
+#   make flaky [lab1] [N=50]       grade the reference N times with fresh seeds; any failure?
+#   make bench                     grading time, memory, throughput -> docs/benchmarks.md
 #
 # On first use a virtual environment is made in .venv (torch's CPU build first, then this
 # project with its extras). PYTHON=/path/to/python uses that interpreter as it is instead.
@@ -27,7 +34,7 @@ endif
 LABS := $(patsubst autograder/%/lab.toml,%,$(wildcard autograder/*/lab.toml))
 
 # `make test lab1`: the word after the command names the lab.
-LAB_COMMANDS := test grade
+LAB_COMMANDS := test grade submit autograder otter mutation flaky
 ifneq ($(filter $(firstword $(MAKECMDGOALS)),$(LAB_COMMANDS)),)
 LAB_ARG := $(word 2,$(MAKECMDGOALS))
 ifneq ($(LAB_ARG),)
@@ -40,10 +47,11 @@ IMPL ?= assignments
 SEED ?=
 SEED_ARG := $(if $(SEED),--seed $(SEED),)
 
-.PHONY: help venv test demo check stubs grade lint clean
+.PHONY: help venv test demo check stubs grade submit release autograder otter mutation flaky \
+	bench lint clean
 
 help:
-	@sed -n '2,12p' Makefile | sed 's/^# \{0,1\}//'
+	@sed -n '2,17p' Makefile | sed 's/^# \{0,1\}//'
 	@echo "labs: $(LABS)"
 
 $(VENV)/.installed: pyproject.toml
@@ -75,18 +83,53 @@ demo: $(ENV_STAMP)
 grade: $(ENV_STAMP)
 	@test -n "$(LAB)" || { echo "usage: make grade lab1 SUBMISSIONS=DIR"; exit 2; }
 	@test -n "$(SUBMISSIONS)" || { echo "usage: make grade $(LAB) SUBMISSIONS=DIR"; exit 2; }
-	$(PY) -m autograder batch $(LAB) "$(SUBMISSIONS)" --out "$(or $(OUT),build/grades/$(LAB))" $(SEED_ARG)
+	$(PY) -m autograder batch $(LAB) "$(SUBMISSIONS)" --out "$(or $(OUT),build/grades/$(LAB))" \
+	  $(SEED_ARG) $(PART_ARGS) $(if $(JOBS),--jobs $(JOBS),)
+
+# IMPL=assignments (default), or a folder or zip; FORCE=1 writes the zip despite problems
+submit: $(ENV_STAMP)
+	@test -n "$(LAB)" || { echo "usage: make submit lab1"; exit 2; }
+	@case "$(IMPL)" in assignments|reference) impl="$(IMPL)/$(LAB)";; *) impl="$(IMPL)";; esac; \
+	  $(PY) -m autograder submit $(LAB) "$$impl" --out dist/$(LAB)-submission.zip \
+	    $(if $(FORCE),--force,)
+
+release: $(ENV_STAMP)
+	$(PY) -m autograder release --out dist/student
+
+# PARTS="basics bandits" builds a zip that grades only those parts
+PART_ARGS := $(foreach part,$(PARTS),--part $(part))
+
+autograder: $(ENV_STAMP)
+	@test -n "$(LAB)" || { echo "usage: make autograder lab1"; exit 2; }
+	$(PY) -m autograder autograder-zip $(LAB) --out dist/$(LAB)-autograder.zip $(PART_ARGS)
+
+otter: $(CHECK_STAMP)
+	@test -n "$(LAB)" || { echo "usage: make otter lab1"; exit 2; }
+	$(PY) -m autograder otter-zip $(LAB) --out dist/$(LAB)-otter-autograder.zip $(PART_ARGS)
 
 stubs: $(ENV_STAMP)
 	$(PY) -m autograder stubs
+
+# The quality gates of the suites themselves (bench/): see README.md
+N ?= 50
+LAB_ARGS := $(if $(LAB),--lab $(LAB),)
+
+mutation: $(ENV_STAMP)
+	$(PY) -m bench.mutation $(LAB_ARGS) $(if $(PART),--part $(PART),)
+
+flaky: $(ENV_STAMP)
+	$(PY) -m bench.flaky $(LAB_ARGS) --runs $(N)
+
+bench: $(ENV_STAMP)
+	$(PY) -m bench.benchmarks
 
 lint: $(ENV_STAMP)
 	$(PY) -m ruff check autograder reference tests bench
 
 check: $(CHECK_STAMP)
 	$(PY) -m autograder stubs --check
-	$(PY) -m ruff check autograder reference tests
-	$(PY) -m pytest tests -q
+	$(PY) -m ruff check autograder reference tests bench
+	$(PY) -m pytest tests -q -n 2 --dist loadgroup
 
 clean:
 	rm -rf build dist .pytest_cache

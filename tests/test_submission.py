@@ -104,3 +104,13 @@ def test_duplicates_take_the_shallowest(lab, tmp_path, monkeypatch):
     staged = stage(lab, source, tmp_path, monkeypatch)
     assert (staged.root / "alpha.py").read_text() == "NEW\n"
     assert any("appears 2 times" in note for note in staged.notes)
+
+
+def test_folder_holding_the_uploaded_zip(lab, tmp_path, monkeypatch):
+    """A Gradescope export keeps an uploaded zip as it is, in the submission's folder."""
+    source = tmp_path / "submission_1"
+    source.mkdir()
+    make_zip(source / "lab-submission.zip", {"alpha.py": "A = 1\n", "beta.py": "B = 2\n"})
+    staged = stage(lab, source, tmp_path, monkeypatch)
+    assert staged.missing == []
+    assert staged.found == {"alpha.py": "alpha.py", "beta.py": "beta.py"}

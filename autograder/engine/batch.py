@@ -25,6 +25,8 @@ from autograder import REPO_ROOT
 from autograder.engine import results as report
 from autograder.engine.labs import Lab
 
+REFERENCE_TIMEOUT = 900.0  # the reference computes every expected observation: be generous
+
 
 @dataclass
 class Submission:
@@ -47,9 +49,16 @@ def _slug(name: str) -> str:
 
 
 def find_submissions(folder: Path) -> list[Submission]:
-    """Every zip and every folder directly inside `folder` is one submission."""
+    """Every zip and every folder directly inside `folder` is one submission. A Gradescope
+    export (one folder per submission and `submission_metadata.yml`) may also sit one level
+    down, as it does when the export's zip is unpacked."""
     from autograder.engine.gradescope import read_export_metadata
 
+    inside = [entry for entry in folder.iterdir() if not entry.name.startswith((".", "_"))]
+    if not (folder / "submission_metadata.yml").is_file() and len(inside) == 1 and (
+        inside[0] / "submission_metadata.yml"
+    ).is_file():
+        folder = inside[0]
     metadata = read_export_metadata(folder)
     found = []
     for entry in sorted(folder.iterdir()):
@@ -107,9 +116,11 @@ def grade_batch(
     jobs: int | None = None,
     seed: int | None = None,
     timeout: float = 900.0,
+    parts: list[str] | None = None,
 ) -> tuple[Graded, list[Graded]]:
     """Grade the reference, then every submission; returns (the reference's row, the rows)."""
     seed = secrets.randbelow(2**31) if seed is None else seed
+    extra = [argument for part in parts or [] for argument in ("--part", part)]
     jobs = jobs or os.cpu_count() or 1
     out.mkdir(parents=True, exist_ok=True)
     submissions = find_submissions(folder)
@@ -117,7 +128,7 @@ def grade_batch(
     print(f"Grading {len(submissions)} submission(s) of {lab.name} with {jobs} parallel job(s), "
           f"seed {seed}", flush=True)
     reference, problem = grade_one(lab, lab.reference_dir, out / "_reference.json",
-                                   seed=seed, timeout=timeout)
+                                   seed=seed, timeout=max(timeout, REFERENCE_TIMEOUT), extra=extra)
     reference_row = Graded(Submission("(reference)", lab.reference_dir), reference, problem,
                            time.monotonic() - started)
     if reference is None or reference["score"] < sum(t["max_score"] for t in reference["tests"]):
@@ -126,17 +137,27 @@ def grade_batch(
               file=sys.stderr)
     print(f"  reference outputs computed in {time.monotonic() - started:.1f} s", flush=True)
 
-    def work(submission: Submission) -> Graded:
+    paths: list[Path] = []
+    for submission in submissions:  # one results file each, even when two names slug alike
+        slug = _slug(submission.name)
+        while out / f"{slug}.json" in paths:
+            slug += "_"
+        paths.append(out / f"{slug}.json")
+
+    def work(submission: Submission, path: Path) -> Graded:
         begin = time.monotonic()
-        path = out / f"{_slug(submission.name)}.json"
-        results, problem = grade_one(lab, submission.path, path, seed=seed, timeout=timeout)
+        try:
+            results, problem = grade_one(lab, submission.path, path, seed=seed,
+                                         timeout=timeout, extra=extra)
+        except Exception as error:  # noqa: BLE001 - one submission never stops the batch
+            results, problem = None, f"could not be graded ({type(error).__name__}: {error})"
         graded = Graded(submission, results, problem, time.monotonic() - begin)
         score = f"{results['score']:g}" if results else "-"
         print(f"  {submission.name}: {score} {problem}".rstrip(), flush=True)
         return graded
 
     with ThreadPoolExecutor(max_workers=jobs) as pool:
-        graded = list(pool.map(work, submissions))
+        graded = list(pool.map(work, submissions, paths))
     write_csv(graded, out / "grades.csv")
     (out / "summary.txt").write_text(summary(graded, time.monotonic() - started))
     return reference_row, graded

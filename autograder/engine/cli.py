@@ -3,6 +3,11 @@
     python -m autograder grade lab1 SUBMISSION --results results.json
     python -m autograder batch lab1 SUBMISSIONS_DIR --out OUT_DIR
     python -m autograder stubs [--check]
+    python -m autograder submit lab1 [FOLDER_OR_ZIP] [--out ZIP]
+    python -m autograder release [--out DIR]
+    python -m autograder autograder-zip lab1 [--out ZIP]
+    python -m autograder otter-zip lab1 [--out ZIP]
+    python -m autograder run-gradescope lab1 --root /autograder    (inside run_autograder)
 
 `grade` exits 0 whenever grading finished, whatever the score; 1 when grading itself could
 not run (a results file saying so is still written); 2 for a usage error.
@@ -19,7 +24,7 @@ from pathlib import Path
 from autograder import REPO_ROOT
 from autograder.engine import results as report
 from autograder.engine import stubs
-from autograder.engine.labs import UnknownLab, load_lab
+from autograder.engine.labs import Lab, UnknownLab, load_lab
 
 
 def grade(args: argparse.Namespace) -> int:
@@ -36,8 +41,9 @@ def grade(args: argparse.Namespace) -> int:
                   file=sys.stderr)
             return 2
         targets = [str(lab.test_file(part)) for part in args.part]
-    else:
-        targets = [str(lab.tests_dir)]
+    else:  # in the lab's order of parts, so that tables read like the handout
+        targets = [str(lab.test_file(part)) for part in lab.parts
+                   if lab.test_file(part).is_file()]
     results_path = Path(args.results)
     if results_path.exists():
         results_path.unlink()
@@ -61,6 +67,10 @@ def grade(args: argparse.Namespace) -> int:
             pytest_args += [f"--{option.replace('_', '-')}", str(value)]
     if args.public_only:
         pytest_args.append("--public-only")
+    if args.run_as:
+        pytest_args += ["--run-as", args.run_as]
+    if args.memory_limit_gib is not None:
+        pytest_args += ["--memory-limit-gib", str(args.memory_limit_gib)]
     if args.keyword:
         pytest_args += ["-k", args.keyword]
 
@@ -96,7 +106,7 @@ def batch(args: argparse.Namespace) -> int:
         return 2
     out = Path(args.out)
     reference, graded = grade_batch(lab, folder, out, jobs=args.jobs, seed=args.seed,
-                                    timeout=args.timeout)
+                                    timeout=args.timeout, parts=args.part)
     print()
     print(format_scores([reference, *graded]))
     print()
@@ -122,6 +132,82 @@ def generate_stubs(args: argparse.Namespace) -> int:
     return 0
 
 
+def _lab(name: str) -> Lab | None:
+    try:
+        return load_lab(name)
+    except UnknownLab as error:
+        print(f"error: {error}", file=sys.stderr)
+        return None
+
+
+def submit(args: argparse.Namespace) -> int:
+    from autograder.engine.submit import submit as check_and_zip
+
+    lab = _lab(args.lab)
+    if lab is None:
+        return 2
+    source = Path(args.source) if args.source else lab.assignments_dir
+    out = Path(args.out) if args.out else REPO_ROOT / "dist" / f"{lab.name}-submission.zip"
+    return check_and_zip(lab, source, out, force=args.force)
+
+
+def release(args: argparse.Namespace) -> int:
+    from autograder.engine.release import RELEASE_SEED, ReleaseError, build_release
+
+    seed = RELEASE_SEED if args.seed is None else args.seed
+    try:
+        warnings = build_release(Path(args.out), labs=args.lab, seed=seed)
+    except (ReleaseError, UnknownLab) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    for warning in warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    return 0
+
+
+def autograder_zip(args: argparse.Namespace) -> int:
+    lab = _lab(args.lab)
+    if lab is None:
+        return 2
+    kind = "otter-autograder" if args.otter else "autograder"
+    out = Path(args.out) if args.out else REPO_ROOT / "dist" / f"{lab.name}-{kind}.zip"
+    try:
+        if args.otter:
+            from autograder.engine.otter_plugin import build_otter_zip
+
+            build_otter_zip(lab, out, parts=args.part, seed=args.seed)
+        else:
+            from autograder.engine.gradescope import build_autograder_zip
+
+            build_autograder_zip(lab, out, parts=args.part)
+    except (ValueError, RuntimeError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    print(f"Wrote {out} ({out.stat().st_size / 2**20:.1f} MiB)")
+    return 0
+
+
+def run_gradescope(args: argparse.Namespace) -> int:
+    import os
+
+    from autograder.engine.gradescope import run_on_gradescope
+
+    lab = _lab(args.lab)
+    root = Path(args.root)
+    results = Path(args.results) if args.results else None
+    if lab is None:
+        report.write_results(results or root / "results" / "results.json",
+                             report.failed_results(f"the autograder has no lab {args.lab}"))
+        return 0
+    seed = args.seed
+    if seed is None and os.environ.get("AUTOGRADER_SEED"):
+        seed = int(os.environ["AUTOGRADER_SEED"])
+    user = os.environ.get("AUTOGRADER_USER", args.user)
+    return run_on_gradescope(lab, root, results_path=results, user=user, seed=seed,
+                             parts=args.part, timeout=args.timeout,
+                             memory_limit_gib=args.memory_limit_gib)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m autograder",
                                      description=__doc__.split("\n")[0])
@@ -139,6 +225,8 @@ def main(argv: list[str] | None = None) -> int:
     g.add_argument("--reference-cache", help="reference cache folder ('' disables the cache)")
     g.add_argument("--public-only", action="store_true", help="run only the public tests")
     g.add_argument("--timeout-scale", type=float, default=1.0)
+    g.add_argument("--memory-limit-gib", type=float, help="address-space limit per worker")
+    g.add_argument("--run-as", help="run the submission as this unprivileged user (needs root)")
     g.add_argument("-k", dest="keyword", help="pytest -k expression")
     g.add_argument("-v", "--verbose", action="store_true", help="show pytest's own report")
     g.add_argument("-q", "--quiet", action="store_true", help="print no table")
@@ -151,11 +239,49 @@ def main(argv: list[str] | None = None) -> int:
     b.add_argument("--jobs", type=int, help="parallel submissions (default: CPU count)")
     b.add_argument("--seed", type=int, help="grading seed for the whole batch (default: random)")
     b.add_argument("--timeout", type=float, default=900.0, help="seconds per submission")
+    b.add_argument("--part", action="append", help="grade only this part (repeatable)")
     b.set_defaults(run=batch)
 
     s = commands.add_parser("stubs", help="regenerate assignments/ from reference/")
     s.add_argument("--check", action="store_true", help="only report differences")
     s.set_defaults(run=generate_stubs)
+
+    u = commands.add_parser("submit", help="check a lab's files and zip them for upload")
+    u.add_argument("lab")
+    u.add_argument("source", nargs="?", help="folder or zip (default: assignments/LAB)")
+    u.add_argument("--out", help="the zip to write (default: dist/LAB-submission.zip)")
+    u.add_argument("--force", action="store_true", help="write the zip despite problems")
+    u.set_defaults(run=submit)
+
+    r = commands.add_parser("release", help="build the student repository")
+    r.add_argument("--out", default=str(REPO_ROOT / "dist" / "student"))
+    r.add_argument("--lab", action="append", help="only this lab (repeatable; default: all)")
+    r.add_argument("--seed", type=int, default=None, help="the public tests' seed")
+    r.set_defaults(run=release)
+
+    for name, otter in (("autograder-zip", False), ("otter-zip", True)):
+        z = commands.add_parser(name, help=("the otter-grader" if otter else "the Gradescope")
+                                + " autograder zip of a lab")
+        z.add_argument("lab")
+        z.add_argument("--out", help="default: dist/LAB-autograder.zip "
+                       "(dist/LAB-otter-autograder.zip for otter)")
+        z.add_argument("--part", action="append", help="grade only this part (repeatable)")
+        if otter:
+            z.add_argument("--seed", type=int, help="fixed grading seed (for tests only)")
+        z.set_defaults(run=autograder_zip, otter=otter, seed=None)
+
+    gs = commands.add_parser("run-gradescope", help="grade ROOT/submission into "
+                             "ROOT/results/results.json (what run_autograder calls)")
+    gs.add_argument("lab")
+    gs.add_argument("--root", default="/autograder")
+    gs.add_argument("--results", help="default: ROOT/results/results.json")
+    gs.add_argument("--user", default="", help="run the submission as this unprivileged user "
+                    "when running as root (AUTOGRADER_USER overrides)")
+    gs.add_argument("--seed", type=int, help="default: AUTOGRADER_SEED, else random")
+    gs.add_argument("--part", action="append")
+    gs.add_argument("--timeout", type=float, default=540.0, help="seconds for the whole grading")
+    gs.add_argument("--memory-limit-gib", type=float, default=2.0, help="per worker")
+    gs.set_defaults(run=run_gradescope)
 
     args = parser.parse_args(argv)
     return args.run(args)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ast
+import json
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,6 +48,30 @@ class Lab:
 
     def test_file(self, part: str) -> Path:
         return self.tests_dir / f"test_{part}.py"
+
+    @property
+    def interface_file(self) -> Path:
+        """Written into the student release, where the reference is absent."""
+        return self.tests_dir / "interface.json"
+
+    def required_names(self) -> dict[str, dict[str, str]]:
+        """Graded file -> {name: "function" or "class"}: the public top-level definitions of
+        its generated stub, which a submission must keep."""
+        if self.interface_file.is_file():
+            return json.loads(self.interface_file.read_text())
+        from autograder.engine.stubs import make_stub
+
+        required = {}
+        for name in self.graded:
+            path = self.reference_dir / name
+            tree = ast.parse(make_stub(path.read_text(), str(path)), str(path))
+            required[name] = {
+                node.name: "class" if isinstance(node, ast.ClassDef) else "function"
+                for node in tree.body
+                if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))
+                and not node.name.startswith("_")
+            }
+        return required
 
 
 def available_labs() -> list[str]:

@@ -58,6 +58,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="multiply every per-call time limit (slow machines)")
     group.addoption("--memory-limit-gib", type=float, default=3.0,
                     help="address-space limit of each worker process")
+    group.addoption("--run-as", help="run the submission's code as this unprivileged user "
+                    "(the grader must be root); the reference still runs as the grader")
 
 
 # ----------------------------------------------------------------------------- handles
@@ -122,6 +124,7 @@ class GradingState:
             timeout_scale=scale,
             memory_limit=memory,
             missing=staged.missing_reasons(),
+            user=self.option("run_as") or None,
         )
         snapshots = self.option("snapshots")
         if snapshots:
@@ -345,6 +348,7 @@ def collected_results(config: pytest.Config) -> dict[str, Any]:
         if staged.missing:
             notes.append(f"Missing files: {', '.join(staged.missing)} (their tests score 0)")
         notes.extend(f"Note: {note}" for note in staged.notes)
+        notes.append(f"Sandbox: {session.student.sandbox}")
     notes.append(f"Grading seed: {state.seed}")
     return report.build_results(
         tests,

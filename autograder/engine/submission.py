@@ -120,6 +120,9 @@ def stage_submission(lab: Lab, source: Path, destination: Path) -> StagedSubmiss
         shutil.copyfile(lab.support_dir / name, destination / name)
     if source.is_dir():
         _from_folder(lab, source, staged)
+        uploads = [path for path in source.iterdir() if path.suffix.lower() == ".zip"]
+        if not staged.found and len(uploads) == 1:  # a folder holding the uploaded zip
+            _from_zip(lab, uploads[0], staged)
     elif source.is_file():
         _from_zip(lab, source, staged)
     else:

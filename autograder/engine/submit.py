@@ -1,0 +1,105 @@
+"""`make submit LAB`: check a lab's files the way the grader will load them, then zip them.
+
+The files are staged by the one loader of submissions, each graded file is imported in a
+worker process with a time limit (so long work at import time shows up here, not on the
+grader), and the names the lab asks for (the public top-level functions and classes of the
+generated stubs) must be defined. Only then is the zip written, with exactly the graded files.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from autograder.engine.labs import Lab
+from autograder.engine.runner import CallFailed, Implementation
+from autograder.engine.submission import stage_submission
+
+IMPORT_TIMEOUT = 10.0
+
+
+@dataclass
+class SubmissionCheck:
+    files: dict[str, bytes] = field(default_factory=dict)  # graded file -> its contents
+    problems: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+def _article(kind: str) -> str:
+    return {"class": "a class", "function": "a function"}.get(kind, "a plain value")
+
+
+def check_submission(lab: Lab, source: Path, *, import_timeout: float = IMPORT_TIMEOUT
+                     ) -> SubmissionCheck:
+    """Stage `source` (a folder or a zip), import each graded file, compare the names."""
+    result = SubmissionCheck()
+    required = lab.required_names()
+    with tempfile.TemporaryDirectory(prefix="submit-") as scratch:
+        staged = stage_submission(lab, Path(source), Path(scratch) / "staged")
+        result.notes.extend(staged.notes)
+        for name in staged.missing:
+            result.problems.append(
+                f"{name} is missing: it should be in {source} (the lab's graded files are "
+                f"{', '.join(lab.graded)})")
+        with Implementation(staged.root, label="your code", import_timeout=import_timeout
+                            ) as worker:
+            for name in lab.graded:
+                if name in staged.missing:
+                    continue
+                result.files[name] = (staged.root / name).read_bytes()
+                try:
+                    defined = worker.names(Path(name).stem)
+                except CallFailed as failure:
+                    result.problems.append(str(failure))
+                    continue
+                for wanted, kind in required.get(name, {}).items():
+                    if wanted not in defined:
+                        result.problems.append(
+                            f"{name} does not define {wanted} ({_article(kind)} the lab asks "
+                            "for); was it renamed or deleted? Keep the name from the starter "
+                            "code, even if you have not finished it")
+                    elif defined[wanted] != kind:
+                        result.problems.append(
+                            f"{name} defines {wanted}, but as {_article(defined[wanted])} "
+                            f"where the lab asks for {_article(kind)}")
+    return result
+
+
+def write_zip(files: dict[str, bytes], destination: Path) -> None:
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    temporary = destination.with_suffix(".zip.tmp")
+    with zipfile.ZipFile(temporary, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, data in sorted(files.items()):
+            archive.writestr(zipfile.ZipInfo(name, date_time=(2020, 1, 1, 0, 0, 0)), data,
+                             compress_type=zipfile.ZIP_DEFLATED)
+    temporary.replace(destination)
+
+
+def submit(lab: Lab, source: Path, destination: Path, *, force: bool = False) -> int:
+    """Check, print what was found, write the zip; the exit code for the command line."""
+    print(f"Checking {lab.name} in {source} ...", flush=True)
+    result = check_submission(lab, source)
+    for note in result.notes:
+        print(f"  note: {note}")
+    if result.problems:
+        print(f"\n{len(result.problems)} problem(s) found:")
+        for problem in result.problems:
+            lines = problem.splitlines()
+            print(f"  - {lines[0]}")
+            for line in lines[1:12]:
+                print(f"      {line}")
+        if not force or not result.files:
+            print(f"\nNo zip was written. Fix the problems above and run `make submit {lab.name}` "
+                  "again" + ("" if not result.files else
+                             f" (or `make submit {lab.name} FORCE=1` to write it anyway)") + ".")
+            return 1
+    write_zip(result.files, destination)
+    print(f"\nWrote {destination} with:")
+    for name, data in sorted(result.files.items()):
+        print(f"  {name:<24} {len(data):>8} bytes")
+    if not result.problems:
+        print("Every file imports and defines what the lab asks for.")
+    print(f"Upload {destination.name} to the {lab.name} assignment on Gradescope.")
+    return 1 if result.problems else 0
