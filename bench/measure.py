@@ -5,16 +5,19 @@
 Memory is sampled every 20 ms from /proc: the sum over every live process of the tree of
 PSS (proportional set size: shared pages such as torch's libraries are split between the
 processes that map them, so the sum is what the tree costs the machine) and, for comparison,
-of RSS (which counts shared pages once per process).
+of RSS (which counts shared pages once per process). CPU time is the user + system time of the
+command and every descendant it waited for, from wait4's resource usage.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 
@@ -51,17 +54,34 @@ def memory_kib(pid: int) -> tuple[int, int]:
     return pss, rss
 
 
-def measure(command: list[str], interval: float = 0.02) -> dict:
+def measure(
+    command: list[str],
+    interval: float = 0.02,
+    env: dict[str, str] | None = None,
+    cwd: str | Path | None = None,
+    watch: Callable[[list[int]], None] | None = None,
+) -> dict:
+    """Run `command`; `watch`, if given, is called with the tree's pids at every sample."""
     started = time.monotonic()
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               env=env, cwd=cwd)
     peak_pss = peak_rss = 0
-    while process.poll() is None:
-        totals = [memory_kib(pid) for pid in tree_of(process.pid)]
+    while True:
+        # wait4 (not Popen.poll) so that the resource usage of the whole tree is returned.
+        finished, status, usage = os.wait4(process.pid, os.WNOHANG)
+        if finished:
+            break
+        pids = tree_of(process.pid)
+        if watch is not None:
+            watch(pids)
+        totals = [memory_kib(pid) for pid in pids]
         peak_pss = max(peak_pss, sum(p for p, _ in totals))
         peak_rss = max(peak_rss, sum(r for _, r in totals))
         time.sleep(interval)
+    process.returncode = os.waitstatus_to_exitcode(status)
     return {
         "seconds": round(time.monotonic() - started, 2),
+        "cpu_seconds": round(usage.ru_utime + usage.ru_stime, 2),
         "peak_pss_mib": round(peak_pss / 1024, 1),
         "peak_rss_mib": round(peak_rss / 1024, 1),
         "returncode": process.returncode,

@@ -79,8 +79,12 @@ def test_patchify(student, reference, rng):
 def test_max_pool(student, reference, rng):
     """max_pool takes the maximum over each window"""
     kernel = _size(rng, 2, 3)
-    images = torch.randn(2, 3, kernel * _size(rng, 1, 4), kernel * _size(rng, 1, 4),
-                         generator=rng)
+    # At least two windows each way, and more columns of windows than rows: with a single
+    # window, strided windows ("(k1 h)" for "(h k1)") pool the same entries, and with a square
+    # grid of windows a transposed output has the expected shape.
+    rows = _size(rng, 2, 3)
+    columns = rows + _size(rng, 1, 2)
+    images = torch.randn(2, 3, kernel * rows, kernel * columns, generator=rng)
     got = student.call("basics.max_pool", images, kernel)
     want = reference.call("basics.max_pool", images, kernel)
     assert_close(got, want, rtol=0, atol=0,
@@ -122,7 +126,9 @@ SOFTMAX_FAMILY = ["logsumexp", "log_softmax", "softmax"]
 def test_softmax_family_matches_reference(student, reference, rng, function):
     """{function} matches the reference on ordinary logits along a random dim"""
     x = torch.randn(_size(rng, 2, 6), _size(rng, 2, 6), _size(rng, 2, 6), generator=rng) * 3
-    dim = _size(rng, -3, 2)
+    # Never the last dim, so that ignoring `dim` (always using -1) fails; the last dim is
+    # exercised by the stability test below.
+    dim = [-3, -2, 0, 1][_size(rng, 0, 3)]
     got = student.call(f"basics.{function}", x, dim=dim)
     want = reference.call(f"basics.{function}", x, dim=dim)
     assert_close(got, want, rtol=1e-5, atol=1e-5,
@@ -198,6 +204,14 @@ def test_numerical_gradient(student, rng):
     # float64 are accurate to ~1e-9 here; 1e-6 leaves room for other step sizes.
     exact = x.cos() * x.pow(2) + 2 * x * x.sin()
     what = f"numerical_gradient(sum(sin(x) * x**2), x of shape {_shape(x.shape)})"
+    shapes = ", ".join(_shape(shape) for shape in got["call_shapes"])
+    check(got["call_shapes"] == [list(x.shape)],
+          f"{what} called f on tensors of shape {shapes}; evaluate f at x + eps * e_i and "
+          f"x - eps * e_i, tensors of x's shape {_shape(x.shape)} (reshape your flat copy).")
+    check(got["most_entries_changed"] == 1,
+          f"{what}: one call of f saw {got['most_entries_changed']} entries of x changed at once; "
+          "each evaluation must change entry i only. Put entry i back to its original value "
+          "before moving on to entry i + 1.")
     assert_close(got["grad"], exact, rtol=1e-6, atol=1e-6, what=what)
     check(got["input_unchanged"], f"{what} modified x; work on a copy")
 
@@ -245,6 +259,10 @@ def test_train_classifier_follows_the_specified_order(student, reference, seed):
                         **kwargs)
     want = reference.probe("basics.train_mlp", state, train_x, train_y, test_x, timeout=30,
                            **kwargs)
+    check(got["loss_types"] == ["float"],
+          f"train_classifier returned epoch losses of type {', '.join(got['loss_types'])}; "
+          "return Python floats (loss.item()): keeping the loss tensors keeps every minibatch's "
+          "computation graph alive.")
     # Adam on float32 reorders sums differently across implementations; 1e-4 relative over
     # 36 steps is far below the change one misordered minibatch makes (~1e-2).
     assert_close(got["losses"], want["losses"], rtol=1e-4, atol=1e-5,

@@ -5,10 +5,23 @@ import torch
 
 
 def numerical_gradient_of_known_function(x: torch.Tensor) -> dict:
-    """The implementation's finite-difference gradient of sum(sin(x) * x^2), and x afterwards."""
+    """The implementation's finite-difference gradient of sum(sin(x) * x^2), whether x was left
+    unchanged, and how f was called: the shapes it was given, and the most entries of x that
+    one call changed (central differences change exactly one)."""
     before = x.clone()
-    grad = basics.numerical_gradient(lambda t: (t.sin() * t.pow(2)).sum(), x)
-    return {"grad": grad, "input_unchanged": bool(torch.equal(x, before))}
+    shapes, changed = set(), [0]
+
+    def f(t: torch.Tensor) -> torch.Tensor:
+        shapes.add(tuple(t.shape))
+        if t.numel() == before.numel():
+            moved = (t.detach().reshape(-1) != before.reshape(-1)).sum()
+            changed.append(int(moved))
+        return (t.sin() * t.pow(2)).sum()
+
+    grad = basics.numerical_gradient(f, x)
+    return {"grad": grad, "input_unchanged": bool(torch.equal(x, before)),
+            "call_shapes": sorted(list(shape) for shape in shapes),
+            "most_entries_changed": max(changed)}
 
 
 def mlp_parameter_shapes(d_in: int, d_hidden: int, d_out: int) -> dict:
@@ -36,7 +49,8 @@ def train_mlp(
     )
     with torch.no_grad():
         predictions = model(test_x).argmax(dim=-1)
-    return {"losses": [float(loss) for loss in losses], "predictions": predictions}
+    return {"losses": [float(loss) for loss in losses], "predictions": predictions,
+            "loss_types": sorted({type(loss).__name__ for loss in losses})}
 
 
 def mlp_initial_state(d_in: int, d_hidden: int, d_out: int, seed: int) -> dict:

@@ -1,0 +1,1 @@
+"""Staff tooling that measures the repository: mutation score, flakiness, benchmarks."""

@@ -1,0 +1,643 @@
+"""`make bench`: the figures behind the budgets of DESIGN.md, written to docs/benchmarks.md.
+
+    python -m bench.benchmarks                        everything, each figure the median of 3
+    python -m bench.benchmarks --repeat 1 --only grading,overhead
+
+Sections (--only picks some):
+  grading   wall time, CPU time and peak memory (PSS of every process together) of grading each
+            lab: the reference (cold: no reference cache), the stubs, and a hostile submission
+            generated from the stubs in which every TODO body is `while True: pass`
+  overhead  grading the reference divided by running the same tests, with the same seed and
+            inputs, in one process without workers (bench/inprocess.py), measured alternately
+  release   `make test LAB` in the student release (dist/student, built by `make release`)
+  batch     `python -m autograder batch` on 20 mixed submissions with 2 jobs: throughput, how
+            many gradings ran at once, and whether the reference was computed only once
+  training  reference training times: the bandit testbed, the DQN on CartPole-v1, and the
+            lab 2 entries ("not yet measured" until their reference exists)
+
+Timings on a shared machine are noisy: the report gives CPU time next to wall time (CPU time
+hardly depends on what else runs) and the load average before and after.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import random
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from autograder import REPO_ROOT
+from autograder.engine.labs import Lab, available_labs, load_lab
+from autograder.engine.results import validate_results
+from autograder.engine.stubs import BEGIN, END, make_stub
+from bench.measure import measure
+from bench.snapshot import snapshot
+
+PY = sys.executable
+SECTIONS = ("grading", "overhead", "release", "batch", "training")
+DEFAULT_OUT = REPO_ROOT / "docs" / "benchmarks.md"
+RAW_OUT = REPO_ROOT / "build" / "bench" / "results.json"
+
+# The budgets of DESIGN.md ("Budgets").
+GRADING_SECONDS, GRADING_MIB = 120.0, 1024.0
+HOSTILE_SECONDS = 300.0
+RELEASE_TEST_SECONDS = 30.0
+BANDIT_SECONDS = 5.0  # "a few seconds" for 2000 runs x 1000 steps
+DQN_RETURN, DQN_SEEDS_NEEDED = 475.0, 4
+
+
+# What is measured: a snapshot of the repository taken when the run starts (see main), so that
+# an hour of measuring sees one version of the code.
+ROOT = REPO_ROOT
+
+
+def reference_dir(lab: Lab) -> Path:
+    return ROOT / "reference" / lab.name
+
+
+def assignments_dir(lab: Lab) -> Path:
+    return ROOT / "assignments" / lab.name
+
+
+def tests_dir(lab: Lab) -> Path:
+    return ROOT / "autograder" / lab.name
+
+
+def log(text: str) -> None:
+    print(text, flush=True)
+
+
+def median(values: list[float]) -> float:
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    middle = len(ordered) // 2
+    return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
+
+
+@dataclass
+class Figure:
+    """One measured quantity: the runs, their median, and the verdict against a budget."""
+
+    runs: list[dict[str, Any]] = field(default_factory=list)
+
+    def median(self, key: str) -> float:
+        return median([run[key] for run in self.runs if key in run])
+
+
+def met(ok: bool | None) -> str:
+    return "-" if ok is None else ("met" if ok else "**not met**")
+
+
+def seconds(value: float) -> str:
+    if value != value:
+        return "-"
+    return f"{value:.1f} s" if value < 120 else f"{value / 60:.1f} min ({value:.0f} s)"
+
+
+# ============================================================================ submissions
+
+
+def hang_submission(lab: Lab, folder: Path) -> Path:
+    """The stubs with every TODO body replaced by an infinite loop."""
+    folder.mkdir(parents=True, exist_ok=True)
+    todo = re.compile(r'^(\s*)raise NotImplementedError\(".* is not implemented yet"\)$', re.M)
+    for name in lab.graded:
+        stub = (assignments_dir(lab) / name).read_text()
+        (folder / name).write_text(todo.sub(r"\1while True:\n\1    pass", stub))
+    return folder
+
+
+def partial_source(reference: str, keep: Callable[[int], bool]) -> str:
+    """The reference with the solution regions for which keep(i) is false turned into TODOs."""
+    output, kept = [], False
+    for line in reference.splitlines(keepends=True):
+        if line.strip() == BEGIN:
+            kept = keep(len(output))
+            if kept:
+                continue
+        elif line.strip() == END and kept:
+            kept = False
+            continue
+        output.append(line)
+    return make_stub("".join(output))
+
+
+def mixed_submissions(lab: Lab, folder: Path, count: int = 20, seed: int = 0) -> Path:
+    """A quarter copies of the reference, a quarter stubs, half partial solutions."""
+    chooser = random.Random(seed)
+    for index in range(count):
+        target = folder / f"student-{index:02d}"
+        target.mkdir(parents=True)
+        for name in lab.graded:
+            reference = (reference_dir(lab) / name).read_text()
+            if index % 4 == 0:
+                text = reference
+            elif index % 4 == 1:
+                text = (assignments_dir(lab) / name).read_text()
+            else:
+                share = chooser.uniform(0.3, 0.9)
+                text = partial_source(reference, lambda _, s=share: chooser.random() < s)
+            (target / name).write_text(text)
+    return folder
+
+
+# ============================================================================ sections
+
+
+def grade_command(lab: str, submission: Path, results: Path, seed: int,
+                  cache: str = "") -> list[str]:
+    return [PY, "-m", "autograder", "grade", lab, str(submission), "--results", str(results),
+            "--seed", str(seed), "--reference-cache", cache, "--quiet"]
+
+
+def check_results(path: Path) -> dict[str, Any]:
+    try:
+        results = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {"results": "missing"}
+    if validate_results(results):
+        return {"results": "invalid"}
+    maximum = sum(t["max_score"] for t in results["tests"])
+    return {"results": "valid", "score": results["score"], "max_score": maximum}
+
+
+def measure_grading(lab: Lab, submission: Path, work: Path, seed: int) -> dict[str, Any]:
+    results = work / "results.json"
+    results.unlink(missing_ok=True)
+    run = measure(grade_command(lab.name, submission, results, seed), cwd=ROOT)
+    return {**run, **check_results(results)}
+
+
+def section_grading(labs: list[Lab], repeat: int, hostile_repeat: int, work: Path,
+                    seed: int) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for lab in labs:
+        hang = hang_submission(lab, work / lab.name / "hang")
+        entries = {"reference": (reference_dir(lab), repeat),
+                   "stubs": (assignments_dir(lab), repeat),
+                   "every function hangs": (hang, hostile_repeat)}
+        out[lab.name] = {}
+        for what, (submission, times) in entries.items():
+            figure = Figure()
+            for attempt in range(times):
+                run = measure_grading(lab, submission, work / lab.name, seed + attempt)
+                figure.runs.append(run)
+                log(f"grading {lab.name} {what}: {run}")
+            out[lab.name][what] = figure.runs
+    return out
+
+
+def section_overhead(labs: list[Lab], repeat: int, work: Path, seed: int) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for lab in labs:
+        graded, inprocess = [], []
+        for attempt in range(repeat):
+            run = measure_grading(lab, reference_dir(lab), work / lab.name, seed + attempt)
+            graded.append(run)
+            command = [PY, "-m", "pytest", str(tests_dir(lab)), "-c",
+                       str(ROOT / "pyproject.toml"), "--rootdir", str(ROOT), "-q",
+                       "-p", "no:cacheprovider", "-p", "no:autograder.engine.plugin",
+                       "-p", "bench.inprocess", "--inprocess-impl", str(reference_dir(lab)),
+                       "--inprocess-seed", str(seed + attempt)]
+            direct = measure(command, cwd=ROOT)
+            inprocess.append(direct)
+            log(f"overhead {lab.name}: graded {run['seconds']} s, in-process {direct['seconds']} s")
+        out[lab.name] = {"graded": graded, "inprocess": inprocess}
+    return out
+
+
+def section_release(labs: list[Lab], repeat: int) -> dict[str, Any]:
+    student = REPO_ROOT / "dist" / "student"
+    env = {**os.environ, "PYTHON": PY}  # this environment, as it is: no venv is made
+    note = ""
+    if not (student / "Makefile").is_file():
+        has_target = subprocess.run(["make", "-n", "release"], cwd=REPO_ROOT, env=env,
+                                    capture_output=True).returncode == 0
+        if not has_target:
+            return {"note": "not measured: there is no `make release` target yet"}
+        built = subprocess.run(["make", "release"], cwd=REPO_ROOT, env=env, capture_output=True,
+                               text=True)
+        if built.returncode != 0 or not (student / "Makefile").is_file():
+            tail = (built.stdout + built.stderr).strip().splitlines()[-1:] or [""]
+            return {"note": f"not measured: `make release` did not build dist/student ({tail[0]})"}
+        note = "dist/student built by `make release` for this benchmark"
+    out: dict[str, Any] = {"note": note}
+    for lab in labs:
+        runs = []
+        for _ in range(repeat):
+            run = measure(["make", "test", lab.name], cwd=student, env=env)
+            runs.append(run)
+            log(f"release make test {lab.name}: {run}")
+        out[lab.name] = runs
+    return out
+
+
+def section_batch(labs: list[Lab], repeat: int, work: Path, seed: int) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for lab in labs:
+        submissions = mixed_submissions(lab, work / lab.name / "batch-submissions")
+        count = len(list(submissions.iterdir()))
+        runs = []
+        for attempt in range(repeat):
+            cache = work / lab.name / f"batch-cache-{attempt}"
+            shutil.rmtree(cache, ignore_errors=True)
+            env = {**os.environ, "AUTOGRADER_REFERENCE_CACHE": str(cache)}
+            concurrency: list[int] = []
+
+            def watch(pids: list[int], concurrency: list[int] = concurrency,
+                      lab: Lab = lab) -> None:
+                concurrency.append(sum(_is_submission_grading(pid, lab) for pid in pids))
+
+            run = measure([PY, "-m", "autograder", "batch", lab.name, str(submissions),
+                           "--out", str(work / lab.name / f"batch-out-{attempt}"),
+                           "--jobs", "2", "--seed", str(seed + attempt)],
+                          cwd=ROOT, env=env, watch=watch, interval=0.1)
+            busy = [c for c in concurrency if c > 0]
+            run["submissions"] = count
+            run["two_at_once"] = round(sum(c >= 2 for c in busy) / max(len(busy), 1), 3)
+            run["cache_files"] = _count_files(cache)
+            alone = work / lab.name / f"batch-reference-cache-{attempt}"
+            shutil.rmtree(alone, ignore_errors=True)
+            measure(grade_command(lab.name, reference_dir(lab), work / "alone.json",
+                                  seed + attempt, str(alone)), cwd=ROOT)
+            run["reference_cache_files"] = _count_files(alone)
+            runs.append(run)
+            log(f"batch {lab.name}: {run}")
+        out[lab.name] = runs
+    return out
+
+
+def _is_submission_grading(pid: int, lab: Lab) -> bool:
+    """Is `pid` a `python -m autograder grade LAB PATH` of a submission (not the reference)?"""
+    try:
+        arguments = [a.decode() for a in Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")]
+    except (OSError, UnicodeDecodeError):
+        return False
+    if "autograder" not in arguments or "grade" not in arguments:
+        return False
+    position = arguments.index("grade")
+    if position + 2 >= len(arguments):
+        return False
+    return Path(arguments[position + 2]).resolve() != reference_dir(lab).resolve()
+
+
+def _count_files(folder: Path) -> int:
+    return sum(1 for path in folder.rglob("*.pt")) if folder.is_dir() else 0
+
+
+# ---------------------------------------------------------------------------- training
+
+BANDIT_SCRIPT = """
+import json, sys, time
+import numpy as np
+sys.path.insert(0, sys.argv[1])
+import bandits
+configurations = {
+    "epsilon-greedy, epsilon = 0.1": lambda: bandits.EpsilonGreedyAgent(2000, 10, epsilon=0.1),
+    "UCB, c = 2": lambda: bandits.UCBAgent(2000, 10, c=2.0),
+    "gradient bandit, alpha = 0.1": lambda: bandits.GradientBanditAgent(2000, 10, step_size=0.1),
+}
+times = {}
+for name, make in configurations.items():
+    rng = np.random.default_rng(0)
+    start = time.perf_counter()
+    bandits.run_experiment(make(), bandits.Testbed(2000), 1000, rng)
+    times[name] = time.perf_counter() - start
+print(json.dumps(times))
+"""
+
+DQN_SCRIPT = """
+import json, sys
+import numpy as np
+import torch
+sys.path.insert(0, sys.argv[1])
+torch.set_num_threads(1)
+import dqn
+seed = int(sys.argv[2])
+result = dqn.train(dqn.DQNConfig(seed=seed), "cpu")
+returns = dqn.evaluate(result.q_network, "CartPole-v1", 10, seed + 20_000, "cpu")
+print(json.dumps({"seconds": result.seconds, "eval_return": float(np.mean(returns))}))
+"""
+
+
+def _run_json(command: list[str], timeout: float) -> dict[str, Any]:
+    try:
+        completed = subprocess.run(command, cwd=ROOT, capture_output=True, text=True,
+                                   timeout=timeout, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    except subprocess.TimeoutExpired:
+        return {"error": f"took longer than {timeout:g} s"}
+    if completed.returncode != 0:
+        last = (completed.stderr.strip().splitlines() or ["no output"])[-1]
+        return {"error": last[:200]}
+    try:
+        return json.loads(completed.stdout.strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        return {"error": "no result printed"}
+
+
+def section_training(repeat: int) -> dict[str, Any]:
+    lab1 = ROOT / "reference" / "lab1"
+    out: dict[str, Any] = {}
+    if (lab1 / "bandits.py").is_file():
+        runs = [_run_json([PY, "-c", BANDIT_SCRIPT, str(lab1)], 600) for _ in range(repeat)]
+        out["bandits"] = runs
+        log(f"training bandits: {runs}")
+    if (lab1 / "dqn.py").is_file():
+        from concurrent.futures import ThreadPoolExecutor
+
+        def one(seed: int) -> dict[str, Any]:
+            result = _run_json([PY, "-c", DQN_SCRIPT, str(lab1), str(seed)], 3600)
+            log(f"training dqn seed {seed}: {result}")
+            return {"seed": seed, **result}
+
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            out["dqn"] = list(pool.map(one, range(1, 6)))
+    return out
+
+
+# ============================================================================ the report
+
+
+def machine() -> dict[str, Any]:
+    model = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO_ROOT,
+                            capture_output=True, text=True).stdout.strip()
+    dirty = subprocess.run(["git", "status", "--porcelain"], cwd=REPO_ROOT, capture_output=True,
+                           text=True).stdout.strip()
+    import torch
+
+    return {
+        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "cpus": os.cpu_count(), "model": model, "python": platform.python_version(),
+        "torch": torch.__version__, "commit": commit + (" (with uncommitted changes)" if dirty
+                                                         else ""),
+        "load_before": os.getloadavg(),
+    }
+
+
+def render(data: dict[str, Any], repeat: int) -> str:
+    info = data["machine"]
+    load_before = ", ".join(f"{x:.1f}" for x in info["load_before"])
+    load_after = ", ".join(f"{x:.1f}" for x in info.get("load_after", ()))
+    lines = [
+        "# Benchmarks", "",
+        "Written by `make bench` (`python -m bench.benchmarks`); do not edit by hand. Each figure "
+        f"is the median of {repeat} run(s) unless it says otherwise; ratios compare figures "
+        "measured in the same run. Memory is the peak of the sum of PSS over every process of "
+        "the grading (shared pages split between the processes that map them).", "",
+        f"Machine: {info['cpus']} CPUs ({info['model'] or 'unknown model'}), Python "
+        f"{info['python']}, torch {info['torch']}; commit {info['commit']}; {info['date']}.",
+        f"Load average (1, 5, 15 min) before: {load_before}; after: {load_after}.", "",
+        "**The machine is shared with other work**, so wall times are inflated and noisy whenever "
+        "the load average is above the number of CPUs; the CPU time (user + system of every "
+        "process of the grading) is given next to them because it hardly depends on the load. "
+        "On a dedicated 2-core machine a grading's wall time is at least its CPU time divided "
+        "by the number of its processes that compute at once (one worker at a time, so about "
+        "its CPU time).", "",
+    ]
+    lines += _render_grading(data.get("grading"))
+    lines += _render_overhead(data.get("overhead"))
+    lines += _render_release(data.get("release"))
+    lines += _render_batch(data.get("batch"))
+    lines += _render_training(data.get("training"))
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def _not_measured(title: str) -> list[str]:
+    return [f"## {title}", "", "Not measured in this run (`--only` left it out).", ""]
+
+
+def _render_grading(grading: dict[str, Any] | None) -> list[str]:
+    title = "Grading one lab"
+    if grading is None:
+        return _not_measured(title)
+    lines = [f"## {title}", "",
+             "`python -m autograder grade LAB SUBMISSION` with a cold reference cache (the "
+             "reference computed live, as on Gradescope). Budget: a correct submission within "
+             f"{GRADING_SECONDS:.0f} s and {GRADING_MIB:.0f} MiB; a submission whose every "
+             f"function hangs within {HOSTILE_SECONDS:.0f} s, with a valid results.json.", "",
+             "| lab | submission | runs | wall (median) | CPU time | peak PSS (peak RSS) | score "
+             "| results.json | budget | met |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for lab, entries in grading.items():
+        for what, runs in entries.items():
+            figure = Figure(runs)
+            wall, pss = figure.median("seconds"), max(r["peak_pss_mib"] for r in runs)
+            rss = max(r["peak_rss_mib"] for r in runs)
+            scores = sorted({f"{r.get('score', '-'):g}/{r.get('max_score', 0):g}"
+                             if "score" in r else "-" for r in runs})
+            valid = "valid" if all(r.get("results") == "valid" for r in runs) else ", ".join(
+                sorted({r.get("results", "?") for r in runs}))
+            if what == "reference":
+                budget = f"<= {GRADING_SECONDS:.0f} s, <= {GRADING_MIB:.0f} MiB"
+                ok = wall <= GRADING_SECONDS and pss <= GRADING_MIB
+            elif what == "every function hangs":
+                budget = f"<= {HOSTILE_SECONDS:.0f} s, results written"
+                ok = wall <= HOSTILE_SECONDS and valid == "valid"
+            else:
+                budget, ok = "-", None
+            lines.append(f"| {lab} | {what} | {len(runs)} | {seconds(wall)} | "
+                         f"{seconds(figure.median('cpu_seconds'))} | {pss:.0f} MiB ({rss:.0f} MiB) "
+                         f"| {' '.join(scores)} | {valid} | {budget} | {met(ok)} |")
+    lines += ["", "Peak PSS is the largest over the runs, not the median.", ""]
+    return lines
+
+
+def _render_overhead(overhead: dict[str, Any] | None) -> list[str]:
+    title = "Engine overhead"
+    if overhead is None:
+        return _not_measured(title)
+    lines = [f"## {title}", "",
+             "Grading the reference (cold cache) divided by running the same tests, with the same "
+             "seeds and inputs, in one pytest process without workers (`bench/inprocess.py`: the "
+             "`student` and `reference` fixtures call the reference's functions and probes "
+             "directly, with arguments copied and results made plain as the worker does). Both "
+             "include starting Python and importing torch; the two were measured alternately. "
+             "What the ratio pays for: two worker processes (student and reference) that each "
+             "import torch, serialising every argument and result, and the plugin's bookkeeping.",
+             "", "| lab | graded (wall) | in one process (wall) | ratio (wall) | graded (CPU) | "
+             "in one process (CPU) | ratio (CPU) | extra seconds (wall) |",
+             "|---|---|---|---|---|---|---|---|"]
+    for lab, entry in overhead.items():
+        graded, direct = Figure(entry["graded"]), Figure(entry["inprocess"])
+        gw, dw = graded.median("seconds"), direct.median("seconds")
+        gc, dc = graded.median("cpu_seconds"), direct.median("cpu_seconds")
+        failing = [r for r in entry["inprocess"] if r["returncode"] != 0]
+        note = " (some tests failed in-process)" if failing else ""
+        lines.append(f"| {lab} | {seconds(gw)} | {seconds(dw)}{note} | {gw / dw:.2f} | "
+                     f"{seconds(gc)} | {seconds(dc)} | {gc / dc:.2f} | {gw - dw:.1f} s |")
+    lines += ["", "No budget is set for the overhead in DESIGN.md; it is reported so that a "
+              "change to the engine that makes grading slower shows up here.", ""]
+    return lines
+
+
+def _render_release(release: dict[str, Any] | None) -> list[str]:
+    title = "Student public tests (`make test` in the release)"
+    if release is None:
+        return _not_measured(title)
+    lines = [f"## {title}", ""]
+    labs = {k: v for k, v in release.items() if k != "note"}
+    if not labs:
+        return lines + [release.get("note") or "Not measured.", ""]
+    if release.get("note"):
+        lines += [release["note"] + ".", ""]
+    lines += [f"`make test LAB` in dist/student with this repository's interpreter (PYTHON=...). "
+              f"Budget: {RELEASE_TEST_SECONDS:.0f} s.", "",
+              "| lab | runs | wall (median) | CPU time | peak PSS | exit code | budget | met |",
+              "|---|---|---|---|---|---|---|---|"]
+    for lab, runs in labs.items():
+        figure = Figure(runs)
+        wall = figure.median("seconds")
+        codes = sorted({r["returncode"] for r in runs})
+        lines.append(f"| {lab} | {len(runs)} | {seconds(wall)} | "
+                     f"{seconds(figure.median('cpu_seconds'))} | "
+                     f"{max(r['peak_pss_mib'] for r in runs):.0f} MiB | {codes} | "
+                     f"<= {RELEASE_TEST_SECONDS:.0f} s | {met(wall <= RELEASE_TEST_SECONDS)} |")
+    return lines + [""]
+
+
+def _render_batch(batch: dict[str, Any] | None) -> list[str]:
+    title = "Batch regrade"
+    if batch is None:
+        return _not_measured(title)
+    lines = [f"## {title}", "",
+             "`python -m autograder batch LAB DIR --jobs 2` on 20 generated submissions (5 "
+             "copies of the reference, 5 of the stubs, 10 partial solutions with a random share "
+             "of the TODOs left), cold reference cache. *Two at once*: the share of the time "
+             "while submissions were being graded that two gradings ran together. *Reference "
+             "once*: the batch's cache holds no more observations than grading the reference "
+             "alone at the same seed produces, so no submission computed any of its own. Budget: "
+             "reference outputs computed once per batch; both cores busy.", "",
+             "| lab | runs | wall (median) | submissions / min | CPU time | peak PSS | two at "
+             "once | reference once | met |", "|---|---|---|---|---|---|---|---|---|"]
+    for lab, runs in batch.items():
+        figure = Figure(runs)
+        wall = figure.median("seconds")
+        rate = runs[0]["submissions"] / wall * 60
+        together = figure.median("two_at_once")
+        once = all(r["cache_files"] <= r["reference_cache_files"] for r in runs)
+        ok = once and together >= 0.8
+        lines.append(f"| {lab} | {len(runs)} | {seconds(wall)} | {rate:.1f} | "
+                     f"{seconds(figure.median('cpu_seconds'))} | "
+                     f"{max(r['peak_pss_mib'] for r in runs):.0f} MiB | {together:.0%} | "
+                     f"{'yes' if once else 'no'} ({runs[0]['cache_files']} vs "
+                     f"{runs[0]['reference_cache_files']} observations) | {met(ok)} |")
+    return lines + ["", "Both cores busy is judged as two gradings at once at least 80% of the "
+                    "time (the rest is the last submission finishing alone).", ""]
+
+
+TRAINING_ROWS = [
+    ("bandits", "lab1 bandit testbed, 2000 runs x 1000 steps, per agent",
+     f"a few seconds (<= {BANDIT_SECONDS:.0f} s each)"),
+    ("dqn", "lab1 DQN on CartPole-v1, 50k steps, seeds 1-5, greedy return over 10 episodes",
+     f">= {DQN_RETURN:.0f} for >= {DQN_SEEDS_NEEDED} of 5 seeds"),
+    ("modular_fast", "lab2 modular addition p = 113, fast configuration, 2 CPU cores",
+     "99% test accuracy in a few minutes"),
+    ("modular_canonical", "lab2 modular addition, canonical 30% configuration, one GPU",
+     "about a minute"),
+    ("induction", "lab2 induction heads, 2-layer attention-only model, CPU",
+     "induction score > 0.5 within about 500 steps, under a minute"),
+]
+
+
+def _render_training(training: dict[str, Any] | None) -> list[str]:
+    title = "Reference training"
+    if training is None:
+        return _not_measured(title)
+    lines = [f"## {title}", "",
+             "| what | measured | budget | met |", "|---|---|---|---|"]
+    for key, what, budget in TRAINING_ROWS:
+        result = training.get(key)
+        if result is None:
+            lines.append(f"| {what} | not yet measured (no reference or no runner yet) | "
+                         f"{budget} | - |")
+            continue
+        if key == "bandits":
+            errors = [r["error"] for r in result if "error" in r]
+            if errors:
+                lines.append(f"| {what} | failed: {errors[0]} | {budget} | - |")
+                continue
+            names = [n for n in result[0]]
+            medians = {n: median([r[n] for r in result]) for n in names}
+            text = "; ".join(f"{n}: {v:.1f} s" for n, v in medians.items())
+            ok = max(medians.values()) <= BANDIT_SECONDS
+            lines.append(f"| {what} | {text} (median of {len(result)}) | {budget} | {met(ok)} |")
+        elif key == "dqn":
+            done = [r for r in result if "error" not in r]
+            if not done:
+                lines.append(f"| {what} | failed: {result[0].get('error')} | {budget} | - |")
+                continue
+            reached = sum(r["eval_return"] >= DQN_RETURN for r in done)
+            returns = ", ".join(f"{r['eval_return']:.0f}" if "error" not in r else "error"
+                                for r in result)
+            text = (f"returns {returns}; {reached} of {len(result)} seeds reach {DQN_RETURN:.0f}; "
+                    f"median {seconds(median([r['seconds'] for r in done]))} per run "
+                    "(two runs at once, one thread each)")
+            lines.append(f"| {what} | {text} | {budget} | {met(reached >= DQN_SEEDS_NEEDED)} |")
+    return lines + [""]
+
+
+# ============================================================================ command line
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=3, help="runs per figure (median)")
+    parser.add_argument("--hostile-repeat", type=int, help="runs of the hanging submission "
+                        "(default: --repeat)")
+    parser.add_argument("--only", help=f"comma-separated sections of {', '.join(SECTIONS)}")
+    parser.add_argument("--lab", action="append", help="labs to measure (default: all)")
+    parser.add_argument("--seed", type=int, default=1, help="grading seed of the first run")
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    args = parser.parse_args(argv)
+    sections = args.only.split(",") if args.only else list(SECTIONS)
+    unknown = [s for s in sections if s not in SECTIONS]
+    if unknown:
+        parser.error(f"unknown section {unknown[0]!r}; choose from {', '.join(SECTIONS)}")
+    labs = [load_lab(name) for name in (args.lab or available_labs())]
+    hostile_repeat = args.hostile_repeat or args.repeat
+
+    global ROOT
+    data: dict[str, Any] = {"machine": machine()}
+    with tempfile.TemporaryDirectory(prefix="bench-") as scratch:
+        work = Path(scratch)
+        ROOT = snapshot(work / "snapshot")
+        if "grading" in sections:
+            data["grading"] = section_grading(labs, args.repeat, hostile_repeat, work, args.seed)
+        if "overhead" in sections:
+            data["overhead"] = section_overhead(labs, args.repeat, work, args.seed)
+        if "release" in sections:
+            data["release"] = section_release(labs, args.repeat)
+        if "batch" in sections:
+            data["batch"] = section_batch(labs, args.repeat, work, args.seed)
+        if "training" in sections:
+            data["training"] = section_training(args.repeat)
+    data["machine"]["load_after"] = os.getloadavg()
+    RAW_OUT.parent.mkdir(parents=True, exist_ok=True)
+    RAW_OUT.write_text(json.dumps(data, indent=1))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(render(data, args.repeat))
+    log(f"\n{args.out.read_text()}\nWritten to {args.out} (raw numbers: {RAW_OUT})")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

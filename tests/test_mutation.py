@@ -1,0 +1,113 @@
+"""Mutation testing (bench/mutation.py): the mutator itself, the lists of equivalent mutants
+and known survivors, and a fixed random sample of mutants per lab part that the hidden suites
+must kill.
+
+`make mutation` grades every mutant; the slow test here grades a small sample so that CI
+notices when a change to a suite (or to the reference) lets plain mistakes through.
+"""
+
+import ast
+from pathlib import Path
+
+import pytest
+
+from autograder.engine.labs import available_labs, load_lab
+from bench import mutation
+
+REFERENCE = '''
+import torch
+
+LIMIT = 3 + 4
+
+
+def scale(x, factor):
+    """Outside the region: never mutated."""
+    y = x * 2
+    # BEGIN SOLUTION
+    total = x.sum(dim=0) - y[1:]
+    if factor > LIMIT:
+        total = total / factor
+    return torch.relu(total)
+    # END SOLUTION
+'''
+
+SAMPLE_PER_PART = 3
+SAMPLE_SEED = 0
+SEED = 1234  # the seed of tests/test_engine.py, whose reference observations are cached
+# Tests that take minutes on the reference (`make mutation` measures and lists them): left out
+# here unless a sampled mutant survives everything else.
+LONG_TESTS = {("lab1", "dqn"): ("test_cartpole",)}
+
+
+def test_mutants_change_only_the_solution_regions():
+    mutants = mutation.mutants_of(REFERENCE, "lab", "part")
+    assert len(mutants) > 10
+    outside = "\n".join(ast.unparse(node) for node in ast.parse(REFERENCE).body[:2])
+    kinds = set()
+    for mutant in mutants:
+        tree = ast.parse(mutant.source)
+        assert "\n".join(ast.unparse(node) for node in tree.body[:2]) == outside
+        function = tree.body[2]
+        assert ast.unparse(function.body[1]) == "y = x * 2", mutant.key
+        assert mutant.function == "scale"
+        kinds.add(mutant.kind)
+    assert {"operator", "comparison", "constant", "slice", "drop call", "drop keyword",
+            "negate condition", "drop statement", "drop term", "rename"} <= kinds
+
+
+def test_mutant_keys_are_unique_and_survive_edits_elsewhere():
+    keys = [m.key for m in mutation.mutants_of(REFERENCE, "lab", "part")]
+    assert len(keys) == len(set(keys))
+    moved = "\n\ndef helper():\n    return 1 + 2\n\n" + REFERENCE
+    assert [m.key for m in mutation.mutants_of(moved, "lab", "part")] == keys
+    assert "scale: comparison: `factor > LIMIT` -> `factor >= LIMIT`" in keys
+
+
+@pytest.mark.parametrize("listing", ["equivalent_mutants", "known_survivors"])
+def test_every_listed_mutant_exists_and_has_a_reason(listing):
+    listed_mutants = mutation.load_equivalents(Path(mutation.__file__).with_name(f"{listing}.toml"))
+    for lab_name, parts in listed_mutants.items():
+        lab = load_lab(lab_name)
+        mutants = mutation.lab_mutants(lab, [p for p in parts if p in lab.parts])
+        for part, listed in parts.items():
+            keys = {m.key for m in mutants.get(part, [])}
+            for key, reason in listed.items():
+                assert key in keys, (
+                    f"{lab_name}.{part}: the mutant `{key}` of bench/{listing}.toml no longer "
+                    "exists; remove it or update its key (`python -m bench.mutation --list`)"
+                )
+                assert len(reason.strip()) > 10, f"{key}: give the reason"
+
+
+def _parts() -> list[tuple[str, str]]:
+    return [(lab, part) for lab in available_labs() for part in load_lab(lab).parts
+            if load_lab(lab).test_file(part).is_file()]
+
+
+@pytest.mark.slow
+def test_a_sample_of_mutants_is_killed(tmp_path: Path, reference_cache: Path):
+    equivalents, known = mutation.load_equivalents(), mutation.load_known_survivors()
+    runs, mutants = [], {}
+    for lab_name, part in _parts():
+        lab = load_lab(lab_name)
+        found = mutation.lab_mutants(lab, [part])[part]
+        mutants[part] = mutation.sample(found, SAMPLE_PER_PART, SAMPLE_SEED)
+        run = mutation.PartRun(
+            lab, part, seed=SEED, out=tmp_path, cache=reference_cache,
+            equivalents=equivalents.get(lab_name, {}).get(part, {}),
+            long_test_seconds=30.0, long_budget=300.0, skip=LONG_TESTS.get((lab_name, part), ()),
+            known=known.get(lab_name, {}).get(part, {}), log=lambda _: None,
+        )
+        run.prepare()
+        runs.append(run)
+    verdicts = mutation.run_parts(runs, mutants, jobs=2, log=lambda _: None)
+    problems = [
+        f"{part}: {v.mutant.key} ({v.status}{': ' + v.note if v.note else ''})"
+        for part, found in verdicts.items() for v in found
+        if v.status not in ("killed", "equivalent", "known")
+    ]
+    assert not problems, (
+        "mutants that the hidden suite does not kill: add a test that does, or list them with "
+        "the reason in bench/equivalent_mutants.toml (no test can kill them) or "
+        "bench/known_survivors.toml (the test that would):\n" + "\n".join(problems)
+    )
