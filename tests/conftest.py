@@ -79,3 +79,27 @@ def hostile_submission(tmp_path: Path, case: str, lab: str = "lab1", part: str =
         text = (REPO_ROOT / "reference" / lab / f"{part}.py").read_text() + "\n\n" + snippet
     (folder / f"{part}.py").write_text(text)
     return folder
+
+
+def grade_mistake(grade, tmp_path: Path, reference: Path, case: str, passage: str, mistake: str,
+                  affected: tuple[str, ...], message: str, part: str, extra=()) -> None:
+    """Grade the reference file with `passage` replaced by `mistake`; exactly the tests whose
+    display names contain one of `affected` must fail, each with `message` in its output."""
+    source = reference.read_text()
+    assert source.count(passage) == 1, f"the reference no longer contains: {passage!r}"
+    submission = tmp_path / f"submission-{case}"
+    submission.mkdir()
+    (submission / reference.name).write_text(source.replace(passage, mistake))
+
+    graded = grade(submission, parts=(part,), timeout_scale=1.0, extra=extra)
+    assert graded.returncode == 0, graded.output[-2000:]
+    expected = {t["name"] for t in graded.tests if any(f in t["name"] for f in affected)}
+    names = [t["name"] for t in graded.tests]
+    unmatched = [f for f in affected if not any(f in name for name in names)]
+    assert not unmatched, f"no test's name contains {unmatched}"
+    assert set(graded.failed()) == expected, (
+        f"failed: {sorted(graded.failed())}\nexpected: {sorted(expected)}"
+    )
+    for test in graded.tests:
+        if test["name"] in expected:
+            assert message in test["output"], f"{test['name']}: {test['output']}"

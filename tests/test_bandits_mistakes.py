@@ -9,6 +9,7 @@ to keep this quick).
 import pytest
 
 from autograder import REPO_ROOT
+from tests.conftest import grade_mistake
 
 REFERENCE = REPO_ROOT / "reference" / "lab1" / "bandits.py"
 
@@ -70,20 +71,5 @@ CASES = {
 @pytest.mark.slow
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_bandits_mistake_is_named(case, grade, tmp_path):
-    passage, mistake, affected, message = CASES[case]
-    source = REFERENCE.read_text()
-    assert source.count(passage) == 1, f"the reference no longer contains: {passage!r}"
-    submission = tmp_path / f"submission-{case}"
-    submission.mkdir()
-    (submission / "bandits.py").write_text(source.replace(passage, mistake))
-
-    graded = grade(submission, parts=("bandits",), timeout_scale=1.0, extra=("-k", "not figure"))
-    assert graded.returncode == 0, graded.output[-2000:]
-    expected = {t["name"] for t in graded.tests if any(f in t["name"] for f in affected)}
-    assert len(expected) == len(affected), f"no test matches one of {affected}"
-    assert set(graded.failed()) == expected, (
-        f"failed: {sorted(graded.failed())}\nexpected: {sorted(expected)}"
-    )
-    for test in graded.tests:
-        if test["name"] in expected:
-            assert message in test["output"], f"{test['name']}: {test['output']}"
+    grade_mistake(grade, tmp_path, REFERENCE, case, *CASES[case], part="bandits",
+                  extra=("-k", "not figure"))

@@ -41,16 +41,17 @@ class DQNConfig:
     env_id: str = knob("CartPole-v1", "gymnasium id: CartPole-v1 or a probe, probes/Probe1-v0 ...")
     seed: int = knob(1, "seed for torch, numpy and the environment")
     total_timesteps: int = knob(50_000, "environment steps to train for")
-    learning_rate: float = knob(1e-3, "Adam's learning rate")
-    buffer_size: int = knob(50_000, "replay buffer capacity, in transitions")
+    learning_rate: float = knob(2.3e-3, "Adam's learning rate")
+    buffer_size: int = knob(100_000, "replay buffer capacity, in transitions")
     gamma: float = knob(0.99, "discount factor")
-    target_network_frequency: int = knob(128, "environment steps between target-network syncs")
+    target_network_frequency: int = knob(10, "environment steps between target-network syncs")
     batch_size: int = knob(64, "transitions per gradient step")
     start_e: float = knob(1.0, "epsilon at the first step")
-    end_e: float = knob(0.05, "epsilon after the exploration phase")
-    exploration_fraction: float = knob(0.2, "fraction of total_timesteps over which epsilon decays")
+    end_e: float = knob(0.04, "epsilon after the exploration phase")
+    exploration_fraction: float = knob(0.16, "share of total_timesteps over which epsilon decays")
     learning_starts: int = knob(1_000, "environment steps of pure collection before learning")
-    train_frequency: int = knob(2, "environment steps between gradient steps")
+    train_frequency: int = knob(256, "environment steps between training phases")
+    gradient_steps: int = knob(128, "gradient steps in each training phase")
     hidden_dim: int = knob(256, "width of the Q-network's two hidden layers")
     eval_frequency: int = knob(0, "environment steps between greedy evaluations (0: never)")
     eval_episodes: int = knob(10, "episodes per greedy evaluation")
@@ -325,8 +326,10 @@ def train(
       3. if the episode ended (terminated or truncated): append its return to
          result.episode_returns and `step` to result.episode_end_steps, then env.reset();
       4. once step >= config.learning_starts: every config.train_frequency steps
-         (step % train_frequency == 0) sample a batch with `rng` and call train_step; every
-         config.target_network_frequency steps call sync_target;
+         (step % train_frequency == 0) take config.gradient_steps gradient steps, each on a
+         fresh batch sampled with `rng` and passed to train_step; then, every
+         config.target_network_frequency steps (step % target_network_frequency == 0), call
+         sync_target;
       5. if config.eval_frequency > 0 and (step + 1) % eval_frequency == 0: append step + 1 to
          result.eval_steps and the mean of evaluate(...) with config.eval_episodes episodes
          and seed config.seed + 10_000 to result.eval_returns.
@@ -370,8 +373,11 @@ def train(
 
         if step >= config.learning_starts:
             if step % config.train_frequency == 0:
-                batch = buffer.sample(config.batch_size, rng)  # algorithm
-                train_step(q_network, target_network, optimizer, batch, config.gamma)  # algorithm
+                for _ in range(config.gradient_steps):
+                    batch = buffer.sample(config.batch_size, rng)  # algorithm
+                    train_step(  # algorithm
+                        q_network, target_network, optimizer, batch, config.gamma
+                    )
             if step % config.target_network_frequency == 0:
                 sync_target(q_network, target_network)  # algorithm
 
