@@ -118,9 +118,11 @@ def solution_regions(source: str) -> list[tuple[int, int]]:
 
 Transform = Callable[[ast.AST], ast.AST | None]
 COMPOUND = (ast.If, ast.For, ast.While, ast.With, ast.Try, ast.FunctionDef, ast.ClassDef)
-# Calls whose removal is only a type error, never a plausible slip.
-KEPT_CALLS = {"range", "len", "sum", "list", "tuple", "dict", "zip", "enumerate", "isinstance",
-              "parameters", "numel", "super"}
+# Calls whose removal or reordering is only a type error, never a plausible slip: builtins
+# called by name, and two methods.
+KEPT_BUILTINS = {"range", "len", "sum", "list", "tuple", "dict", "zip", "enumerate",
+                 "isinstance", "super"}
+KEPT_METHODS = {"parameters", "numel"}
 # Methods that transform a value, so that `x.method(...) -> x` is a plausible slip.
 DROPPABLE_METHODS = {
     "sum", "mean", "max", "min", "amax", "amin", "exp", "log", "sqrt", "pow", "abs", "squeeze",
@@ -299,9 +301,10 @@ class _Enumerator:
     def _call(self, node: ast.Call, function: str) -> None:
         add = self.add
         func = node.func
-        name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
+        kept = func.attr in KEPT_METHODS if isinstance(func, ast.Attribute) else getattr(
+            func, "id", "") in KEPT_BUILTINS
         positional = [a for a in node.args if not isinstance(a, ast.Starred)]
-        if len(positional) == len(node.args) and name not in KEPT_CALLS:
+        if len(positional) == len(node.args) and not kept:
             for i in range(len(node.args) - 1):
                 add(node, function, "swap arguments",
                     lambda n, i=i: _with(n, args=[*n.args[:i], n.args[i + 1], n.args[i],
@@ -311,7 +314,7 @@ class _Enumerator:
                 add(node, function, "drop keyword",
                     lambda n, i=i: _with(n, keywords=[k for j, k in enumerate(n.keywords)
                                                       if j != i]))
-        if id(node) in self.statement_calls or name in KEPT_CALLS:
+        if id(node) in self.statement_calls or kept:
             return  # dropping a statement's call is dropping the statement
         one_argument = len(node.args) == 1 and not node.keywords and not isinstance(
             node.args[0], ast.Starred)
@@ -692,14 +695,21 @@ def run_parts(runs: list[PartRun], mutants: dict[str, list[Mutant]], jobs: int,
     with ThreadPoolExecutor(max_workers=jobs) as pool:
         for run, number, verdict in pool.map(stage_one, work):
             done += 1
+            later = run.fast_keyword and verdict.status in ("survived", "known", "equivalent")
             log(f"[{done}/{total}] {verdict.status:>8}  {run.lab.name}.{run.part} "
-                f"{verdict.mutant.key}")
-            if run.fast_keyword and verdict.status in ("survived", "known", "equivalent"):
+                f"{verdict.mutant.key}{' (so far: the long tests come next)' if later else ''}")
+            if later:
                 survivors.append((run, number, verdict))
             else:
                 verdicts[run.part].append(verdict)
     second: list[tuple[PartRun, int, Mutant, str]] = []
     for run, number, verdict in survivors:
+        if run.long_budget <= 0:  # no time for the long tests at all
+            if verdict.status == "survived":
+                verdict = Verdict(verdict.mutant, "not-run", note="survived the fast tests; "
+                                  "the long tests were not run (no budget)")
+            verdicts[run.part].append(verdict)
+            continue
         keyword = run.long_keyword()
         if keyword is None:  # every long test fails on the reference: none can kill
             verdicts[run.part].append(verdict)
@@ -829,7 +839,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sample", type=int, help="grade only a fixed random sample per part")
     parser.add_argument("--sample-seed", type=int, default=0)
     parser.add_argument("--survivors-of", type=Path, metavar="JSON",
-                        help="grade only the mutants a previous run (its LAB.json) did not kill")
+                        help="grade only the mutants that a previous run (its LAB.json) did not "
+                        "kill or did not have")
     parser.add_argument("--long-test-seconds", type=float, default=15.0,
                         help="tests slower than this on the reference run in stage two only")
     parser.add_argument("--long-budget", type=float, default=3600.0,
@@ -871,9 +882,10 @@ def main(argv: list[str] | None = None) -> int:
             mutants = {p: sample(m, args.sample, args.sample_seed) for p, m in mutants.items()}
         if args.survivors_of:
             earlier = json.loads(args.survivors_of.read_text())
-            again = {v["key"] for found in earlier.values() for v in found
-                     if v["status"] not in ("killed", "equivalent-but-killed")}
-            mutants = {p: [m for m in found if m.key in again] for p, found in mutants.items()}
+            killed = {v["key"] for found in earlier.values() for v in found
+                      if v["status"] in ("killed", "equivalent-but-killed")}
+            mutants = {p: [m for m in found if m.key not in killed]
+                       for p, found in mutants.items()}
         partial = bool(args.sample or args.survivors_of)
         cache = args.out / "cache"
         runs = [PartRun(lab, part, seed=args.seed, out=args.out, cache=cache,
