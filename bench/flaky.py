@@ -152,10 +152,14 @@ class Run:
 
 
 def grade(lab: str, seed: int, results: Path, timeout: float, timeout_scale: float = 1.0,
-          root: Path = REPO_ROOT) -> Run:
+          root: Path = REPO_ROOT, parts: list[str] | None = None, keyword: str = "") -> Run:
     command = [sys.executable, "-m", "autograder", "grade", lab, str(root / "reference" / lab),
                "--results", str(results), "--seed", str(seed), "--reference-cache", "",
                "--timeout-scale", str(timeout_scale), "--quiet"]
+    for part in parts or ():
+        command += ["--part", part]
+    if keyword:
+        command += ["-k", keyword]
     started = time.monotonic()
     problem = ""
     try:
@@ -190,8 +194,11 @@ def read_run(results: Path, seed: int) -> Run:
 
 
 def report(lab: str, runs: list[Run], tests: list[TestInfo], seconds: float,
-           timeout_scale: float = 1.0) -> tuple[str, bool]:
+           timeout_scale: float = 1.0, selection: str = "") -> tuple[str, bool]:
     n = len(runs)
+    graded_names = {name for run in runs for name in run.names}
+    if graded_names:  # only the tests that were graded (--part, -k)
+        tests = [test for test in tests if test.name in graded_names]
     failures = Counter(name for run in runs for name in run.failed)
     info = {test.name: test for test in tests}
     graded = [run for run in runs if not run.problem]
@@ -200,7 +207,7 @@ def report(lab: str, runs: list[Run], tests: list[TestInfo], seconds: float,
              "and listed at the end. No reference cache: every grading computed the expected "
              "observations live."
              + (f" Time limits were multiplied by {timeout_scale:g}." if timeout_scale != 1
-                else ""), ""]
+                else "") + (f" Tests graded: {selection}." if selection else ""), ""]
     clean = not failures and len(graded) == n
     if failures:
         lines += ["| test | failed | rate | 95% upper bound | stated | P(this many or more "
@@ -279,6 +286,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=1800.0, help="seconds per grading")
     parser.add_argument("--timeout-scale", type=float, default=1.0,
                         help="multiplies every per-call time limit (a busy machine)")
+    parser.add_argument("--part", action="append", help="grade only these parts")
+    parser.add_argument("-k", dest="keyword", default="", help="grade only the tests that "
+                        "pytest's -k selects (e.g. 'not cartpole')")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     parser.add_argument("--resume", action="store_true",
                         help="continue an interrupted run in --out: same snapshot of the code, "
@@ -310,7 +320,8 @@ def main(argv: list[str] | None = None) -> int:
             results = folder / f"run-{index:03d}.json"
             if args.resume and results.is_file():
                 return read_run(results, seed)
-            return grade(lab, seed, results, args.timeout, args.timeout_scale, root)
+            return grade(lab, seed, results, args.timeout, args.timeout_scale, root,
+                         args.part, args.keyword)
 
         runs = []
         print(f"{lab}: grading the reference {args.runs} times, {args.jobs} at a time", flush=True)
@@ -322,7 +333,11 @@ def main(argv: list[str] | None = None) -> int:
                                         if run.failed else "all passed")
                 print(f"[{done}/{args.runs}] seed {run.seed}: {state} ({run.seconds:.0f} s)",
                       flush=True)
-        text, clean = report(lab, runs, tests, time.monotonic() - started, args.timeout_scale)
+        selection = " and ".join(filter(None, [
+            args.part and "parts " + ", ".join(args.part),
+            args.keyword and f"-k {args.keyword!r}"]))
+        text, clean = report(lab, runs, tests, time.monotonic() - started, args.timeout_scale,
+                             selection)
         (args.out / f"{lab}.md").write_text(text)
         print()
         print(text)

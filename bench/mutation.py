@@ -11,7 +11,9 @@ changed, a slice bound moved by one, a term, a call, a keyword argument or a sta
 dropped, two arguments swapped, a condition negated. Each mutant is graded like a submission
 (`python -m autograder grade LAB MUTANT --part PART --seed S`) against one shared reference
 cache, so the reference's observations are computed once. A mutant is *killed* when a test
-that passes on the reference fails on it.
+that passes on the reference fails on it. One such test is enough, so a grading stops at its
+first failing test (`--exitfirst`, when the reference fails none): the killer listed for a
+mutant is the first test that caught it.
 
 Some mutants cannot be killed because they do not change what the code does (a `<` that
 becomes `<=` on a continuous random number, a dropped `.detach()` on a tensor that needs no
@@ -492,7 +494,7 @@ class Grading:
 
 def grade(lab: str, part: str, submission: Path, results: Path, *, seed: int, cache: Path,
           keyword: str | None = None, timeout: float = 1800.0, timeout_scale: float = 1.0,
-          root: Path = REPO_ROOT) -> Grading:
+          root: Path = REPO_ROOT, exitfirst: bool = False) -> Grading:
     """Grade with the real CLI of the repository at `root` (the live one, or a snapshot) in its
     own process; the failed tests' names, or a problem."""
     command = [sys.executable, "-m", "autograder", "grade", lab, str(submission),
@@ -501,6 +503,8 @@ def grade(lab: str, part: str, submission: Path, results: Path, *, seed: int, ca
                "--quiet"]
     if keyword:
         command += ["-k", keyword]
+    if exitfirst:  # a kill needs one failing test: the first one ends the grading
+        command.append("--exitfirst")
     started = time.monotonic()
     try:
         completed = subprocess.run(command, cwd=root, capture_output=True, timeout=timeout,
@@ -649,7 +653,8 @@ class PartRun:
         _write_mutant(mutant, folder)
         graded = grade(self.lab.name, self.part, folder, folder / f"results-{stage}.json",
                        seed=self.seed, cache=self.cache, keyword=keyword,
-                       timeout_scale=self.timeout_scale, root=self.root)
+                       timeout_scale=self.timeout_scale, root=self.root,
+                       exitfirst=not self.reference.failed)
         kept.write_text(json.dumps({"failed": sorted(graded.failed), "problem": graded.problem,
                                     "seconds": graded.seconds,
                                     "timed_out": sorted(graded.timed_out)}))

@@ -26,6 +26,13 @@ def test_stubs_get_zero_without_a_grader_traceback(grade):
     assert "Traceback (most recent call last)" not in graded.output
 
 
+def test_exitfirst_stops_at_the_first_failing_test(grade):
+    """`-x` (used by make mutation) grades until one test fails and lists only what ran."""
+    graded = grade(REPO_ROOT / "assignments" / "lab1", extra=("-x",))
+    assert graded.returncode == 0, graded.output[-2000:]
+    assert len(graded.tests) == 1 and graded.failed() == [graded.tests[0]["name"]]
+
+
 def test_results_have_the_gradescope_fields(grade):
     graded = grade(REPO_ROOT / "reference" / "lab1")
     results = graded.results

@@ -73,6 +73,8 @@ def grade(args: argparse.Namespace) -> int:
         pytest_args += ["--memory-limit-gib", str(args.memory_limit_gib)]
     if args.keyword:
         pytest_args += ["-k", args.keyword]
+    if args.exitfirst:
+        pytest_args.append("--exitfirst")
 
     exit_code = pytest.main(pytest_args)
     if not results_path.is_file():
@@ -228,6 +230,9 @@ def main(argv: list[str] | None = None) -> int:
     g.add_argument("--memory-limit-gib", type=float, help="address-space limit per worker")
     g.add_argument("--run-as", help="run the submission as this unprivileged user (needs root)")
     g.add_argument("-k", dest="keyword", help="pytest -k expression")
+    g.add_argument("-x", "--exitfirst", action="store_true", help="stop at the first failing "
+                   "test (the results list only the tests that ran; for tools that only ask "
+                   "whether anything fails)")
     g.add_argument("-v", "--verbose", action="store_true", help="show pytest's own report")
     g.add_argument("-q", "--quiet", action="store_true", help="print no table")
     g.set_defaults(run=grade)
