@@ -10,7 +10,7 @@
 #   make otter lab1                the otter-grader autograder zip dist/lab1-otter-autograder.zip
 #   make stubs                     regenerate assignments/ from reference/
 #   make mutation [lab1] [PART=p]  mutation score of the hidden suites (slow: about an hour)
-#   make flaky [lab1] [N=50]       grade the reference N times with fresh seeds; any failure?
+#   make flaky [lab1] [N=50] [PART=p] [K=expr]  grade the reference N times; any failure?
 #   make bench                     grading time, memory, throughput -> docs/benchmarks.md
 #
 # On first use a virtual environment is made in .venv (torch's CPU build first, then this
@@ -118,7 +118,7 @@ mutation: $(ENV_STAMP)
 	$(PY) -m bench.mutation $(LAB_ARGS) $(if $(PART),--part $(PART),)
 
 flaky: $(ENV_STAMP)
-	$(PY) -m bench.flaky $(LAB_ARGS) --runs $(N)
+	$(PY) -m bench.flaky $(LAB_ARGS) --runs $(N) $(if $(PART),--part $(PART),) $(if $(K),-k "$(K)",)
 
 bench: $(ENV_STAMP)
 	$(PY) -m bench.benchmarks
