@@ -222,6 +222,14 @@ def test_linear_schedule(student, reference, rng):
                  f"exploration_fraction={fraction:.4f}, total_timesteps={total}) returned "
                  f"{got_e:.6f}; expected {want_e:.6f} (the decay ends at step "
                  f"{decay_end:.1f}).{hint}")
+    # No exploration phase at all: epsilon is end_e from the first step.
+    flat = [0, 1, total - 1]
+    got = student.probe("dqn.schedule", flat, start_e, end_e, 0.0, total)
+    want = reference.probe("dqn.schedule", flat, start_e, end_e, 0.0, total)
+    assert_close(got, want, rtol=1e-6, atol=1e-6,
+                 what=f"linear_schedule(step, start_e={start_e:.4f}, end_e={end_e:.4f}, "
+                 f"exploration_fraction=0, total_timesteps={total}) at steps {flat} (no decay "
+                 "phase: end_e from step 0)")
 
 
 def hoeffding_halfwidth(n: int, alpha: float) -> float:

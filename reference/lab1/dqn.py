@@ -196,7 +196,8 @@ def linear_schedule(
     """Epsilon at environment step `step` (counting from 0).
 
     Epsilon falls linearly from start_e at step 0 to end_e at step
-    exploration_fraction * total_timesteps, and stays at end_e from then on.
+    exploration_fraction * total_timesteps, and stays at end_e from then on (so with
+    exploration_fraction 0 it is end_e from step 0).
     Example: start_e 1.0, end_e 0.1, fraction 0.5, total 1000: step 250 -> 0.55, step 700 -> 0.1.
     """
     # BEGIN SOLUTION
