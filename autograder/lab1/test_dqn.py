@@ -245,8 +245,12 @@ def test_epsilon_greedy_exploits(student, rng, seed):
     """epsilon_greedy with epsilon = 0 always takes the greedy action"""
     actions = _size(rng, 2, 6)
     q_values = torch.randn(actions, generator=rng)
+    q_values[0] = q_values.min() - 1  # the greedy action is never 0 ...
     greedy = int(q_values.argmax())
-    got = student.probe("dqn.epsilon_greedy_counts", q_values, 0.0, 3, 200, seed % 2**32)
+    obs = torch.randn(3, generator=rng)
+    if int(obs.argmax()) == greedy:  # ... nor the argmax of the observation
+        obs = obs.roll(1)
+    got = student.probe("dqn.epsilon_greedy_counts", q_values, 0.0, 3, 200, seed % 2**32, obs)
     check(got["counts"] is not None, f"epsilon_greedy {got['bad']}; expected a Python int "
           f"between 0 and {actions - 1}")
     check(got["counts"][greedy] == 200,

@@ -152,12 +152,14 @@ class _FixedQ(nn.Module):
 
 
 def epsilon_greedy_counts(
-    q_values: torch.Tensor, epsilon: float, obs_dim: int, calls: int, seed: int
+    q_values: torch.Tensor, epsilon: float, obs_dim: int, calls: int, seed: int,
+    obs: torch.Tensor | None = None,
 ) -> dict[str, Any]:
-    """Call epsilon_greedy `calls` times on one observation; count the actions chosen."""
+    """Call epsilon_greedy `calls` times on one observation (zeros unless given); count the
+    actions chosen."""
     network = _FixedQ(q_values)
     rng = np.random.default_rng(seed)
-    obs = np.zeros(obs_dim, dtype=np.float32)
+    obs = np.zeros(obs_dim, dtype=np.float32) if obs is None else obs.numpy().astype(np.float32)
     num_actions = len(q_values)
     counts = [0] * num_actions
     for _ in range(calls):
