@@ -378,8 +378,9 @@ def test_train_step(student, reference, rng):
                                                  start=1):
         what = (f"train_step number {step} (Adam, lr {learning_rate}, gamma {gamma:.4f}, "
                 f"batch of {len(batches[step - 1]['actions'])})")
-        check(got_step["loss"] is not None,
-              f"{what} returned a {got_step['loss_type']}; expected the loss as a Python float")
+        check(got_step["loss"] is not None and got_step["loss_type"] == "float",
+              f"{what} returned a {got_step['loss_type']}; expected the loss as a Python float "
+              "(loss.item(): a tensor would keep the step's autograd graph alive)")
         if abs(got_step["loss"] - want_step["loss"]) > 1e-4 * abs(want_step["loss"]) + 1e-6:
             fail(f"{what} returned the loss {got_step['loss']:.6f}; expected "
                  f"{want_step['loss']:.6f}: the mean over the batch of the Huber loss "
@@ -556,21 +557,53 @@ def test_train_stores_truncation(student, seed):
           "do not store the step that autoreset spends on resetting)")
 
 
-@pytest.mark.points(1)
-def test_train_evaluates_periodically(student, rng, seed):
-    """train calls evaluate every eval_frequency steps with the documented arguments"""
+@pytest.mark.points(2)
+def test_train_bookkeeping(student, reference, rng, seed):
+    """train explores with the schedule's epsilon, logs its episodes and its evaluations"""
     every, evaluations, episodes = _size(rng, 100, 200), _size(rng, 2, 4), _size(rng, 2, 5)
-    overrides = {**PROBE_RUN, "total_timesteps": every * evaluations, "eval_frequency": every,
+    total = every * evaluations
+    schedule = {"start_e": _uniform(rng, 0.8, 1.0), "end_e": _uniform(rng, 0.01, 0.1),
+                "exploration_fraction": _uniform(rng, 0.2, 0.6)}
+    overrides = {**PROBE_RUN, **schedule, "total_timesteps": total, "eval_frequency": every,
                  "eval_episodes": episodes, "seed": seed % 2**31}
-    got = student.probe("dqn.train_evaluations", "probes/Probe1-v0", overrides, timeout=60)
-    want_call = {"env_id": "probes/Probe1-v0", "num_episodes": episodes,
+    # Probe 6: reward +1 every step, truncated every 5 steps.
+    got = student.probe("dqn.train_bookkeeping", "probes/Probe6-v0", overrides, timeout=60)
+    what = (f"train on probes/Probe6-v0 for {total} steps (start_e={schedule['start_e']:.4f}, "
+            f"end_e={schedule['end_e']:.4f}, exploration_fraction="
+            f"{schedule['exploration_fraction']:.4f}, eval_frequency={every}, eval_episodes="
+            f"{episodes}, seed={overrides['seed']})")
+
+    want_eps = reference.probe("dqn.schedule", list(range(total)), schedule["start_e"],
+                               schedule["end_e"], schedule["exploration_fraction"], total)
+    check(len(got["epsilons"]) == total,
+          f"{what} called epsilon_greedy {len(got['epsilons'])} times; expected {total}, once "
+          "per environment step")
+    wrong = [step for step in range(total)
+             if abs(got["epsilons"][step] - want_eps[step]) > 1e-6 + 1e-6 * want_eps[step]]
+    if wrong:
+        step = wrong[0]
+        fail(f"{what} passed epsilon = {got['epsilons'][step]:.6f} to epsilon_greedy at step "
+             f"{step}; expected linear_schedule(step={step}, start_e, end_e, "
+             f"exploration_fraction, total_timesteps) = {want_eps[step]:.6f} ({len(wrong)} "
+             "steps differ): check the arguments you pass to linear_schedule")
+
+    episodes_done = total // 5
+    want_ends = [5 * k + 4 for k in range(episodes_done)]
+    check(got["episode_end_steps"] == want_ends,
+          f"{what} logged result.episode_end_steps = {_head(got['episode_end_steps'])}; expected "
+          f"{_head(want_ends)} (the step at which each 5-step episode ended)")
+    wrong = [k for k, value in enumerate(got["episode_returns"]) if value != 5.0]
+    check(len(got["episode_returns"]) == episodes_done and not wrong,
+          f"{what} logged result.episode_returns = {_head(got['episode_returns'])}; expected "
+          f"{episodes_done} returns of 5.0 (five rewards of +1 per episode): add each reward "
+          "to the episode's return, and start every episode from 0")
+
+    want_call = {"env_id": "probes/Probe6-v0", "num_episodes": episodes,
                  "seed": overrides["seed"] + 10_000, "device": "cpu"}
-    what = (f"train on probes/Probe1-v0 for {overrides['total_timesteps']} steps with "
-            f"eval_frequency={every}, eval_episodes={episodes}, seed={overrides['seed']}")
+    want_steps = [every * (k + 1) for k in range(evaluations)]
     check(len(got["calls"]) == evaluations,
           f"{what} called evaluate {len(got['calls'])} times; expected {evaluations}, after "
-          f"steps {[every * (k + 1) for k in range(evaluations)]} (when (step + 1) % "
-          "eval_frequency == 0)")
+          f"steps {want_steps} (when (step + 1) % eval_frequency == 0)")
     for call in got["calls"]:
         check(call == want_call,
               f"{what} called evaluate(q_network, env_id={call['env_id']!r}, num_episodes="
@@ -578,7 +611,6 @@ def test_train_evaluates_periodically(student, rng, seed):
               f"expected env_id={want_call['env_id']!r}, num_episodes={episodes} "
               f"(config.eval_episodes), seed={want_call['seed']} (config.seed + 10_000) and "
               "the device train was given")
-    want_steps = [every * (k + 1) for k in range(evaluations)]
     check(got["eval_steps"] == want_steps,
           f"{what} logged result.eval_steps = {got['eval_steps']}; expected {want_steps} "
           "(step + 1 at each evaluation)")
@@ -587,6 +619,11 @@ def test_train_evaluates_periodically(student, rng, seed):
     assert_close(got["eval_returns"], want_returns, rtol=0, atol=1e-6,
                  what=f"{what}: result.eval_returns (the mean of the returns that each call "
                  "to evaluate gave)")
+
+
+def _head(values: list, count: int = 8) -> str:
+    shown = ", ".join(str(v) for v in values[:count])
+    return f"[{shown}{', ...' if len(values) > count else ''}] ({len(values)} values)"
 
 
 # ============================================================================ CartPole
@@ -607,7 +644,7 @@ CARTPOLE_RUN = {"env_id": "CartPole-v1", "total_timesteps": CARTPOLE_STEPS,
 REFERENCE_PASS_RATE = "20 of 20 (grading seeds 0-19; 19 of 20 even at 475)"
 
 
-@pytest.mark.points(5)
+@pytest.mark.points(4)
 def test_cartpole(student, reference, seed):
     """train reaches a greedy return of 300 on CartPole-v1 within 40k steps"""
     run_seed = seed % 2**31

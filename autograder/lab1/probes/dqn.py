@@ -256,6 +256,49 @@ def _plain(value: Any, kind: type) -> Any:
     return value if type(value) is kind else repr(value)
 
 
+def train_bookkeeping(env_id: str, overrides: dict[str, Any]) -> dict[str, Any]:
+    """Train with two recorders in place: `epsilon_greedy` records the epsilon of each call
+    (and then does its work), `evaluate` records its arguments and returns episode returns
+    k, k + 1, ... at its k-th call. Report those and what train logged."""
+    calls: list[dict[str, Any]] = []
+    epsilons: list[float] = []
+    evaluate, epsilon_greedy = dqn.evaluate, dqn.epsilon_greedy
+
+    def record_evaluate(q_network: nn.Module, env_id: str, num_episodes: int, seed: int,
+                        device: Any = "cpu") -> list[float]:
+        calls.append({"env_id": _plain(env_id, str), "num_episodes": _plain(num_episodes, int),
+                      "seed": _plain(seed, int), "device": str(device)})
+        return [float(len(calls) + episode) for episode in range(int(num_episodes))]
+
+    def record_epsilon(q_network: nn.Module, obs: Any, epsilon: float, *args: Any,
+                       **kwargs: Any) -> int:
+        epsilons.append(float(epsilon))
+        return epsilon_greedy(q_network, obs, epsilon, *args, **kwargs)
+
+    config = dataclasses.replace(dqn.DQNConfig(), env_id=env_id, **overrides)
+    dqn.evaluate, dqn.epsilon_greedy = record_evaluate, record_epsilon
+    try:
+        result = dqn.train(config)
+    finally:
+        dqn.evaluate, dqn.epsilon_greedy = evaluate, epsilon_greedy
+    return {"calls": calls, "epsilons": epsilons,
+            "episode_returns": [float(value) for value in result.episode_returns],
+            "episode_end_steps": [int(step) for step in result.episode_end_steps],
+            "eval_steps": [int(step) for step in result.eval_steps],
+            "eval_returns": [float(value) for value in result.eval_returns]}
+
+
+def _weights_of(network: nn.Module) -> dict[str, torch.Tensor]:
+    return {name: t.detach().cpu().clone() for name, t in network.state_dict().items()}
+
+
+def _plain(value: Any, kind: type) -> Any:
+    """`value` as a plain `kind` when it is one (numpy integers included), else its repr."""
+    if kind is int and isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+        return int(value)
+    return value if type(value) is kind else repr(value)
+
+
 def train_evaluations(env_id: str, overrides: dict[str, Any]) -> dict[str, Any]:
     """Train with `evaluate` replaced by a recorder of its arguments, which returns episode
     returns k, k + 1, ... at its k-th call; report the calls and what train logged."""
