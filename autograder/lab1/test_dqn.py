@@ -557,7 +557,7 @@ def test_train_stores_truncation(student, seed):
           "do not store the step that autoreset spends on resetting)")
 
 
-@pytest.mark.points(2)
+@pytest.mark.points(1)
 def test_train_bookkeeping(student, reference, rng, seed):
     """train explores with the schedule's epsilon, logs its episodes and its evaluations"""
     every, evaluations, episodes = _size(rng, 100, 200), _size(rng, 2, 4), _size(rng, 2, 5)
@@ -619,6 +619,49 @@ def test_train_bookkeeping(student, reference, rng, seed):
     assert_close(got["eval_returns"], want_returns, rtol=0, atol=1e-6,
                  what=f"{what}: result.eval_returns (the mean of the returns that each call "
                  "to evaluate gave)")
+
+
+@pytest.mark.points(1)
+def test_train_updates_on_schedule(student, rng, seed):
+    """train takes gradient_steps steps every train_frequency steps, syncs on schedule"""
+    total = _size(rng, 300, 600)
+    train_frequency = _size(rng, 3, 7)
+    # learning_starts a multiple of train_frequency: the first training step is at the boundary
+    timing = {"learning_starts": train_frequency * _size(rng, 10, 20),
+              "train_frequency": train_frequency,
+              "gradient_steps": _size(rng, 2, 3), "target_network_frequency": _size(rng, 20, 60),
+              "batch_size": _size(rng, 8, 32), "gamma": _uniform(rng, 0.5, 0.9)}
+    overrides = {**PROBE_RUN, **timing, "total_timesteps": total, "eval_frequency": 1,
+                 "seed": seed % 2**31}
+    got = student.probe("dqn.train_bookkeeping", "probes/Probe6-v0", overrides, timeout=60)
+    what = (f"train on probes/Probe6-v0 for {total} steps with "
+            + ", ".join(f"{name}={value:.4g}" for name, value in timing.items()))
+    check(len(got["epsilons"]) == total,
+          f"{what} called epsilon_greedy {len(got['epsilons'])} times; expected {total}, once "
+          "at the start of every step (the grader uses those calls to tell the steps apart)")
+    learning = range(timing["learning_starts"], total)
+    want_updates = [[step, timing["batch_size"], timing["gamma"]] for step in learning
+                    if step % timing["train_frequency"] == 0
+                    for _ in range(timing["gradient_steps"])]
+    got_steps = [step for step, _, _ in got["updates"]]
+    want_steps = [step for step, _, _ in want_updates]
+    check(got_steps == want_steps,
+          f"{what} called train_step at steps {_head(got_steps)}; expected {_head(want_steps)}:"
+          " once step >= learning_starts, gradient_steps calls at every step with step % "
+          "train_frequency == 0")
+    for (step, size, gamma), _ in zip(got["updates"], want_updates, strict=True):
+        check(size == timing["batch_size"] and abs(gamma - timing["gamma"]) < 1e-9,
+              f"{what} called train_step at step {step} with a batch of {size} and gamma "
+              f"{gamma:.4g}; expected batch_size {timing['batch_size']} and gamma "
+              f"{timing['gamma']:.4g} from the config")
+    want_syncs = [step for step in learning if step % timing["target_network_frequency"] == 0]
+    check(got["syncs"] == want_syncs,
+          f"{what} called sync_target at steps {_head(got['syncs'])}; expected "
+          f"{_head(want_syncs)}: once step >= learning_starts, at every step with step % "
+          "target_network_frequency == 0")
+    check(len(got["calls"]) == total,
+          f"{what} and eval_frequency=1 called evaluate {len(got['calls'])} times; expected "
+          f"{total}, after every step")
 
 
 def _head(values: list, count: int = 8) -> str:

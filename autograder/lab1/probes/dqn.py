@@ -257,12 +257,16 @@ def _plain(value: Any, kind: type) -> Any:
 
 
 def train_bookkeeping(env_id: str, overrides: dict[str, Any]) -> dict[str, Any]:
-    """Train with two recorders in place: `epsilon_greedy` records the epsilon of each call
-    (and then does its work), `evaluate` records its arguments and returns episode returns
-    k, k + 1, ... at its k-th call. Report those and what train logged."""
+    """Train with recorders in place: `epsilon_greedy` records the epsilon of each call,
+    `train_step` and `sync_target` the step of each call (all three then do their work), and
+    `evaluate` records its arguments and returns episode returns k, k + 1, ... at its k-th
+    call. Report those and what train logged."""
     calls: list[dict[str, Any]] = []
     epsilons: list[float] = []
+    updates: list[list[Any]] = []  # [step, batch size, gamma] of each train_step call
+    syncs: list[int] = []  # the step of each sync_target call
     evaluate, epsilon_greedy = dqn.evaluate, dqn.epsilon_greedy
+    train_step, sync_target = dqn.train_step, dqn.sync_target
 
     def record_evaluate(q_network: nn.Module, env_id: str, num_episodes: int, seed: int,
                         device: Any = "cpu") -> list[float]:
@@ -275,13 +279,28 @@ def train_bookkeeping(env_id: str, overrides: dict[str, Any]) -> dict[str, Any]:
         epsilons.append(float(epsilon))
         return epsilon_greedy(q_network, obs, epsilon, *args, **kwargs)
 
+    # epsilon_greedy runs once at the start of every step, so the step of a call is the
+    # number of epsilons recorded so far, minus one.
+    def record_train_step(q_network: nn.Module, target_network: nn.Module, optimizer: Any,
+                          batch: Any, gamma: float) -> float:
+        size = batch.rewards.shape[0] if isinstance(getattr(batch, "rewards", None),
+                                                    torch.Tensor) else -1
+        updates.append([len(epsilons) - 1, int(size), float(gamma)])
+        return train_step(q_network, target_network, optimizer, batch, gamma)
+
+    def record_sync(q_network: nn.Module, target_network: nn.Module) -> None:
+        syncs.append(len(epsilons) - 1)
+        sync_target(q_network, target_network)
+
     config = dataclasses.replace(dqn.DQNConfig(), env_id=env_id, **overrides)
     dqn.evaluate, dqn.epsilon_greedy = record_evaluate, record_epsilon
+    dqn.train_step, dqn.sync_target = record_train_step, record_sync
     try:
         result = dqn.train(config)
     finally:
         dqn.evaluate, dqn.epsilon_greedy = evaluate, epsilon_greedy
-    return {"calls": calls, "epsilons": epsilons,
+        dqn.train_step, dqn.sync_target = train_step, sync_target
+    return {"calls": calls, "epsilons": epsilons, "updates": updates, "syncs": syncs,
             "episode_returns": [float(value) for value in result.episode_returns],
             "episode_end_steps": [int(step) for step in result.episode_end_steps],
             "eval_steps": [int(step) for step in result.eval_steps],
