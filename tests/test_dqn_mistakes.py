@@ -41,7 +41,8 @@ CASES = {
     "target_network_never_synced": (
         "                sync_target(q_network, target_network)  # algorithm\n",
         "                pass\n",
-        ("probe environment 3's", "probe environment 6's", "train syncs the target network"),
+        ("probe environment 3's", "probe environment 6's", "train syncs the target network",
+         "syncs on schedule"),
         "sync",
     ),
     "gradient_into_the_target_network": (
@@ -55,8 +56,8 @@ CASES = {
     "schedule_over_the_whole_run": (
         "duration = exploration_fraction * total_timesteps",
         "duration = total_timesteps",
-        ("linear_schedule decays",),
-        "exploration_fraction * total_timesteps",
+        ("linear_schedule decays", "train explores with the schedule's epsilon"),
+        "linear_schedule",
     ),
 }
 

@@ -585,7 +585,8 @@ def test_train_bookkeeping(student, reference, rng, seed):
         fail(f"{what} passed epsilon = {got['epsilons'][step]:.6f} to epsilon_greedy at step "
              f"{step}; expected linear_schedule(step={step}, start_e, end_e, "
              f"exploration_fraction, total_timesteps) = {want_eps[step]:.6f} ({len(wrong)} "
-             "steps differ): check the arguments you pass to linear_schedule")
+             "steps differ). If the linear_schedule test fails too, fix that first; otherwise "
+             "check the arguments you pass to linear_schedule")
 
     episodes_done = total // 5
     want_ends = [5 * k + 4 for k in range(episodes_done)]
