@@ -79,11 +79,8 @@ def qnetwork(
 # ----------------------------------------------------------------------------- replay buffer
 
 
-def buffer_after_adds(
-    capacity: int, obs_dim: int, transitions: dict[str, torch.Tensor]
-) -> dict[str, Any]:
-    """Add the transitions one by one; return len() after each add and the final arrays."""
-    buffer = dqn.ReplayBuffer(capacity, (obs_dim,))
+def _add_all(buffer: Any, transitions: dict[str, torch.Tensor]) -> list[int]:
+    """Add the transitions to `buffer` one by one, as the loop does; len() after each add."""
     lengths = []
     for i in range(len(transitions["actions"])):
         buffer.add(
@@ -95,6 +92,15 @@ def buffer_after_adds(
             bool(transitions["truncated"][i]),
         )
         lengths.append(len(buffer))
+    return lengths
+
+
+def buffer_after_adds(
+    capacity: int, obs_dim: int, transitions: dict[str, torch.Tensor]
+) -> dict[str, Any]:
+    """Add the transitions one by one; return len() after each add and the final arrays."""
+    buffer = dqn.ReplayBuffer(capacity, (obs_dim,))
+    lengths = _add_all(buffer, transitions)
     arrays = {
         name: torch.as_tensor(np.asarray(getattr(buffer, name)))
         for name in ("observations", "actions", "rewards", "next_observations", "terminated",
@@ -109,15 +115,7 @@ def buffer_samples(
 ) -> dict[str, Any]:
     """Fill a buffer, then sample `draws` batches from one generator seeded with `seed`."""
     buffer = dqn.ReplayBuffer(capacity, (obs_dim,))
-    for i in range(len(transitions["actions"])):
-        buffer.add(
-            transitions["observations"][i].numpy(),
-            int(transitions["actions"][i]),
-            float(transitions["rewards"][i]),
-            transitions["next_observations"][i].numpy(),
-            bool(transitions["terminated"][i]),
-            bool(transitions["truncated"][i]),
-        )
+    _add_all(buffer, transitions)
     rng = np.random.default_rng(seed)
     batches = []
     for _ in range(draws):
