@@ -171,7 +171,11 @@ def check_results(path: Path) -> dict[str, Any]:
     if validate_results(results):
         return {"results": "invalid"}
     maximum = sum(t["max_score"] for t in results["tests"])
-    return {"results": "valid", "score": results["score"], "max_score": maximum}
+    outputs = [t.get("output", "") for t in results["tests"]]
+    return {"results": "valid", "score": results["score"], "max_score": maximum,
+            # tests that waited out their whole time limit, and tests stopped by a leash
+            "timed_out": sum("did not finish within" in o for o in outputs),
+            "leashed": sum("without finishing and was stopped" in o for o in outputs)}
 
 
 def measure_grading(lab: Lab, submission: Path, work: Path, seed: int,
@@ -462,6 +466,14 @@ def _render_grading(grading: dict[str, Any] | None) -> list[str]:
                          f"{seconds(figure.median('cpu_seconds'))} | {pss:.0f} MiB ({rss:.0f} MiB) "
                          f"| {' '.join(scores)} | {valid} | {budget} | {met(ok)} |")
     lines += ["", "Peak PSS is the largest over the runs, not the median.", ""]
+    for lab, entries in grading.items():
+        runs = entries.get("every function hangs", [])
+        if runs and "timed_out" in runs[0]:
+            lines += [f"{lab}, every function hangs: {runs[0]['timed_out']} tests waited out "
+                      "their time limit, one per function (the first test to reach it; the "
+                      "watchdog named the function each time), and the "
+                      f"{runs[0]['leashed']} later tests that reached one of those functions "
+                      "were stopped by its 2 s leash.", ""]
     return lines
 
 

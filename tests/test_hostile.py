@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 
 from autograder import REPO_ROOT
+from autograder.engine.labs import load_lab
+from bench import benchmarks
 from tests.conftest import hostile_submission
 
 EVERYTHING = ("basics: ",)
@@ -72,7 +74,9 @@ CASES = {
     "wrong_shape": (("pairwise_distances",), "expected shape"),
     "nan_output": (("basics: softmax ", "linear_cross_entropy_grads"), "NaN"),
     "loop_at_import": (EVERYTHING, "importing basics.py did not finish within 20 s"),
-    "loop_in_function": (("pairwise_distances",), "did not finish within 10 s"),
+    "loop_in_function": (("pairwise_distances",), "did not finish within 5 s"),
+    "hangs_on_some_inputs": (("logsumexp matches", "log_softmax matches", "softmax matches"),
+                             "in logsumexp: while dim not in"),
     "sys_exit": (("pairwise_distances",), "called sys.exit(0)"),
     "os_exit": (("pairwise_distances",), "exited with code 0"),
     "huge_output": ((), ""),
@@ -83,7 +87,7 @@ CASES = {
     "memory_bomb": (("pairwise_distances",), "ran out of memory"),
     "thread_left_running": ((), ""),
     "signal_alarm": ((), ""),
-    "ignores_signals": (("pairwise_distances",), "did not finish within 10 s"),
+    "ignores_signals": (("pairwise_distances",), "did not finish within 5 s"),
     "atexit_results": (("pairwise_distances",), "differ from the expected result"),
     "deletes_grader_files": (("pairwise_distances",), "differ from the expected result"),
     "reads_hidden_tests": (("pairwise_distances",), "PermissionError"),
@@ -129,6 +133,42 @@ def test_hostile_submission(case, grade, tmp_path):
         assert len(test["output"]) <= 8000
     assert not OUTSIDE.exists(), "a zip entry was written outside the staging folder"
     assert all(path.is_file() for path in protected), "grader files were deleted"
+
+
+@pytest.mark.slow
+def test_a_function_that_hangs_on_some_inputs_costs_one_time_limit(grade, tmp_path):
+    """The first test that hangs in logsumexp waits out its limit and names the line; the two
+    after it that reach logsumexp through log_softmax are stopped by the leash, and the tests
+    where logsumexp is quick pass (the case above checks the exact set)."""
+    graded = grade(hostile_submission(tmp_path, "hangs_on_some_inputs"))
+    first = graded.output_of("logsumexp matches")
+    assert "did not finish within 5 s" in first
+    assert "From now on every call to logsumexp is stopped after 2 s" in first
+    for name in ("log_softmax matches", "basics: softmax matches"):
+        output = graded.output_of(name)
+        assert "logsumexp ran for 2 s without finishing and was stopped" in output, output
+        assert 'ran out of time earlier in the test "basics: logsumexp matches' in output
+    assert "Ran out of time: logsumexp (basics.py, line" in graded.results["output"]
+
+
+@pytest.mark.slow
+def test_every_function_hangs_each_pays_its_limit_once(grade, tmp_path):
+    """DESIGN.md's hostile budget: the stubs with every TODO an infinite loop. Each function
+    times out once; every later test that reaches it fails on the leash instead."""
+    graded = grade(benchmarks.hang_submission(load_lab("lab1"), tmp_path / "hang"))
+    assert graded.returncode == 0, graded.output[-2000:]
+    assert graded.passed() == [] and graded.results["score"] == 0
+    timed_out, leashed = [], []
+    for test in graded.tests:
+        if "did not finish within" in test["output"]:
+            timed_out.append(test["output"].split("it was running ")[1].split(" (")[0])
+        else:
+            assert "without finishing and was stopped" in test["output"], test
+            leashed.append(test["name"])
+    assert len(timed_out) == len(set(timed_out)), f"a function timed out twice: {timed_out}"
+    assert leashed, "no test reused a leash"
+    for name in timed_out:
+        assert f"Ran out of time: {name} (basics.py" in graded.results["output"]
 
 
 def test_there_are_at_least_thirty_hostile_cases():

@@ -223,7 +223,11 @@ def _lab_session(request: pytest.FixtureRequest) -> LabSession:
 
 @pytest.fixture
 def student(request: pytest.FixtureRequest) -> StudentCode:
-    return StudentCode(_lab_session(request).student)
+    implementation = _lab_session(request).student
+    part = Path(request.node.path).stem.removeprefix("test_")
+    # Named in messages about a function that ran out of time in this test.
+    implementation.context = f'the test "{_display_name(request.node, part)}"'
+    return StudentCode(implementation)
 
 
 @pytest.fixture
@@ -348,6 +352,9 @@ def collected_results(config: pytest.Config) -> dict[str, Any]:
         if staged.missing:
             notes.append(f"Missing files: {', '.join(staged.missing)} (their tests score 0)")
         notes.extend(f"Note: {note}" for note in staged.notes)
+        for hang in session.student.hangs.values():
+            notes.append(f"Ran out of time: {hang.name} ({hang.place}), in {hang.during}; "
+                         f"later calls to it were stopped after {session.student.leash:g} s")
         notes.append(f"Sandbox: {session.student.sandbox}")
     notes.append(f"Grading seed: {state.seed}")
     return report.build_results(

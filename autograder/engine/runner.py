@@ -6,6 +6,11 @@ that says what went wrong: the exception and where, a missing function, an impor
 a timeout, an exit, a crash. A worker that dies or overruns is killed with its whole process
 group and a fresh one is started for the next call, so a failure costs only that call.
 
+A call that runs out of time is blamed on the function the worker's watchdog saw running
+just before the limit. That function is put on a *leash* for every later call (see
+worker.py): a submission whose functions all hang pays each test's full limit only once per
+function, and a function that hangs on some inputs only still passes where it is quick.
+
 A worker also dies with the thread that started it (Linux's parent-death signal), so that a
 grading process killed from outside leaves no worker behind: call an `Implementation` from a
 thread that lives as long as the grading (pytest's main thread does).
@@ -14,6 +19,7 @@ thread that lives as long as the grading (pytest's main thread does).
 from __future__ import annotations
 
 import os
+import re
 import select
 import shutil
 import signal
@@ -30,6 +36,43 @@ from autograder.engine import worker as wire
 
 WORKER_SCRIPT = Path(wire.__file__).resolve()
 STARTUP_TIMEOUT = 120.0
+MAX_LEASHES = 64
+_FUNCTION_NAME = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*(\.[A-Za-z_]\w*)*")
+
+
+@dataclass
+class Hang:
+    """Where a call was stuck when its time ran out, as the watchdog reported it."""
+
+    function: str  # "module:Qual.name"
+    file: str
+    line: int
+    code: str
+    during: str  # the call that ran out of time
+
+    @property
+    def name(self) -> str:
+        return self.function.partition(":")[2]
+
+    @property
+    def place(self) -> str:
+        code = f": {self.code}" if self.code else ""
+        return f"{self.file}, line {self.line}, in {self.name}{code}"
+
+    @classmethod
+    def from_event(cls, message: dict, during: str) -> Hang | None:
+        """Check a report from the (untrusted) worker; None if it is not a plausible one."""
+        function, line = message.get("function"), message.get("line")
+        file, code = message.get("file"), message.get("code", "")
+        if not (isinstance(function, str) and len(function) <= 200
+                and _FUNCTION_NAME.fullmatch(function)):
+            return None
+        if not (isinstance(file, str) and 0 < len(file) <= 100 and "/" not in file):
+            return None
+        if type(line) is not int or not isinstance(code, str):
+            return None
+        code = "".join(c for c in code[:200] if c.isprintable())
+        return cls(function, file, line, code, during)
 
 
 def third_party_paths() -> list[str]:
@@ -121,8 +164,9 @@ class Implementation:
         *,
         probes: Path | None = None,
         label: str = "your code",
-        default_timeout: float = 10.0,
+        default_timeout: float = 5.0,
         import_timeout: float = 20.0,
+        leash: float = 2.0,
         timeout_scale: float = 1.0,
         memory_limit: int = 3 * 2**30,
         threads: int = 1,
@@ -136,6 +180,10 @@ class Implementation:
         self.default_timeout = default_timeout
         self.import_timeout = import_timeout * timeout_scale
         self.timeout_scale = timeout_scale
+        # A function that once ran out of time gets this long per call from then on.
+        self.leash = leash * timeout_scale
+        self.hangs: dict[str, Hang] = {}
+        self.context = ""  # what is being graded now ("the test ..."), for messages
         self.memory_limit = memory_limit
         self.threads = threads
         # module name -> why it cannot be used (missing from the submission, failed to import)
@@ -339,14 +387,15 @@ class Implementation:
             self._process = self._start()
         process = self._process
         mark = process.output.total
-        request = {"kind": kind, "target": target, "args": list(args), "kwargs": kwargs}
+        request = {"kind": kind, "target": target, "args": list(args), "kwargs": kwargs,
+                   "limit": timeout, "leashes": {name: self.leash for name in self.hangs}}
         try:
             wire.write_message(process.request_fd, wire.encode(request))
         except OSError:
             self.close()
             raise CallFailed(f"{shown}: the worker process died before the call", "crash") from None
 
-        phase, current_module, limit = "start", module, timeout
+        phase, current_module, limit, hang = "start", module, timeout, None
         deadline = time.monotonic() + timeout
         while True:
             message = self._read(process, deadline)
@@ -357,6 +406,8 @@ class Implementation:
                 elif message["event"] == "running":
                     phase = "run"
                     deadline, limit = time.monotonic() + timeout, timeout
+                elif message["event"] == "stuck" and phase == "run":
+                    hang = Hang.from_event(message, self.context or shown)
                 continue
             break
 
@@ -389,6 +440,12 @@ class Implementation:
                 self.broken[module] = what
             elif phase == "run":
                 what += " (an infinite loop, or much slower than needed?)"
+                if hang is not None:
+                    what += f". When it was stopped it was running {hang.name} ({hang.place})"
+                    if hang.function not in self.hangs and len(self.hangs) < MAX_LEASHES:
+                        self.hangs[hang.function] = hang
+                        what += (f". From now on every call to {hang.name} is stopped after "
+                                 f"{self.leash:g} s")
             text, kind = f"{shown} {what}", "timeout"
         elif message == "eof":
             ending = describe_exit(returncode, self.memory_limit)
@@ -423,6 +480,15 @@ class Implementation:
         elif kind == "not_implemented":
             origin = message.get("where") or "your code"
             return f"{shown}: not implemented yet ({origin} raises NotImplementedError)"
+        elif kind == "leash":
+            name = str(message.get("name"))
+            hang = next((h for h in self.hangs.values() if h.name == name), None)
+            earlier = f" in {hang.during} (at {hang.place})" if hang else ""
+            text = (
+                f"{shown}: {name} ran for {self.leash:g} s without finishing and was stopped. "
+                f"It ran out of time earlier{earlier}, so from then on each call to it gets "
+                f"{self.leash:g} s"
+            )
         elif kind == "exit":
             text = f"{shown} called sys.exit({message.get('message')}){where}; remove that call"
         elif kind == "memory":

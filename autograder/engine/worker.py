@@ -12,6 +12,13 @@ or the results file, and it imports nothing from the `autograder` package: `-I -
 repository off `sys.path` (even when it is installed in editable mode), so the
 implementation folder and the installed third-party packages are all it can import.
 
+Hangs: shortly before a call's time limit a watchdog thread reports which function of the
+implementation the main thread is running (a "stuck" event). The trusted side keeps that
+name, and every later request carries it as a *leash*: the function is wrapped so that a
+call to it that runs longer than the leash raises `LeashExpired` (a timer signal), instead of
+costing the test's whole limit again. A function that hung on some inputs still passes the
+tests where it is quick.
+
 Messages are length-prefixed `torch.save` payloads. The trusted side decodes them with
 `torch.load(weights_only=True)`, which cannot execute code, so a hostile worker can at most
 lie about its own result. The trusted side also owns every timeout: it kills the worker's
@@ -30,15 +37,19 @@ if __name__ == "__main__":
             sys.path.append(sys.argv[_index + 1])
 
 import argparse  # noqa: E402
+import functools  # noqa: E402
 import importlib  # noqa: E402
 import importlib.util  # noqa: E402
 import io  # noqa: E402
+import linecache  # noqa: E402
 import os  # noqa: E402
 import resource  # noqa: E402
 import signal  # noqa: E402
 import struct  # noqa: E402
 import threading  # noqa: E402
+import time  # noqa: E402
 import traceback  # noqa: E402
+import types  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
@@ -162,6 +173,10 @@ def describe_exception(exc: BaseException, impl: Path) -> dict[str, Any]:
         f'  {Path(f.filename).name}, line {f.lineno}, in {f.name}: {(f.line or "").strip()}'
         for f in frames[-6:]
     ]
+    leash = leash_in_chain(exc)
+    if leash is not None:
+        return {"ok": False, "kind": "leash", "type": "LeashExpired", "name": leash.name,
+                "message": str(leash), "where": where, "traceback": "\n".join(lines)}
     if isinstance(exc, SystemExit):
         kind = "exit"
     elif isinstance(exc, NotImplementedError):
@@ -180,6 +195,169 @@ def describe_exception(exc: BaseException, impl: Path) -> dict[str, Any]:
     }
 
 
+
+# ----------------------------------------------------------------------------- hangs
+
+
+class LeashExpired(BaseException):
+    """A function that hung in an earlier call ran past its leash. A BaseException, so that
+    `except Exception` in the implementation does not swallow it."""
+
+    def __init__(self, name: str, seconds: float):
+        super().__init__(f"{name} ran for {seconds:g} s without finishing")
+        self.name = name
+        self.seconds = seconds
+
+
+def leash_in_chain(exc: BaseException | None) -> LeashExpired | None:
+    """The LeashExpired behind an exception, if the implementation wrapped one in its own."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, LeashExpired):
+            return exc
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
+_leash_stack: list[tuple[str, float, float]] = []  # (name, seconds, deadline), outermost first
+
+
+def _set_leash_timer() -> None:
+    if _leash_stack:
+        remaining = min(deadline for _, _, deadline in _leash_stack) - time.monotonic()
+        signal.setitimer(signal.ITIMER_REAL, max(remaining, 1e-3))
+    else:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+
+
+def _on_leash_timer(signum: int, frame: Any) -> None:
+    now = time.monotonic()
+    for name, seconds, deadline in _leash_stack:
+        if deadline <= now:
+            raise LeashExpired(name, seconds)
+    _set_leash_timer()
+
+
+def leashed(function: Any, name: str, seconds: float) -> Any:
+    """`function`, stopped with LeashExpired when a call to it runs longer than `seconds`."""
+
+    @functools.wraps(function)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        signal.signal(signal.SIGALRM, _on_leash_timer)  # the implementation may have replaced it
+        entry = (name, seconds, time.monotonic() + seconds)
+        _leash_stack.append(entry)
+        _set_leash_timer()
+        try:
+            return function(*args, **kwargs)
+        finally:
+            if entry in _leash_stack:
+                _leash_stack.remove(entry)
+            _set_leash_timer()
+
+    wrapper.__grader_leash__ = name
+    return wrapper
+
+
+def implementation_modules(impl: Path) -> list[types.ModuleType]:
+    root = str(impl) + os.sep
+    return [
+        module for module in list(sys.modules.values())
+        if isinstance(getattr(module, "__file__", None), str) and module.__file__.startswith(root)
+    ]
+
+
+def apply_leashes(impl: Path, leashes: dict[str, float]) -> None:
+    """Wrap each named function ("module:Qual.name") of the implementation, where it is
+    defined and wherever another of its modules imported it."""
+    modules = implementation_modules(impl)
+    for name, seconds in leashes.items():
+        module_name, _, qualname = name.partition(":")
+        owner: Any = sys.modules.get(module_name)
+        if owner not in modules:
+            continue
+        *path, attribute = qualname.split(".")
+        for part in path:
+            owner = vars(owner).get(part) if isinstance(owner, (type, types.ModuleType)) else None
+        if not isinstance(owner, (type, types.ModuleType)):
+            continue
+        raw = vars(owner).get(attribute)
+        if isinstance(raw, (staticmethod, classmethod)):
+            function = raw.__func__
+        elif isinstance(raw, types.FunctionType):
+            function = raw
+        else:
+            continue
+        if getattr(function, "__grader_leash__", None):
+            continue  # already wrapped in this worker
+        wrapper = leashed(function, qualname, float(seconds))
+        setattr(owner, attribute, type(raw)(wrapper) if function is not raw else wrapper)
+        if isinstance(owner, types.ModuleType):
+            for module in modules:
+                for key, value in list(vars(module).items()):
+                    if value is raw:
+                        setattr(module, key, wrapper)
+
+
+class Watchdog:
+    """Reports, shortly before a call's time limit, which function of the implementation the
+    main thread is running. It needs the GIL: code stuck inside one C call that never releases
+    it (a huge `sum(range(...))`) goes unreported, and the call simply times out."""
+
+    def __init__(self, impl: Path, report: Any):
+        self.impl = impl
+        self._report = report
+        self._main = threading.main_thread().ident
+        self._condition = threading.Condition()
+        self._deadline: float | None = None
+        threading.Thread(target=self._run, name="grader-watchdog", daemon=True).start()
+
+    def arm(self, seconds: float) -> None:
+        with self._condition:
+            self._deadline = time.monotonic() + seconds
+            self._condition.notify()
+
+    def disarm(self) -> None:
+        # Holding the condition's lock while reporting means that once this returns, no
+        # report about the finished call can follow its response.
+        with self._condition:
+            self._deadline = None
+
+    def _run(self) -> None:
+        while True:
+            with self._condition:
+                if self._deadline is None:
+                    self._condition.wait()
+                    continue
+                remaining = self._deadline - time.monotonic()
+                if remaining > 0:
+                    self._condition.wait(remaining)
+                    continue
+                self._deadline = None
+                where = self.where()
+                if where:
+                    try:
+                        self._report({"event": "stuck", **where})
+                    except OSError:
+                        return
+
+    def where(self) -> dict[str, Any] | None:
+        """The innermost frame of the main thread that runs a function of the implementation
+        that can be named from its module (not a lambda, nested function or module code)."""
+        frame = sys._current_frames().get(self._main)
+        root = str(self.impl) + os.sep
+        while frame is not None:
+            code = frame.f_code
+            if code.co_filename.startswith(root) and "<" not in code.co_qualname:
+                relative = Path(code.co_filename[len(root):])
+                module = ".".join(relative.with_suffix("").parts)
+                line = linecache.getline(code.co_filename, frame.f_lineno).strip()
+                return {"function": f"{module}:{code.co_qualname}", "file": relative.name,
+                        "line": frame.f_lineno, "code": line[:200]}
+            frame = frame.f_back
+        return None
+
+
 # ----------------------------------------------------------------------------- the loop
 
 
@@ -192,10 +370,16 @@ class Worker:
         # Keep our own references: student code may replace torch.save and friends.
         self._save = torch.save
         self._write = write_message
+        self._lock = threading.Lock()  # the watchdog also writes
         self._probe_modules: dict[str, Any] = {}
+        self.watchdog = Watchdog(impl, self.send)
 
     def send(self, message: dict[str, Any]) -> None:
-        self._write(self.response_fd, encode(message, self._save))
+        self.write(encode(message, self._save))
+
+    def write(self, payload: bytes) -> None:
+        with self._lock:
+            self._write(self.response_fd, payload)
 
     def receive(self) -> dict[str, Any] | None:
         header = read_exactly(self.request_fd, HEADER.size)
@@ -236,17 +420,25 @@ class Worker:
             return {**describe_exception(exc, self.impl), "phase": "import"}
         if request["kind"] == "names":
             return {"ok": True, "value": defined_names(module)}
+        try:
+            apply_leashes(self.impl, request.get("leashes") or {})
+        except Exception:  # noqa: BLE001 - a module the implementation broke; no leash then
+            pass
         function = module
         for name in request["target"].partition(".")[2].split("."):
             if not hasattr(function, name):
                 return {"ok": False, "kind": "missing", "type": "AttributeError", "name": name}
             function = getattr(function, name)
         self.send({"event": "running"})
+        limit = request.get("limit")
+        if limit:  # report where the call is a little before the grader stops it
+            self.watchdog.arm(max(limit - min(1.0, 0.1 * limit), 0.05))
         try:
             result = function(*request["args"], **request["kwargs"])
         except BaseException as exc:  # noqa: BLE001 - sys.exit included, on purpose
             return describe_exception(exc, self.impl)
         finally:
+            self.watchdog.disarm()
             flush_stdio()
         try:
             return {"ok": True, "value": to_plain(result)}
@@ -290,7 +482,7 @@ class Worker:
                     self._save,
                 )
             try:
-                self._write(self.response_fd, payload)
+                self.write(payload)
             except OSError:
                 os._exit(EXIT_LOST_CONNECTION)
 
