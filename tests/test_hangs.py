@@ -55,6 +55,9 @@ def catches_everything():
 def sleeps(seconds):
     time.sleep(seconds)
     return "done"
+
+def stuck_in_c():
+    return sum(range(10**13))  # one C call that holds the GIL: no signal handler runs
 '''
 
 OTHER = '''
@@ -84,6 +87,7 @@ def failure(implementation: Implementation, target: str, *args) -> CallFailed:
 def test_a_hang_names_the_function_and_line_and_later_calls_get_the_leash(implementation):
     first = failure(implementation, "mod.hangs_above_five", 7)
     assert first.kind == "timeout"
+    assert implementation.restarts == 0, "the worker stops a Python-level hang itself"
     assert "did not finish within 2 s" in str(first)
     assert ("running hangs_above_five (mod.py, line 10, in hangs_above_five: while True:)"
             in str(first)), first
@@ -131,12 +135,21 @@ def test_the_innermost_function_is_blamed_not_its_caller(implementation):
     assert "mod.py, line 15, in calls_spin" in str(second)  # the traceback shows the path
 
 
-def test_code_that_swallows_the_leash_still_stops_at_the_limit(implementation):
+def test_code_that_swallows_the_leash_and_the_limit_is_killed(implementation):
     failure(implementation, "mod.spin")
     swallowed = failure(implementation, "mod.catches_everything")
     assert swallowed.kind == "timeout", swallowed
     assert "did not finish within 2 s" in str(swallowed)
+    assert implementation.restarts == 1, "the worker could not stop it: it was killed"
     assert implementation.call("mod.hangs_above_five", 1) == 2  # a fresh worker carries on
+
+
+def test_a_hang_inside_one_c_call_is_killed_without_blaming_anyone(implementation):
+    stuck = failure(implementation, "mod.stuck_in_c")
+    assert stuck.kind == "timeout" and "did not finish within 2 s" in str(stuck)
+    assert implementation.restarts == 1
+    assert implementation.hangs == {}  # the watchdog needs the GIL too: no name, no leash
+    assert implementation.call("mod.hangs_above_five", 1) == 2
 
 
 @pytest.mark.slow

@@ -6,10 +6,11 @@ that says what went wrong: the exception and where, a missing function, an impor
 a timeout, an exit, a crash. A worker that dies or overruns is killed with its whole process
 group and a fresh one is started for the next call, so a failure costs only that call.
 
-A call that runs out of time is blamed on the function the worker's watchdog saw running
-just before the limit. That function is put on a *leash* for every later call (see
-worker.py): a submission whose functions all hang pays each test's full limit only once per
-function, and a function that hangs on some inputs only still passes where it is quick.
+A call that runs out of time is stopped by the worker itself, which names the function of
+the submission it was stuck in (see worker.py); the worker is only killed when that does not
+work, a grace period after the limit. That function is put on a *leash* for every later call:
+a submission whose functions all hang pays each test's full limit only once per function, and
+a function that hangs on some inputs only still passes where it is quick.
 
 A worker also dies with the thread that started it (Linux's parent-death signal), so that a
 grading process killed from outside leaves no worker behind: call an `Implementation` from a
@@ -405,7 +406,10 @@ class Implementation:
                     deadline, limit = time.monotonic() + self.import_timeout, self.import_timeout
                 elif message["event"] == "running":
                     phase = "run"
-                    deadline, limit = time.monotonic() + timeout, timeout
+                    # The worker stops the call at `timeout` itself; the grace is for code
+                    # that keeps it from doing so.
+                    grace = min(2.0, max(0.5, 0.2 * timeout))
+                    deadline, limit = time.monotonic() + timeout + grace, timeout
                 elif message["event"] == "stuck" and phase == "run":
                     hang = Hang.from_event(message, self.context or shown)
                 continue
@@ -417,6 +421,14 @@ class Implementation:
         if isinstance(message, dict) and message.get("ok") is True:
             return message.get("value")
         output = process.output.since(mark)
+        if isinstance(message, dict) and message.get("kind") == "time_limit":
+            stuck = message.get("stuck")
+            if isinstance(stuck, dict):
+                hang = Hang.from_event(stuck, self.context or shown) or hang
+            text = f"{shown} {self._out_of_time(limit, hang)}"
+            if output.strip():
+                text += f"\nYour code printed:\n{output}"
+            raise CallFailed(text, "timeout")
         if isinstance(message, dict):
             raise CallFailed(self._explain(shown, message, output), str(message.get("kind")))
 
@@ -439,13 +451,7 @@ class Implementation:
                 )
                 self.broken[module] = what
             elif phase == "run":
-                what += " (an infinite loop, or much slower than needed?)"
-                if hang is not None:
-                    what += f". When it was stopped it was running {hang.name} ({hang.place})"
-                    if hang.function not in self.hangs and len(self.hangs) < MAX_LEASHES:
-                        self.hangs[hang.function] = hang
-                        what += (f". From now on every call to {hang.name} is stopped after "
-                                 f"{self.leash:g} s")
+                what = self._out_of_time(limit, hang)
             text, kind = f"{shown} {what}", "timeout"
         elif message == "eof":
             ending = describe_exit(returncode, self.memory_limit)
@@ -459,6 +465,16 @@ class Implementation:
         if output.strip():
             text += f"\nLast output:\n{output}"
         raise CallFailed(text, kind)
+
+    def _out_of_time(self, limit: float, hang: Hang | None) -> str:
+        """What to say of a call that ran out of time; puts the function on a leash."""
+        what = f"did not finish within {limit:g} s (an infinite loop, or much slower than needed?)"
+        if hang is not None:
+            what += f". When it was stopped it was running {hang.name} ({hang.place})"
+            if hang.function not in self.hangs and len(self.hangs) < MAX_LEASHES:
+                self.hangs[hang.function] = hang
+                what += f". From now on every call to {hang.name} is stopped after {self.leash:g} s"
+        return what
 
     def _explain(self, shown: str, message: dict, output: str) -> str:
         kind = message.get("kind")

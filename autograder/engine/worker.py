@@ -12,12 +12,15 @@ or the results file, and it imports nothing from the `autograder` package: `-I -
 repository off `sys.path` (even when it is installed in editable mode), so the
 implementation folder and the installed third-party packages are all it can import.
 
-Hangs: shortly before a call's time limit a watchdog thread reports which function of the
-implementation the main thread is running (a "stuck" event). The trusted side keeps that
-name, and every later request carries it as a *leash*: the function is wrapped so that a
-call to it that runs longer than the leash raises `LeashExpired` (a timer signal), instead of
-costing the test's whole limit again. A function that hung on some inputs still passes the
-tests where it is quick.
+Hangs: at a call's time limit a timer signal raises `TimeLimit` in it, and the worker
+answers with the function of the implementation it was stuck in, taken from the traceback;
+the worker goes on serving, so a hang costs no restart. Code that swallows the exception, or
+that is stuck in one long C call, is killed by the trusted side a little later; for that case
+a watchdog thread reports, shortly before the limit, which function the main thread is running
+(a "stuck" event). The trusted side keeps the name, and every later request carries it as a
+*leash*: the function is wrapped so that a call to it that runs longer than the leash raises
+`LeashExpired`, instead of costing the test's whole limit again. A function that hung on some
+inputs still passes the tests where it is quick.
 
 Messages are length-prefixed `torch.save` payloads. The trusted side decodes them with
 `torch.load(weights_only=True)`, which cannot execute code, so a hostile worker can at most
@@ -173,10 +176,17 @@ def describe_exception(exc: BaseException, impl: Path) -> dict[str, Any]:
         f'  {Path(f.filename).name}, line {f.lineno}, in {f.name}: {(f.line or "").strip()}'
         for f in frames[-6:]
     ]
-    leash = leash_in_chain(exc)
-    if leash is not None:
-        return {"ok": False, "kind": "leash", "type": "LeashExpired", "name": leash.name,
-                "message": str(leash), "where": where, "traceback": "\n".join(lines)}
+    stopped = stop_in_chain(exc)
+    if isinstance(stopped, TimeLimit):
+        frames = [(frame, line) for frame, line in traceback.walk_tb(exc.__traceback__)]
+        answer = {"ok": False, "kind": "time_limit", "type": "TimeLimit",
+                  "stuck": nameable_frame(reversed(frames), impl)}
+        if any(frame.f_code.co_filename.startswith("<frozen importlib") for frame, _ in frames):
+            answer["restart"] = "stopped in the middle of an import"
+        return answer
+    if isinstance(stopped, LeashExpired):
+        return {"ok": False, "kind": "leash", "type": "LeashExpired", "name": stopped.name,
+                "message": str(stopped), "where": where, "traceback": "\n".join(lines)}
     if isinstance(exc, SystemExit):
         kind = "exit"
     elif isinstance(exc, NotImplementedError):
@@ -209,18 +219,24 @@ class LeashExpired(BaseException):
         self.seconds = seconds
 
 
-def leash_in_chain(exc: BaseException | None) -> LeashExpired | None:
-    """The LeashExpired behind an exception, if the implementation wrapped one in its own."""
+class TimeLimit(BaseException):
+    """The requested call itself ran past its time limit."""
+
+
+def stop_in_chain(exc: BaseException | None) -> BaseException | None:
+    """The TimeLimit or LeashExpired behind an exception, if the implementation wrapped one
+    in its own."""
     seen = set()
     while exc is not None and id(exc) not in seen:
-        if isinstance(exc, LeashExpired):
+        if isinstance(exc, (TimeLimit, LeashExpired)):
             return exc
         seen.add(id(exc))
         exc = exc.__cause__ or exc.__context__
     return None
 
 
-_leash_stack: list[tuple[str, float, float]] = []  # (name, seconds, deadline), outermost first
+# (name, seconds, deadline), outermost first; the name None stands for the call's own limit
+_leash_stack: list[tuple[str | None, float, float]] = []
 
 
 def _set_leash_timer() -> None:
@@ -235,8 +251,28 @@ def _on_leash_timer(signum: int, frame: Any) -> None:
     now = time.monotonic()
     for name, seconds, deadline in _leash_stack:
         if deadline <= now:
+            if name is None:
+                raise TimeLimit(f"ran past its time limit of {seconds:g} s")
             raise LeashExpired(name, seconds)
     _set_leash_timer()
+
+
+class time_limit:
+    """Raise TimeLimit in the block after `seconds` (through the same timer as the leashes)."""
+
+    def __init__(self, seconds: float | None):
+        self.entry = (None, seconds, time.monotonic() + seconds) if seconds else None
+
+    def __enter__(self) -> None:
+        if self.entry:
+            signal.signal(signal.SIGALRM, _on_leash_timer)
+            _leash_stack.append(self.entry)
+            _set_leash_timer()
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self.entry and self.entry in _leash_stack:
+            _leash_stack.remove(self.entry)
+            _set_leash_timer()
 
 
 def leashed(function: Any, name: str, seconds: float) -> Any:
@@ -342,20 +378,28 @@ class Watchdog:
                         return
 
     def where(self) -> dict[str, Any] | None:
-        """The innermost frame of the main thread that runs a function of the implementation
-        that can be named from its module (not a lambda, nested function or module code)."""
-        frame = sys._current_frames().get(self._main)
-        root = str(self.impl) + os.sep
+        """Where the main thread is, as `nameable_frame` says."""
+        frames, frame = [], sys._current_frames().get(self._main)
         while frame is not None:
-            code = frame.f_code
-            if code.co_filename.startswith(root) and "<" not in code.co_qualname:
-                relative = Path(code.co_filename[len(root):])
-                module = ".".join(relative.with_suffix("").parts)
-                line = linecache.getline(code.co_filename, frame.f_lineno).strip()
-                return {"function": f"{module}:{code.co_qualname}", "file": relative.name,
-                        "line": frame.f_lineno, "code": line[:200]}
+            frames.append((frame, frame.f_lineno))
             frame = frame.f_back
-        return None
+        return nameable_frame(frames, self.impl)
+
+
+def nameable_frame(frames: Any, impl: Path) -> dict[str, Any] | None:
+    """Of (frame, line) pairs, innermost first: the first that runs a function of the
+    implementation that can be named from its module (not a lambda, a nested function or
+    module code), as "module:Qual.name" with its file, line and source line."""
+    root = str(impl) + os.sep
+    for frame, lineno in frames:
+        code = frame.f_code
+        if code.co_filename.startswith(root) and "<" not in code.co_qualname:
+            relative = Path(code.co_filename[len(root):])
+            module = ".".join(relative.with_suffix("").parts)
+            line = linecache.getline(code.co_filename, lineno).strip()
+            return {"function": f"{module}:{code.co_qualname}", "file": relative.name,
+                    "line": lineno, "code": line[:200]}
+    return None
 
 
 # ----------------------------------------------------------------------------- the loop
@@ -431,10 +475,11 @@ class Worker:
             function = getattr(function, name)
         self.send({"event": "running"})
         limit = request.get("limit")
-        if limit:  # report where the call is a little before the grader stops it
-            self.watchdog.arm(max(limit - min(1.0, 0.1 * limit), 0.05))
+        if limit:  # report where the call is a little before its limit, in case it cannot
+            self.watchdog.arm(max(limit - min(1.0, 0.1 * limit), 0.05))  # be interrupted
         try:
-            result = function(*request["args"], **request["kwargs"])
+            with time_limit(limit):
+                result = function(*request["args"], **request["kwargs"])
         except BaseException as exc:  # noqa: BLE001 - sys.exit included, on purpose
             return describe_exception(exc, self.impl)
         finally:
