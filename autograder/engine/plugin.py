@@ -186,6 +186,11 @@ def _lab_of_item(item: pytest.Item) -> Lab | None:
     return lab_of(Path(item.path).parent)
 
 
+def _part_of(item: pytest.Item) -> str:
+    """The lab part a test belongs to: its file's name without `test_`."""
+    return Path(item.path).stem.removeprefix("test_")
+
+
 def _test_id(item: pytest.Item) -> str:
     """Stable across checkouts: the path inside the lab folder and the test's name."""
     return f"{Path(item.path).name}::{item.name}"
@@ -224,9 +229,8 @@ def _lab_session(request: pytest.FixtureRequest) -> LabSession:
 @pytest.fixture
 def student(request: pytest.FixtureRequest) -> StudentCode:
     implementation = _lab_session(request).student
-    part = Path(request.node.path).stem.removeprefix("test_")
     # Named in messages about a function that ran out of time in this test.
-    implementation.context = f'the test "{_display_name(request.node, part)}"'
+    implementation.context = f'the test "{_display_name(request.node, _part_of(request.node))}"'
     return StudentCode(implementation)
 
 
@@ -292,7 +296,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Itera
     state = _state(item.config)
     key = item.nodeid
     if key not in state.records:
-        part = Path(item.path).stem.removeprefix("test_")
+        part = _part_of(item)
         points = float(item.get_closest_marker("points").args[0])
         visibility_marker = item.get_closest_marker("visibility")
         if visibility_marker is not None:

@@ -497,8 +497,8 @@ class Implementation:
             origin = message.get("where") or "your code"
             return f"{shown}: not implemented yet ({origin} raises NotImplementedError)"
         elif kind == "leash":
-            name = str(message.get("name"))
-            hang = next((h for h in self.hangs.values() if h.name == name), None)
+            hang = self.hangs.get(str(message.get("name")))
+            name = hang.name if hang else str(message.get("name")).partition(":")[2]
             earlier = f" in {hang.during} (at {hang.place})" if hang else ""
             text = (
                 f"{shown}: {name} ran for {self.leash:g} s without finishing and was stopped. "

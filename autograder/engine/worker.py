@@ -24,8 +24,9 @@ inputs still passes the tests where it is quick.
 
 Messages are length-prefixed `torch.save` payloads. The trusted side decodes them with
 `torch.load(weights_only=True)`, which cannot execute code, so a hostile worker can at most
-lie about its own result. The trusted side also owns every timeout: it kills the worker's
-process group when a request overruns and starts a fresh worker for the next one.
+lie about its own result. The trusted side also owns every hard deadline: it kills the
+worker's process group when a request overruns (the worker's own stop did not work) and starts
+a fresh worker for the next one.
 """
 
 from __future__ import annotations
@@ -163,6 +164,14 @@ def student_frames(exc: BaseException, impl: Path) -> list[traceback.FrameSummar
 
 
 def describe_exception(exc: BaseException, impl: Path) -> dict[str, Any]:
+    stopped = stop_in_chain(exc)
+    if isinstance(stopped, TimeLimit):
+        stack = list(traceback.walk_tb(exc.__traceback__))
+        answer = {"ok": False, "kind": "time_limit", "type": "TimeLimit",
+                  "stuck": nameable_frame(reversed(stack), impl)}
+        if any(frame.f_code.co_filename.startswith("<frozen importlib") for frame, _ in stack):
+            answer["restart"] = "stopped in the middle of an import"
+        return answer
     frames = student_frames(exc, impl)
     where = ""
     if isinstance(exc, SyntaxError) and exc.filename:
@@ -176,14 +185,6 @@ def describe_exception(exc: BaseException, impl: Path) -> dict[str, Any]:
         f'  {Path(f.filename).name}, line {f.lineno}, in {f.name}: {(f.line or "").strip()}'
         for f in frames[-6:]
     ]
-    stopped = stop_in_chain(exc)
-    if isinstance(stopped, TimeLimit):
-        frames = [(frame, line) for frame, line in traceback.walk_tb(exc.__traceback__)]
-        answer = {"ok": False, "kind": "time_limit", "type": "TimeLimit",
-                  "stuck": nameable_frame(reversed(frames), impl)}
-        if any(frame.f_code.co_filename.startswith("<frozen importlib") for frame, _ in frames):
-            answer["restart"] = "stopped in the middle of an import"
-        return answer
     if isinstance(stopped, LeashExpired):
         return {"ok": False, "kind": "leash", "type": "LeashExpired", "name": stopped.name,
                 "message": str(stopped), "where": where, "traceback": "\n".join(lines)}
@@ -203,7 +204,6 @@ def describe_exception(exc: BaseException, impl: Path) -> dict[str, Any]:
         "where": where,
         "traceback": "\n".join(lines),
     }
-
 
 
 # ----------------------------------------------------------------------------- hangs
@@ -257,39 +257,33 @@ def _on_leash_timer(signum: int, frame: Any) -> None:
     _set_leash_timer()
 
 
-class time_limit:
-    """Raise TimeLimit in the block after `seconds` (through the same timer as the leashes)."""
+class deadline:
+    """Raise in the block after `seconds` (none if seconds is None): TimeLimit for the call's
+    own limit (name None), LeashExpired(name) for a leash. All share one timer."""
 
-    def __init__(self, seconds: float | None):
-        self.entry = (None, seconds, time.monotonic() + seconds) if seconds else None
+    def __init__(self, name: str | None, seconds: float | None):
+        self.name, self.seconds, self.entry = name, seconds, None
 
     def __enter__(self) -> None:
-        if self.entry:
-            signal.signal(signal.SIGALRM, _on_leash_timer)
+        if self.seconds:
+            signal.signal(signal.SIGALRM, _on_leash_timer)  # the implementation may replace it
+            self.entry = (self.name, self.seconds, time.monotonic() + self.seconds)
             _leash_stack.append(self.entry)
             _set_leash_timer()
 
     def __exit__(self, *exc_info: object) -> None:
-        if self.entry and self.entry in _leash_stack:
+        if self.entry in _leash_stack:
             _leash_stack.remove(self.entry)
             _set_leash_timer()
 
 
 def leashed(function: Any, name: str, seconds: float) -> Any:
-    """`function`, stopped with LeashExpired when a call to it runs longer than `seconds`."""
+    """`function`, stopped with LeashExpired(name) when a call runs longer than `seconds`."""
 
     @functools.wraps(function)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        signal.signal(signal.SIGALRM, _on_leash_timer)  # the implementation may have replaced it
-        entry = (name, seconds, time.monotonic() + seconds)
-        _leash_stack.append(entry)
-        _set_leash_timer()
-        try:
+        with deadline(name, seconds):
             return function(*args, **kwargs)
-        finally:
-            if entry in _leash_stack:
-                _leash_stack.remove(entry)
-            _set_leash_timer()
 
     wrapper.__grader_leash__ = name
     return wrapper
@@ -326,7 +320,7 @@ def apply_leashes(impl: Path, leashes: dict[str, float]) -> None:
             continue
         if getattr(function, "__grader_leash__", None):
             continue  # already wrapped in this worker
-        wrapper = leashed(function, qualname, float(seconds))
+        wrapper = leashed(function, name, float(seconds))
         setattr(owner, attribute, type(raw)(wrapper) if function is not raw else wrapper)
         if isinstance(owner, types.ModuleType):
             for module in modules:
@@ -478,7 +472,7 @@ class Worker:
         if limit:  # report where the call is a little before its limit, in case it cannot
             self.watchdog.arm(max(limit - min(1.0, 0.1 * limit), 0.05))  # be interrupted
         try:
-            with time_limit(limit):
+            with deadline(None, limit):
                 result = function(*request["args"], **request["kwargs"])
         except BaseException as exc:  # noqa: BLE001 - sys.exit included, on purpose
             return describe_exception(exc, self.impl)
