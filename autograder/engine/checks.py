@@ -64,11 +64,14 @@ def assert_close(
     atol: float = 1e-6,
     what: str,
     equal_nan: bool = False,
+    dtype: torch.dtype | tuple[torch.dtype, ...] | None = None,
 ) -> None:
     """Fail unless `got` and `want` have the same structure, shapes and close values.
 
     Values are compared in float64 as |got - want| <= atol + rtol * |want| elementwise.
     Containers (lists, tuples, dicts) are compared item by item, and the message says which.
+    `dtype` (one dtype or a tuple of the allowed ones) is what the docstring promises: a
+    tensor of another dtype fails before its values are compared.
     """
     if isinstance(want, dict):
         if not isinstance(got, dict):
@@ -77,14 +80,15 @@ def assert_close(
         check(not missing, f"{what}: the result has no key(s) {missing}")
         for key in want:
             assert_close(got[key], want[key], rtol=rtol, atol=atol, what=f"{what}[{key!r}]",
-                         equal_nan=equal_nan)
+                         equal_nan=equal_nan, dtype=dtype)
         return
     if isinstance(want, (list, tuple)) and not all(isinstance(v, (int, float)) for v in want):
         if not isinstance(got, (list, tuple)):
             fail(f"{what}: expected a sequence of {len(want)} items, got a {type(got).__name__}")
         check(len(got) == len(want), f"{what}: expected {len(want)} items, got {len(got)}")
         for i, (g, w) in enumerate(zip(got, want, strict=True)):
-            assert_close(g, w, rtol=rtol, atol=atol, what=f"{what}[{i}]", equal_nan=equal_nan)
+            assert_close(g, w, rtol=rtol, atol=atol, what=f"{what}[{i}]", equal_nan=equal_nan,
+                         dtype=dtype)
         return
     if isinstance(want, str) or isinstance(got, str) or want is None or got is None:
         check(got == want, f"{what}: expected {want!r}, got {got!r}")
@@ -94,6 +98,7 @@ def assert_close(
     want_t = _as_tensor(want, what, "the reference gave")
     if got_t.shape != want_t.shape:
         fail(f"{what}: expected shape {_shape(want_t)}, got shape {_shape(got_t)}")
+    assert_dtype(got_t, dtype, what)
     if got_t.is_complex() or want_t.is_complex():
         got_f, want_f = got_t.to(torch.complex128), want_t.to(torch.complex128)
     else:
@@ -127,6 +132,19 @@ def assert_close(
             f"{want_value:.6g} (|difference| {abs(got_value - want_value):.3g}; "
             f"allowed {atol:g} + {rtol:g} * |expected|)."
         )
+
+
+def assert_dtype(got: Any, dtype: torch.dtype | tuple[torch.dtype, ...] | None,
+                 what: str) -> None:
+    """Fail unless `got` is a tensor of `dtype` (or of one of the dtypes of a tuple)."""
+    if dtype is None:
+        return
+    allowed = dtype if isinstance(dtype, tuple) else (dtype,)
+    tensor = _as_tensor(got, what, "returned")
+    if tensor.dtype not in allowed:
+        names = " or ".join(str(d).removeprefix("torch.") for d in allowed)
+        fail(f"{what}: returned a tensor of dtype {str(tensor.dtype).removeprefix('torch.')}; "
+             f"the docstring asks for {names}")
 
 
 def assert_finite(got: Any, what: str) -> None:
