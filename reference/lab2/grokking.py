@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
-from hooks import HookPoint
+from hooks import HookPoint, run_with_cache
 from torch import nn
 
 CHECKPOINT = Path(__file__).resolve().parent / "checkpoints" / "modular_addition.pt"
@@ -143,6 +143,16 @@ class ModularAdditionModel(nn.Module):
         for block in self.blocks:
             resid = block(resid)
         return resid @ self.W_U
+
+
+@torch.no_grad()
+def last_position(model: ModularAdditionModel) -> tuple[torch.Tensor, torch.Tensor]:
+    """The model on all p^2 inputs (`all_pairs` order), read at the "=" position: the logits
+    (p^2, p) and the MLP neurons' activations `blocks.0.mlp.hook_post` (p^2, d_mlp)."""
+    tokens, _ = all_pairs(model.config.p)
+    tokens = tokens.to(model.W_E.device)
+    logits, cache = run_with_cache(model, tokens, names=["blocks.0.mlp.hook_post"])
+    return logits[:, -1], cache["blocks.0.mlp.hook_post"][:, -1]
 
 
 @dataclass(frozen=True)

@@ -7,8 +7,9 @@ later. Here you find the algorithm it uses: it embeds a and b as waves cos(w a),
 few key frequencies w = 2 pi k / p, multiplies them in its MLP, and reads off
 cos(w (a + b - c)), which is largest at c = (a + b) mod p.
 
-Run `python modular_addition.py` for the figures of the handout. `python modular_addition.py
-train` repeats the training run that produced `checkpoints/modular_addition.pt`.
+Run `python modular_addition.py` for the figures of the handout (into `images/`);
+`python modular_addition.py train` repeats the training run that produced
+`checkpoints/modular_addition.pt`.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ from grokking import (
     GrokkingConfig,
     ModularAdditionModel,
     all_pairs,
+    last_position,
+    load_checkpoint,
     train_test_split,
 )
 from tqdm.auto import tqdm
@@ -125,6 +128,279 @@ def train(config: GrokkingConfig | None = None, device: str | torch.device = "cp
                                   else torch.float64) for key, values in curves.items()})
 
 
+# ----------------------------------------------------------------------------- the Fourier basis
+
+
+def fourier_basis(p: int) -> torch.Tensor:
+    """The orthonormal Fourier basis of functions on Z_p (p odd), one basis vector per row.
+
+    Returns a float64 tensor of shape (p, p). Row 0 is the constant 1 / sqrt(p); for each
+    frequency k = 1, ..., (p - 1) / 2, row 2k - 1 is cos(2 pi k x / p) and row 2k is
+    sin(2 pi k x / p) (x = 0, ..., p - 1 along the columns), each scaled to unit norm.
+    Hint: a cos or sin row of a frequency k >= 1 has squared norm p / 2.
+    """
+    # BEGIN SOLUTION
+    x = torch.arange(p, dtype=torch.float64)
+    rows = [torch.full((p,), 1 / math.sqrt(p), dtype=torch.float64)]
+    for k in range(1, (p - 1) // 2 + 1):
+        angle = 2 * math.pi * k * x / p
+        rows += [angle.cos() * math.sqrt(2 / p), angle.sin() * math.sqrt(2 / p)]
+    return torch.stack(rows)
+    # END SOLUTION
+
+
+def fourier_2d(values: torch.Tensor) -> torch.Tensor:
+    """The coefficients of functions of (a, b) in the 2-D Fourier basis.
+
+    values: (p, p, n): n functions f(a, b) on Z_p x Z_p. Returns float64 (p, p, n) with
+    coefficients[i, j, m] = sum over a, b of basis[i, a] * basis[j, b] * values[a, b, m],
+    where basis = fourier_basis(p): entry (i, j) belongs to the product of basis vector i in a
+    and basis vector j in b, so (0, 0) is the constant and (2k - 1, 0) is cos(2 pi k a / p).
+    Hint: apply the 1-D basis along one axis, then along the other. (A single einsum over
+    three operands may build a p^4 intermediate: 1.3 GB at p = 113.)
+    """
+    # BEGIN SOLUTION
+    basis = fourier_basis(values.shape[0])
+    along_b = torch.einsum("jb,abn->ajn", basis, values.to(torch.float64))
+    return torch.einsum("ia,ajn->ijn", basis, along_b)
+    # END SOLUTION
+
+
+# ----------------------------------------------------------------------------- the embedding
+
+
+def embedding_frequency_norms(W_E: torch.Tensor) -> torch.Tensor:
+    """How strongly the embedding uses each frequency.
+
+    W_E: (p + 1, d_model): rows 0..p-1 embed the numbers, row p the "=" token (left out).
+    Write the number embeddings in the Fourier basis (basis @ W_E[:p], one row per basis
+    vector) and return, for k = 1, ..., (p - 1) / 2 (at index k - 1), the norm of frequency k:
+    sqrt(|cos row|^2 + |sin row|^2), the Euclidean norms of rows 2k - 1 and 2k combined.
+    Returns float64 of shape ((p - 1) / 2,).
+    """
+    # BEGIN SOLUTION
+    p = W_E.shape[0] - 1
+    power = (fourier_basis(p) @ W_E[:p].to(torch.float64)).pow(2).sum(dim=-1)
+    return (power[1::2] + power[2::2]).sqrt()
+    # END SOLUTION
+
+
+def key_frequencies(norms: torch.Tensor, share: float = 0.9) -> torch.Tensor:
+    """The few frequencies that carry most of the power.
+
+    norms: ((p - 1) / 2,), as from `embedding_frequency_norms` (entry k - 1 for frequency k).
+    The power of frequency k is norms[k - 1] ** 2. Take frequencies in order of decreasing
+    power until their power adds up to at least `share` of the total; return those
+    frequencies k (1-based, not indices), sorted increasingly, as an int64 tensor.
+    """
+    # BEGIN SOLUTION
+    power = norms.to(torch.float64).pow(2)
+    order = power.argsort(descending=True)
+    enough = power[order].cumsum(dim=0) >= share * power.sum()
+    count = int(enough.nonzero()[0]) + 1
+    return (order[:count] + 1).sort().values
+    # END SOLUTION
+
+
+# ----------------------------------------------------------------------------- the neurons
+
+
+def neuron_frequencies(activations: torch.Tensor,
+                       threshold: float = 0.5) -> tuple[torch.Tensor, torch.Tensor]:
+    """Cluster the MLP neurons by the frequency that explains their activations.
+
+    activations: (p * p, n): neuron m's activation on input [a, b, =] in row a * p + b.
+    Write them in the 2-D Fourier basis (`fourier_2d`). A neuron's variance is the sum of its
+    squared coefficients except the constant (0, 0). Frequency k's terms are the coefficients
+    (i, j) with i and j in {0, 2k - 1, 2k}, except (0, 0): cos and sin of k a, of k b, and
+    their four products. The share of k is the sum of those terms' squares over the variance.
+    Returns (frequency, share): int64 and float64, both (n,). share[m] is neuron m's largest
+    share; frequency[m] is the k that has it if that share exceeds `threshold`, else 0. A
+    neuron that never fires (variance 0) gets frequency 0 and share 0. The shares of different
+    frequencies add up to at most 1, so for threshold >= 0.5 at most one can exceed it.
+    """
+    # BEGIN SOLUTION
+    p, n = math.isqrt(activations.shape[0]), activations.shape[1]
+    squares = fourier_2d(activations.reshape(p, p, n)).pow(2)
+    variance = squares.sum(dim=(0, 1)) - squares[0, 0]
+    shares = []
+    for k in range(1, (p - 1) // 2 + 1):
+        terms = [0, 2 * k - 1, 2 * k]
+        shares.append(squares[terms][:, terms].sum(dim=(0, 1)) - squares[0, 0])
+    shares = torch.stack(shares) / variance.clamp_min(torch.finfo(torch.float64).tiny)
+    share, best = shares.max(dim=0)
+    share = torch.where(variance > 0, share, torch.zeros_like(share))
+    return torch.where(share > threshold, best + 1, torch.zeros_like(best)), share
+    # END SOLUTION
+
+
+# ----------------------------------------------------------------------------- the logits
+
+
+def logit_fit(logits: torch.Tensor, frequencies: torch.Tensor) -> tuple[torch.Tensor, float]:
+    """The logits as a sum of waves cos(w (a + b - c)), w = 2 pi k / p, one per key frequency.
+
+    logits: (p * p, p): the logit of answer c for input [a, b, =] in row a * p + b, column c.
+    frequencies: (K,) int64, the key frequencies k. First centre the logits over c (subtract
+    each row's mean: softmax ignores it). Returns (coefficients, explained): float64 (K,) with
+    the least-squares coefficient of cos(w_k (a + b - c)) for each k, and the share of the
+    centred logits' sum of squares that the fitted sum of waves explains, a float.
+    Hint: the waves of different k are orthogonal over all (a, b, c), each with squared norm
+    p^3 / 2, so every coefficient is one inner product.
+    """
+    # BEGIN SOLUTION
+    p = logits.shape[1]
+    centred = logits.to(torch.float64).reshape(p, p, p)
+    centred = centred - centred.mean(dim=-1, keepdim=True)
+    x = torch.arange(p, dtype=torch.float64)
+    s = x[:, None, None] + x[None, :, None] - x[None, None, :]
+    coefficients = torch.stack([((2 * math.pi * int(k) * s / p).cos() * centred).sum()
+                                for k in frequencies]) / (p ** 3 / 2)
+    explained = coefficients.pow(2).sum() * (p ** 3 / 2) / centred.pow(2).sum()
+    return coefficients, explained.item()
+    # END SOLUTION
+
+
+def restricted_logits(logits: torch.Tensor, frequencies: torch.Tensor) -> torch.Tensor:
+    """The logits with only the key frequencies' directions kept, plus the constant.
+
+    logits: (p * p, p) as in `logit_fit`; frequencies: (K,) int64. For each answer c, the
+    logits are a function of (a, b) (column c, row a * p + b). Keep its projection onto the
+    span of the constant and cos(w_k (a + b)), sin(w_k (a + b)) for every key k (w_k = 2 pi k /
+    p); these directions are orthogonal over the p^2 pairs. Returns float64 (p * p, p).
+    """
+    # BEGIN SOLUTION
+    p = logits.shape[1]
+    logits = logits.to(torch.float64)
+    x = torch.arange(p, dtype=torch.float64)
+    total = (x[:, None] + x[None, :]).flatten()
+    directions = []
+    for k in frequencies:
+        angle = 2 * math.pi * int(k) * total / p
+        directions += [angle.cos(), angle.sin()]
+    directions = torch.stack(directions) * math.sqrt(2) / p  # unit norm over the p^2 pairs
+    return logits.mean(dim=0, keepdim=True) + directions.T @ (directions @ logits)
+    # END SOLUTION
+
+
+def excluded_logits(logits: torch.Tensor, frequencies: torch.Tensor) -> torch.Tensor:
+    """The logits with the key frequencies' directions removed.
+
+    logits: (p * p, p); frequencies: (K,) int64. For each answer c, subtract from column c its
+    projection onto cos(w_k (a + b)) and sin(w_k (a + b)) for every key k; the constant stays
+    (it is no key frequency's direction). Returns float64 (p * p, p).
+    Hint: `restricted_logits` kept these directions and the constant.
+    """
+    # BEGIN SOLUTION
+    logits = logits.to(torch.float64)
+    kept = restricted_logits(logits, frequencies) - logits.mean(dim=0, keepdim=True)
+    return logits - kept
+    # END SOLUTION
+
+
+def progress_measures(logits: torch.Tensor, train_indices: torch.Tensor,
+                      frequencies: torch.Tensor) -> dict[str, float]:
+    """The losses that tell how far a checkpoint is along the way to the Fourier algorithm.
+
+    logits: (p * p, p) of one checkpoint on all pairs (row a * p + b, label (a + b) mod p);
+    train_indices: the rows of the training set (the others are the test set); frequencies:
+    the key frequencies. Returns a dict of float64 cross-entropies, as floats:
+    "train_loss" and "test_loss" of the logits on the training and the test rows;
+    "restricted_loss": of `restricted_logits` on all p^2 rows;
+    "excluded_loss": of `excluded_logits` on the training rows.
+    Hint: `loss_fn` wants (batch, 3, p); `x[:, None]` gives it a position axis.
+    """
+    # BEGIN SOLUTION
+    p = logits.shape[1]
+    labels = all_pairs(p)[1]
+    is_train = torch.zeros(p * p, dtype=torch.bool)
+    is_train[train_indices] = True
+
+    def loss(values: torch.Tensor, rows: torch.Tensor) -> float:
+        return loss_fn(values[rows][:, None], labels[rows]).item()
+
+    every = torch.ones(p * p, dtype=torch.bool)
+    return {"train_loss": loss(logits, is_train), "test_loss": loss(logits, ~is_train),
+            "restricted_loss": loss(restricted_logits(logits, frequencies), every),
+            "excluded_loss": loss(excluded_logits(logits, frequencies), is_train)}
+    # END SOLUTION
+
+
+# ----------------------------------------------------------------------------- the figures
+
+IMAGES = Path(__file__).resolve().parent / "images"
+
+
+def _figure(width: float, height: float):
+    from matplotlib.figure import Figure  # matplotlib is only needed for the figures
+
+    return Figure(figsize=(width, height), layout="constrained")
+
+
+def figures(checkpoint: Checkpoint, folder: Path = IMAGES) -> dict[str, float]:
+    """Draw the handout's five figures from `checkpoint` into `folder`; returns the numbers
+    the handout quotes."""
+    folder.mkdir(parents=True, exist_ok=True)
+    p, curves = checkpoint.config.p, checkpoint.curves
+    model = checkpoint.model()
+    logits, neurons = last_position(model)
+    norms = embedding_frequency_norms(model.W_E.detach())
+    keys = key_frequencies(norms)
+    frequency, share = neuron_frequencies(neurons)
+    _, explained = logit_fit(logits, keys)
+
+    figure = _figure(7, 4)
+    axes = figure.subplots()
+    for key, label in (("train_loss", "train"), ("test_loss", "test")):
+        axes.plot(curves["epoch"], curves[key], label=label)
+    axes.set(yscale="log", xlabel="epoch", ylabel="cross-entropy",
+             title=f"Grokking: (a + b) mod {p}, {checkpoint.config.train_fraction:.0%} "
+                   "of the pairs for training")
+    axes.legend()
+    figure.savefig(folder / "modular_addition_grokking.png", dpi=100)
+
+    figure = _figure(7, 3.5)
+    axes = figure.subplots()
+    axes.bar(torch.arange(1, len(norms) + 1), norms)
+    axes.set(xlabel="frequency k", ylabel="norm in the embedding",
+             title=f"Embedding in the Fourier basis; key frequencies {keys.tolist()}")
+    figure.savefig(folder / "modular_addition_embedding.png", dpi=100)
+
+    figure = _figure(10, 2.8)
+    shown = [int((frequency == k).nonzero()[0]) for k in keys]
+    for axes, neuron in zip(figure.subplots(1, len(shown), squeeze=False)[0], shown,
+                            strict=True):
+        axes.imshow(neurons[:, neuron].reshape(p, p), cmap="viridis", origin="lower")
+        axes.set(title=f"neuron {neuron}: k = {int(frequency[neuron])}", xlabel="b",
+                 ylabel="a")
+    figure.savefig(folder / "modular_addition_neurons.png", dpi=100)
+
+    figure = _figure(7, 3.5)
+    axes = figure.subplots()
+    axes.scatter(frequency, share, s=8, alpha=0.5)
+    axes.set(xlabel="neuron's frequency (0: none above the threshold)",
+             ylabel="share of its variance",
+             title=f"{int((frequency > 0).sum())} of {len(frequency)} neurons in "
+                   f"{len(frequency[frequency > 0].unique())} frequency clusters")
+    figure.savefig(folder / "modular_addition_clusters.png", dpi=100)
+
+    measures = [progress_measures(last_position(checkpoint.model(state))[0],
+                                  checkpoint.train_indices, keys)
+                for state in checkpoint.history_states]
+    figure = _figure(7, 4)
+    axes = figure.subplots()
+    for key in measures[0]:
+        axes.plot(checkpoint.history_epochs, [m[key] for m in measures], marker="o",
+                  label=key.replace("_", " "))
+    axes.set(yscale="log", xlabel="epoch", ylabel="cross-entropy",
+             title="Progress measures along training")
+    axes.legend()
+    figure.savefig(folder / "modular_addition_progress.png", dpi=100)
+    final = progress_measures(logits, checkpoint.train_indices, keys)
+    return {"key_frequencies": keys.tolist(), "logits_explained": explained,
+            "clustered_neurons": int((frequency > 0).sum()), **final}
+
+
 def _train_command(arguments: argparse.Namespace) -> None:
     torch.set_num_threads(arguments.threads)
     config = replace(GrokkingConfig(), **{key: value for key, value in
@@ -156,6 +432,10 @@ def main() -> None:
     arguments = parser.parse_args()
     if arguments.command == "train":
         _train_command(arguments)
+    else:
+        start = time.perf_counter()
+        numbers = figures(load_checkpoint())
+        print(f"figures written to {IMAGES} in {time.perf_counter() - start:.0f} s: {numbers}")
 
 
 if __name__ == "__main__":

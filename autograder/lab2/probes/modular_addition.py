@@ -1,0 +1,42 @@
+"""Probes for lab2 part "modular_addition": run in the worker, next to the implementation's
+modular_addition.py and the support file grokking.py (the model, unchanged)."""
+
+import grokking
+import modular_addition
+import torch
+
+
+def _model(config: dict, state: dict, dtype: torch.dtype) -> grokking.ModularAdditionModel:
+    config = {**config, "betas": tuple(config["betas"])}
+    model = grokking.ModularAdditionModel(grokking.GrokkingConfig(**config))
+    model.load_state_dict({name: tensor.to(dtype) for name, tensor in state.items()},
+                          strict=True)
+    return model.to(dtype)
+
+
+def activations(config: dict, state: dict) -> dict:
+    """The support model with `state` on all p^2 inputs at the "=" position: logits and MLP
+    neurons (float32, as the model runs)."""
+    logits, neurons = grokking.last_position(_model(config, state, torch.float32))
+    return {"logits": logits, "neurons": neurons}
+
+
+def train_steps(config: dict, state: dict, moments: dict, step: int, tokens: torch.Tensor,
+                labels: torch.Tensor, steps: int) -> dict:
+    """`steps` calls of the implementation's train_step in float64, from the weights `state`
+    and an AdamW state whose step count is `step` and whose (exp_avg, exp_avg_sq) are
+    `moments[name]` for each parameter."""
+    model = _model(config, state, torch.float64)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config["lr"],
+                                  weight_decay=config["weight_decay"],
+                                  betas=tuple(config["betas"]))
+    for name, parameter in model.named_parameters():
+        exp_avg, exp_avg_sq = moments[name]
+        optimizer.state[parameter] = {"step": torch.tensor(float(step)),
+                                      "exp_avg": exp_avg.clone(),
+                                      "exp_avg_sq": exp_avg_sq.clone()}
+    losses = [modular_addition.train_step(model, optimizer, tokens, labels)
+              for _ in range(steps)]
+    return {"losses": [float(loss) for loss in losses],
+            "loss_types": sorted({type(loss).__name__ for loss in losses}),
+            "state": {name: tensor.detach() for name, tensor in model.state_dict().items()}}
