@@ -19,25 +19,97 @@ thread that lives as long as the grading (pytest's main thread does).
 
 from __future__ import annotations
 
+import io
 import os
 import re
 import select
 import shutil
 import signal
+import socket
+import stat
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import torch
+
+from autograder.engine import sandbox as kernel
 from autograder.engine import worker as wire
 
 WORKER_SCRIPT = Path(wire.__file__).resolve()
 STARTUP_TIMEOUT = 120.0
 MAX_LEASHES = 64
+# What an answer may hold, checked before it is decoded (bytes, tensors, pickled structure)
+# and while it is (items, depth): the weights-only unpickler takes about 10 s per MiB of
+# tiny objects, and an answer with shared sub-objects could expand to 2^40 items when walked.
+MAX_PICKLE_BYTES = 4 * 2**20
+MAX_TENSORS = 10_000
+MAX_ITEMS = wire.MAX_OBJECTS
+MAX_NESTING = wire.MAX_DEPTH + 4
+SHARED_PLACES = ("/dev/shm", "/tmp", "/var/tmp")
+
+
+class Unreadable(Exception):
+    """An answer the trusted side refuses to decode or keep; the message says why."""
+
+
+def check_plain(value: Any) -> None:
+    """Walk a decoded answer, each occurrence of a shared sub-object counted again, and stop
+    as soon as it holds more than MAX_ITEMS items or is nested deeper than MAX_NESTING: every
+    later walk (comparing, hashing) is bounded by the same numbers. Only plain data passes:
+    None, bool, int, float, str, dense CPU tensors, and lists, tuples and dicts of those."""
+    stack, count = [(value, 0)], 0
+    while stack:
+        item, depth = stack.pop()
+        count += 1
+        if count > MAX_ITEMS:
+            raise Unreadable(f"it holds more than {MAX_ITEMS} items")
+        if depth > MAX_NESTING:
+            raise Unreadable(f"it is nested more than {MAX_NESTING} levels deep")
+        kind = type(item)
+        if item is None or kind in (bool, int, float, str):
+            continue
+        if kind is torch.Tensor:
+            if item.layout != torch.strided or item.device.type != "cpu" or item.is_quantized:
+                raise Unreadable("it holds a tensor that is not a dense CPU tensor")
+        elif kind in (list, tuple):
+            stack.extend((element, depth + 1) for element in item)
+        elif kind is dict:
+            for key, element in item.items():
+                if type(key) not in (str, int):
+                    raise Unreadable("it has a dictionary key that is not a string or number")
+                stack.append((element, depth + 1))
+        else:
+            raise Unreadable(f"it holds a {kind.__name__}")
+
+
+def decode_answer(data: bytes) -> Any:
+    """Decode a message from a worker within the limits above."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            infos = archive.infolist()
+    except (zipfile.BadZipFile, ValueError, OSError):
+        raise Unreadable("it is not a message the grader can read") from None
+    tensors = sum(1 for info in infos if "/data/" in info.filename)
+    if tensors > MAX_TENSORS:
+        raise Unreadable(f"it holds {tensors} tensors; at most {MAX_TENSORS} can be sent back")
+    pickled = sum(info.file_size for info in infos if info.filename.endswith(".pkl"))
+    if pickled > MAX_PICKLE_BYTES:
+        raise Unreadable(f"its structure takes {pickled / 2**20:.1f} MiB; at most "
+                         f"{MAX_PICKLE_BYTES // 2**20} MiB (return tensors instead of long "
+                         "lists of numbers)")
+    try:
+        value = wire.decode(data)
+    except Exception:  # noqa: BLE001 - anything that is not plain data
+        raise Unreadable("it is not plain data") from None
+    check_plain(value)
+    return value
 _FUNCTION_NAME = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*(\.[A-Za-z_]\w*)*")
 
 
@@ -137,7 +209,33 @@ class _Process:
     request_fd: int
     response_fd: int
     scratch: tempfile.TemporaryDirectory
+    uid: int
     output: OutputTail = field(default_factory=OutputTail)
+
+
+def clean_shared_places(uid: int) -> None:
+    """Remove what the submission's own user left in the world-writable places (/dev/shm,
+    /tmp, /var/tmp), so that nothing passes from one submission to the next. Only for a
+    worker running as a user of its own (never the grader's); links are removed, never
+    followed."""
+    if uid == os.getuid():
+        return
+    for place in SHARED_PLACES:
+        try:
+            entries = list(os.scandir(place))
+        except OSError:
+            continue
+        for entry in entries:
+            try:
+                info = entry.stat(follow_symlinks=False)
+                if info.st_uid != uid:
+                    continue
+                if stat.S_ISDIR(info.st_mode):
+                    shutil.rmtree(entry.path, ignore_errors=True)
+                else:
+                    os.unlink(entry.path)
+            except OSError:
+                continue
 
 
 def describe_exit(returncode: int | None, memory_limit: int) -> str:
@@ -196,6 +294,9 @@ class Implementation:
         self.sandbox = "not started"  # what the worker reported it could enforce
         self._process: _Process | None = None
         self.restarts = 0
+        # time.monotonic() after which no call runs (the lab's time budget); None: no budget
+        self.budget_deadline: float | None = None
+        self.budget_note = ""  # what to say when the budget ran out
 
     # ------------------------------------------------------------------ public API
     def call(self, target: str, *args: Any, timeout: float | None = None, **kwargs: Any) -> Any:
@@ -261,7 +362,10 @@ class Implementation:
         if self.user is not None:
             worker_script, root, probes, switch = self._copies_for_user()
         request_read, request_write = os.pipe()
-        response_read, response_write = os.pipe()
+        # A socket, not a pipe: a pipe could be reopened for writing through /proc/self/fd,
+        # and the worker's student threads may not write to this one (sandbox.guard_channel).
+        response_socket, worker_socket = socket.socketpair()
+        response_read, response_write = response_socket.detach(), worker_socket.detach()
         scratch = tempfile.TemporaryDirectory(
             prefix="grader-worker-", dir=root.parent if switch else None)
         if switch:
@@ -302,6 +406,8 @@ class Implementation:
             "PYTHONDONTWRITEBYTECODE": "1",
             "TQDM_DISABLE": "1",
         }
+        if os.environ.get(kernel.SIMULATE_VARIABLE):
+            env[kernel.SIMULATE_VARIABLE] = os.environ[kernel.SIMULATE_VARIABLE]
         popen = subprocess.Popen(
             command,
             stdin=subprocess.DEVNULL,
@@ -315,9 +421,12 @@ class Implementation:
         )
         os.close(request_read)
         os.close(response_write)
-        process = _Process(popen, request_write, response_read, scratch)
+        uid = switch.get("user", os.getuid())
+        process = _Process(popen, request_write, response_read, scratch, uid)
         threading.Thread(target=_drain, args=(popen.stdout, process.output), daemon=True).start()
         message = self._read(process, time.monotonic() + STARTUP_TIMEOUT)
+        if isinstance(message, Unreadable):
+            message = f"an unreadable first message ({message})"
         if not isinstance(message, dict) or message.get("event") != "ready":
             output = process.output.since(0)
             self._kill(process)
@@ -337,22 +446,25 @@ class Implementation:
             except OSError:
                 pass
         process.scratch.cleanup()
+        if self.user is not None:
+            clean_shared_places(process.uid)
 
     def _read(self, process: _Process, deadline: float) -> Any:
-        """Read one message; returns "timeout" or "eof" when none comes."""
+        """Read one message; returns "timeout" or "eof" when none comes, Unreadable when
+        what came may not be decoded."""
         header = self._read_exactly(process, wire.HEADER.size, deadline)
         if isinstance(header, str):
             return header
         (size,) = wire.HEADER.unpack(header)
         if size > wire.MAX_MESSAGE_BYTES:
-            return "garbled"
+            return Unreadable(f"it announced {size} bytes; at most {wire.MAX_MESSAGE_BYTES}")
         data = self._read_exactly(process, size, deadline)
         if isinstance(data, str):
             return data
         try:
-            return wire.decode(data)
-        except Exception:  # noqa: BLE001 - anything that is not plain data
-            return "garbled"
+            return decode_answer(data)
+        except Unreadable as problem:
+            return problem
 
     @staticmethod
     def _read_exactly(process: _Process, size: int, deadline: float) -> bytes | str:
@@ -381,6 +493,11 @@ class Implementation:
             kind, f"{module}.py (probe {target})")
         if module in self.broken:
             raise CallFailed(f"{shown} could not run: {self.broken[module]}", "broken")
+        budget = None if self.budget_deadline is None else self.budget_deadline - time.monotonic()
+        if budget is not None and budget <= 0.5:
+            raise CallFailed(f"{shown} was not run: {self.budget_note}", "budget")
+        if budget is not None and budget < timeout:
+            timeout = budget
         if self._process is None or self._process.popen.poll() is not None:
             if self._process is not None:
                 self._kill(self._process)
@@ -397,19 +514,28 @@ class Implementation:
             raise CallFailed(f"{shown}: the worker process died before the call", "crash") from None
 
         phase, current_module, limit, hang = "start", module, timeout, None
-        deadline = time.monotonic() + timeout
+        # Events move the deadline, but never past this one: two imports (the module and
+        # its probes) and the call with its grace. A worker that sends events of its own
+        # cannot keep itself running.
+        # The worker stops the call at `timeout` itself; the grace is for code that keeps
+        # it from doing so.
+        grace = min(2.0, max(0.5, 0.2 * timeout))
+        start = time.monotonic()
+        hard = start + 2 * self.import_timeout + timeout + grace
+        if budget is not None:
+            hard = min(hard, start + budget + grace)
+        deadline, imports, running = start + timeout, 0, False
         while True:
             message = self._read(process, deadline)
             if isinstance(message, dict) and "event" in message:
-                if message["event"] == "importing":
-                    phase, current_module = "import", str(message.get("module"))
-                    deadline, limit = time.monotonic() + self.import_timeout, self.import_timeout
-                elif message["event"] == "running":
-                    phase = "run"
-                    # The worker stops the call at `timeout` itself; the grace is for code
-                    # that keeps it from doing so.
-                    grace = min(2.0, max(0.5, 0.2 * timeout))
-                    deadline, limit = time.monotonic() + timeout + grace, timeout
+                if message["event"] == "importing" and imports < 2 and not running:
+                    imports += 1
+                    phase, current_module = "import", str(message.get("module"))[:200]
+                    limit = min(self.import_timeout, hard - time.monotonic())
+                    deadline = min(time.monotonic() + self.import_timeout, hard)
+                elif message["event"] == "running" and not running:
+                    phase, running = "run", True
+                    deadline, limit = min(time.monotonic() + timeout + grace, hard), timeout
                 elif message["event"] == "stuck" and phase == "run":
                     hang = Hang.from_event(message, self.context or shown)
                 continue
@@ -460,7 +586,8 @@ class Implementation:
                 self.broken[module] = f"importing {current_module}.py killed the process"
             kind = "crash"
         else:
-            text = f"{shown}: the worker sent back a message that could not be read"
+            why = f" ({message})" if isinstance(message, Unreadable) else ""
+            text = f"{shown}: the worker sent back a message that could not be read{why}"
             kind = "garbled"
         if output.strip():
             text += f"\nLast output:\n{output}"

@@ -47,6 +47,7 @@ import importlib.util  # noqa: E402
 import io  # noqa: E402
 import linecache  # noqa: E402
 import os  # noqa: E402
+import queue  # noqa: E402
 import resource  # noqa: E402
 import signal  # noqa: E402
 import struct  # noqa: E402
@@ -63,6 +64,7 @@ HEADER = struct.Struct("!Q")
 EXIT_LOST_CONNECTION = 70  # the worker's pipes to the grader were closed under it
 MAX_MESSAGE_BYTES = 256 * 2**20
 MAX_DEPTH = 32
+MAX_OBJECTS = 200_000  # items in one message; the trusted side enforces it again
 
 
 # ----------------------------------------------------------------------------- framing
@@ -106,13 +108,23 @@ class UnsendableResult(Exception):
     pass
 
 
-def to_plain(value: Any, where: str = "the result", depth: int = 0) -> Any:
+def to_plain(value: Any, where: str = "the result", depth: int = 0,
+             count: list[int] | None = None) -> Any:
     """Convert a returned value to plain data, or explain why it cannot be sent back."""
+    count = [0] if count is None else count
+    count[0] += 1
+    if count[0] > MAX_OBJECTS:
+        raise UnsendableResult(f"the result holds more than {MAX_OBJECTS} items (numbers, "
+                               "strings, tensors, lists...); return tensors instead of long "
+                               "lists of numbers")
     if depth > MAX_DEPTH:
         raise UnsendableResult(f"{where} is nested more than {MAX_DEPTH} levels deep")
     if value is None or type(value) in (bool, int, float, str):
         return value
     if isinstance(value, torch.Tensor):
+        if value.layout != torch.strided or value.is_meta or value.is_quantized:
+            raise UnsendableResult(f"{where} is a sparse, meta or quantized tensor; return an "
+                                   "ordinary (dense) tensor")
         tensor = value.detach()
         if type(tensor) is not torch.Tensor:
             tensor = torch.Tensor._make_subclass(torch.Tensor, tensor)
@@ -125,7 +137,7 @@ def to_plain(value: Any, where: str = "the result", depth: int = 0) -> Any:
         import numpy as np
 
         if isinstance(value, np.generic):
-            return to_plain(value.item(), where, depth + 1)
+            return to_plain(value.item(), where, depth + 1, count)
         if isinstance(value, np.ndarray):
             if value.dtype == object:
                 raise UnsendableResult(f"{where} is a numpy array of Python objects")
@@ -139,14 +151,15 @@ def to_plain(value: Any, where: str = "the result", depth: int = 0) -> Any:
     if isinstance(value, str):
         return str(value)
     if isinstance(value, (list, tuple)):
-        items = [to_plain(item, f"{where}[{i}]", depth + 1) for i, item in enumerate(value)]
+        items = [to_plain(item, f"{where}[{i}]", depth + 1, count)
+                 for i, item in enumerate(value)]
         return items if isinstance(value, list) else tuple(items)
     if isinstance(value, dict):
         plain = {}
         for key, item in value.items():
             if type(key) not in (str, int):
                 raise UnsendableResult(f"{where} has a dictionary key of type {type(key).__name__}")
-            plain[key] = to_plain(item, f"{where}[{key!r}]", depth + 1)
+            plain[key] = to_plain(item, f"{where}[{key!r}]", depth + 1, count)
         return plain
     raise UnsendableResult(
         f"{where} is a {type(value).__name__}; expected tensors, numpy arrays, numbers, "
@@ -338,6 +351,7 @@ class Watchdog:
         self.impl = impl
         self._report = report
         self._main = threading.main_thread().ident
+        self._frames = sys._current_frames  # taken out of sys before student code runs
         self._condition = threading.Condition()
         self._deadline: float | None = None
         threading.Thread(target=self._run, name="grader-watchdog", daemon=True).start()
@@ -373,7 +387,7 @@ class Watchdog:
 
     def where(self) -> dict[str, Any] | None:
         """Where the main thread is, as `nameable_frame` says."""
-        frames, frame = [], sys._current_frames().get(self._main)
+        frames, frame = [], self._frames().get(self._main)
         while frame is not None:
             frames.append((frame, frame.f_lineno))
             frame = frame.f_back
@@ -400,32 +414,22 @@ def nameable_frame(frames: Any, impl: Path) -> dict[str, Any] | None:
 
 
 class Worker:
-    def __init__(self, impl: Path, probes: Path | None, request_fd: int, response_fd: int):
+    """Answers requests on the main thread, where student code runs. It never touches the
+    answer channel: each answer goes, as bytes, to the courier thread (see `courier`)."""
+
+    def __init__(self, impl: Path, probes: Path | None, post: Any):
         self.impl = impl
         self.probes = probes
-        self.request_fd = request_fd
-        self.response_fd = response_fd
         # Keep our own references: student code may replace torch.save and friends.
         self._save = torch.save
-        self._write = write_message
-        self._lock = threading.Lock()  # the watchdog also writes
+        self._post = post
         self._probe_modules: dict[str, Any] = {}
         self.watchdog = Watchdog(impl, self.send)
 
     def send(self, message: dict[str, Any]) -> None:
-        self.write(encode(message, self._save))
-
-    def write(self, payload: bytes) -> None:
-        with self._lock:
-            self._write(self.response_fd, payload)
-
-    def receive(self) -> dict[str, Any] | None:
-        header = read_exactly(self.request_fd, HEADER.size)
-        if header is None:
-            return None
-        (size,) = HEADER.unpack(header)
-        data = read_exactly(self.request_fd, size)
-        return None if data is None else decode(data)
+        """An event (importing, running, stuck): the trusted side only uses it for messages
+        and never lets it move a deadline past the request's absolute one."""
+        self._post(("event", encode(message, self._save)))
 
     def load_probe_module(self, part: str) -> Any:
         if part not in self._probe_modules:
@@ -484,46 +488,136 @@ class Worker:
         except UnsendableResult as exc:
             return {"ok": False, "kind": "result", "type": "UnsendableResult", "message": str(exc)}
 
-    def serve(self, sandbox: str = "") -> None:
-        self.send({"event": "ready", "pid": os.getpid(), "sandbox": sandbox})
-        while True:
-            request = self.receive()
-            if request is None:
-                return
+    def answer(self, data: bytes) -> bytes:
+        """The encoded response to one encoded request."""
+        try:
+            request = decode(data)
+        except Exception as exc:  # noqa: BLE001 - student code may have broken torch.load
+            request, response = None, {"ok": False, "kind": "result", "type": type(exc).__name__,
+                                       "message": f"the request could not be read: {exc}"[:2000]}
+        if request is not None:
             threads_before = threading.active_count()
             response = self.handle(request)
             if threading.active_count() > threads_before:
                 # Threads the call left running could change later calls: start afresh.
                 response["restart"] = "the call left threads running"
-            if cancel_timers():
-                response["restart"] = "the call left a timer (signal.alarm / setitimer) set"
-            try:
-                payload = encode(response, self._save)
-            except BaseException as exc:  # noqa: BLE001
-                payload = encode(
-                    {
-                        "ok": False,
-                        "kind": "result",
-                        "type": type(exc).__name__,
-                        "message": f"the result could not be serialised: {exc}"[:2000],
-                    },
-                    self._save,
-                )
-            if len(payload) > MAX_MESSAGE_BYTES:
-                payload = encode(
-                    {
-                        "ok": False,
-                        "kind": "result",
-                        "type": "ResultTooLarge",
-                        "message": f"the result is {len(payload) / 2**20:.0f} MiB; "
-                        f"at most {MAX_MESSAGE_BYTES // 2**20} MiB can be sent back",
-                    },
-                    self._save,
-                )
-            try:
-                self.write(payload)
-            except OSError:
-                os._exit(EXIT_LOST_CONNECTION)
+        if cancel_timers():
+            response["restart"] = "the call left a timer (signal.alarm / setitimer) set"
+        try:
+            payload = encode(response, self._save)
+        except BaseException as exc:  # noqa: BLE001
+            payload = encode({"ok": False, "kind": "result", "type": type(exc).__name__,
+                              "message": f"the result could not be serialised: {exc}"[:2000]},
+                             self._save)
+        if len(payload) > MAX_MESSAGE_BYTES:
+            payload = encode({"ok": False, "kind": "result", "type": "ResultTooLarge",
+                              "message": f"the result is {len(payload) / 2**20:.0f} MiB; "
+                              f"at most {MAX_MESSAGE_BYTES // 2**20} MiB can be sent back"},
+                             self._save)
+        return payload
+
+
+TAMPERED = {"ok": False, "kind": "result", "type": "ChannelTampering",
+            "message": "the call sent answers of its own through the grader's channel",
+            "restart": "the call tampered with the grader's channel"}
+
+
+def courier(request_fd: int, response_fd: int, inbox_put: Any, outbox_get: Any,
+            outbox_empty: Any, main_frame: Any, park_line: int, frames: Any,
+            tampered: bytes) -> None:
+    """The thread that owns the answer channel. Student code never runs in it: it looks up
+    no global name and calls no Python function once started, only the C functions it
+    captured first, so replacing a function or a module attribute does not reach it; and the
+    threads that run student code cannot write to the channel (sandbox.guard_channel). It
+    sends the first message (ready), passes each request to the main thread, forwards events,
+    and sends the answer once the main thread is back where it waits for the next request
+    (`main_frame` at `park_line`): exactly one answer must be waiting then, or the call
+    handed over answers of its own and gets `tampered` instead."""
+    read, write, pack, unpack, size = os.read, os.write, HEADER.pack, HEADER.unpack, HEADER.size
+    sleep, monotonic, wanted = time.sleep, time.monotonic, threading.main_thread().ident
+    exit_, lost, min_, len_, type_ = os._exit, EXIT_LOST_CONNECTION, min, len, type
+    tuple_, bytes_, str_, join = tuple, bytes, str, b"".join
+    answer = outbox_get()[1]  # ready
+    while True:
+        data = pack(len_(answer)) + answer
+        try:
+            while data:
+                data = data[write(response_fd, data):]
+        except OSError:
+            exit_(lost)
+        chunks, need, header = [], size, True
+        while need:
+            chunk = read(request_fd, min_(need, 1 << 20))
+            if not chunk:
+                inbox_put(None)
+                return
+            chunks.append(chunk)
+            need -= len_(chunk)
+            if header and not need:
+                (need,), chunks, header = unpack(join(chunks)), [], False
+        inbox_put(join(chunks))
+        while True:
+            item = outbox_get()
+            if not (type_(item) is tuple_ and len_(item) == 2 and type_(item[0]) is str_
+                    and type_(item[1]) is bytes_):
+                answer = tampered
+            elif item[0] == "event":
+                if len_(item[1]) <= 65536:
+                    data = pack(len_(item[1])) + item[1]
+                    try:
+                        while data:
+                            data = data[write(response_fd, data):]
+                    except OSError:
+                        exit_(lost)
+                continue
+            else:
+                answer = item[1] if item[0] == "done" else tampered
+            waited = monotonic()
+            while True:  # until the main thread waits for the next request
+                frame = frames().get(wanted)
+                if frame is main_frame and frame.f_lineno == park_line:
+                    break
+                if monotonic() - waited > 3600:
+                    exit_(lost)
+                sleep(0.0005)
+            frame = None
+            while not outbox_empty():
+                extra = outbox_get()
+                if not (type_(extra) is tuple_ and len_(extra) == 2 and type_(extra[0]) is str_
+                        and extra[0] == "event"):
+                    answer = tampered
+            break
+
+
+def serve(impl: Path, probes: Path | None, request_fd: int, response_fd: int,
+          sandbox: str, guard: Any) -> None:
+    """The main thread: start the courier, close the channel to this thread (and to every
+    thread started from now on, the watchdog and student threads included), then run each
+    request the courier hands over."""
+    inbox, outbox = queue.SimpleQueue(), queue.SimpleQueue()
+    tampered = encode(TAMPERED)
+    threading.Thread(target=courier, name="grader-courier", daemon=True, args=(
+        request_fd, response_fd, inbox.put, outbox.get, outbox.empty, sys._getframe(),
+        park_line(), sys._current_frames, tampered)).start()
+    guarded = guard([request_fd, response_fd]) if guard else ""
+    worker = Worker(impl, probes, outbox.put)
+    del sys._current_frames  # student code gets no view of the courier's frames
+    answer, inbox_get, outbox_put = worker.answer, inbox.get, outbox.put
+    outbox_put(("event", encode({"event": "ready", "pid": os.getpid(),
+                                 "sandbox": "; ".join(filter(None, [sandbox, guarded]))})))
+    while True:
+        data = inbox_get()  # park_line(): where the courier expects this thread to wait
+        if data is None:
+            return
+        outbox_put(("done", answer(data)))
+
+
+def park_line() -> int:
+    """The line of `serve` where the main thread waits for the next request."""
+    import dis
+
+    return next(instruction.positions.lineno for instruction in dis.get_instructions(serve)
+                if instruction.opname == "LOAD_FAST" and instruction.argval == "inbox_get")
 
 
 def defined_names(module: Any) -> dict[str, str]:
@@ -601,7 +695,7 @@ def main(argv: list[str] | None = None) -> None:
     sys.path.insert(0, str(impl))
     os.chdir(args.scratch)
     sys.stdin = open(os.devnull)  # noqa: SIM115 - student code must not wait for input
-    sandbox = "no sandbox"
+    sandbox, guard = "no sandbox", None
     if not args.no_sandbox:
         spec = importlib.util.spec_from_file_location(
             "_grader_sandbox", Path(__file__).with_name("sandbox.py"))
@@ -611,7 +705,8 @@ def main(argv: list[str] | None = None) -> None:
         if args.probes:
             readable.append(str(args.probes.resolve()))
         sandbox = module.apply(readable, [str(args.scratch.resolve())])
-    Worker(impl, args.probes, args.request_fd, args.response_fd).serve(sandbox)
+        guard = module.guard_channel
+    serve(impl, args.probes, args.request_fd, args.response_fd, sandbox, guard)
 
 
 if __name__ == "__main__":
