@@ -101,6 +101,34 @@ def short(array: np.ndarray) -> str:
     return np.array2string(np.asarray(array), precision=3, separator=", ", max_line_width=200)
 
 
+def choices(value: Any, runs: int, k: int, what: str) -> np.ndarray:
+    """The arms a probe sent back, checked here in the trusted process before any statistic:
+    shape (runs,), integers, in 0 .. k - 1 (an empty or mis-shaped array would otherwise
+    broadcast against anything)."""
+    array = numpy(value)
+    check(array.shape == (runs,), f"{what} returned an array of shape {array.shape}; expected "
+          f"({runs},), one arm per run")
+    check(np.issubdtype(array.dtype, np.integer), f"{what} returned {array.dtype} values; "
+          "expected integer arm indices")
+    outside = array[(array < 0) | (array >= k)]
+    check(outside.size == 0, f"{what} returned arm {outside[:1].tolist()}; arms are numbered 0 "
+          f"to {k - 1}")
+    return array
+
+
+def same_choices_whatever_the_globals(student, probe: str, args: tuple, first: np.ndarray,
+                                      what: str) -> None:
+    """Docstring (module): "All randomness comes from the np.random.Generator the caller hands
+    in": the same generator seed with the global generators (numpy's, random's, torch's)
+    seeded differently must give the same choices."""
+    again = numpy(student.probe(probe, *args, global_seed=1))
+    check(np.array_equal(again, first),
+          f"{what}: two calls with generators seeded alike but the global generators "
+          "(np.random, random, torch) seeded differently chose differently in "
+          f"{int(np.sum(again != first)) if again.shape == first.shape else 'all'} runs. Draw "
+          "every random number from the rng you are given, never from np.random.* or random.*.")
+
+
 def distinct_values(np_rng: np.random.Generator, runs: int, k: int) -> np.ndarray:
     """Random action values whose largest entry in every row is unique."""
     ranks = np_rng.permuted(np.tile(np.arange(k, dtype=float), (runs, 1)), axis=1)
@@ -121,11 +149,18 @@ def test_testbed_draws_values_rewards_and_drift(student, np_rng, seed):
     setup = f"Testbed({runs}, {k}, q_star_mean={mean}, q_star_std={std}, drift_std={drift})"
     got = student.probe("bandits.testbed_samples", runs, k, mean, std, drift, steps, seed)
     q_star, noise, walk = (numpy(got[key]) for key in ("q_star", "noise", "drift"))
+    check(q_star.shape == (runs, k) and noise.shape == (steps, runs)
+          and walk.shape == (steps, runs, k),
+          f"{setup}: q_star, the rewards or q_star after a pull have the wrong shape "
+          f"({q_star.shape}, {noise.shape[1:]}, {walk.shape[1:]}); expected ({runs}, {k}), "
+          f"({runs},) and ({runs}, {k})")
 
-    # Six checks, each given alpha = 1e-6 / 6: the false-failure probability is at most 1e-6.
+    # Ten checks (five check_normal calls, two each), each given alpha = 1e-6 / 10: the
+    # false-failure probability is at most 1e-6. (The differences of distinct pairs of
+    # independent normals used below are themselves independent across runs.)
     # Means of independent normals are exactly normal (z from the normal quantile); sums of
     # squared standard normals are chi-square (interval from Laurent & Massart's bounds).
-    alpha = FALSE_FAILURE / 6
+    alpha = FALSE_FAILURE / 10
     z = gaussian_z(alpha)
 
     def check_normal(samples: np.ndarray, centre: float, scale: float, what: str) -> None:
@@ -150,6 +185,13 @@ def test_testbed_draws_values_rewards_and_drift(student, np_rng, seed):
     check_normal(q_star, mean, std, "after reset(rng), the true values q_star")
     check_normal(noise, 0.0, 1.0, "the reward noise, reward - q_star[action] (before the pull)")
     check_normal(walk, 0.0, drift, "the drift of q_star during one pull")
+    # Docstring: "all independent" and "every entry of q_star takes an independent ... step":
+    # the difference of two arms' values (or steps) in a run is N(0, 2 std^2) only when they
+    # are independent; one draw shared by all arms of a run gives differences of 0.
+    check_normal(q_star[:, 1] - q_star[:, 0], 0.0, std * math.sqrt(2),
+                 "q_star[run, 1] - q_star[run, 0], a difference of two independent true values,")
+    check_normal((walk[:, :, 1] - walk[:, :, 0]).reshape(-1), 0.0, drift * math.sqrt(2),
+                 "the difference between two arms' drift steps in one pull")
 
     stationary = student.probe("bandits.testbed_samples", runs, k, mean, std, 0.0, 3, seed)
     moved = float(np.abs(numpy(stationary["drift"])).max())
@@ -164,19 +206,43 @@ def test_testbed_draws_values_rewards_and_drift(student, np_rng, seed):
 @pytest.mark.public
 def test_environment_passes_check_env(student, np_rng, seed):
     """BanditEnv passes gymnasium's check_env and reports the optimal arm."""
-    k = int(np_rng.integers(2, 12))
-    drift = float(np_rng.choice([0.0, 0.01]))
-    setup = f"BanditEnv({k}, q_star_mean=0.0, drift_std={drift})"
-    got = student.probe("bandits.check_environment", k, 0.0, drift, seed, timeout=20)
-    check(got["observation"] == 0, f"{setup}.reset returned observation "
-          f"{got['observation']}; a bandit has a single observation, 0.")
-    check(
-        got["same_problem_after_reseed"],
-        f"{setup}.reset(seed={seed}) twice gave two different sets of true values. Draw them "
-        "with the generator the environment passes to Testbed.reset (self.np_random).",
-    )
-    check(got["optimal_action_in_info"], f"{setup}: info['optimal_action'] was not the arm "
-          "with the largest q_star when the action was chosen.")
+    # The probe sends the environment's true values and rewards back; every fact (same
+    # problem after the same seed, another after another seed, the optimal arm, the noise) is
+    # recomputed here from them. A testbed whose reset draws nothing fails "another seed".
+    for drift in (0.0, 0.01):
+        k = int(np_rng.integers(2, 12))
+        setup = f"BanditEnv({k}, q_star_mean=0.0, drift_std={drift})"
+        got = student.probe("bandits.check_environment", k, 0.0, drift, seed, timeout=20)
+        first, again, other = (numpy(q) for q in got["resets"])
+        for q_star in (first, again, other):
+            check(q_star.shape == (1, k) and np.isfinite(q_star).all(),
+                  f"{setup}.reset: testbed.q_star is {short(q_star)}; expected {k} finite true "
+                  f"values of shape (1, {k})")
+        check(got["observation"] == 0 and got["step_observations"] == [0] * k,
+              f"{setup}: reset and step returned observations {got['observation']}, "
+              f"{got['step_observations']}; a bandit has a single observation, 0.")
+        check(np.array_equal(first, again),
+              f"{setup}.reset(seed={seed}) twice gave two different sets of true values "
+              f"({short(first)}, {short(again)}). Draw them with the generator the environment "
+              "passes to Testbed.reset (self.np_random).")
+        check(not np.array_equal(first, other),
+              f"{setup}.reset with seeds {seed} and {seed + 1} gave the same true values "
+              f"{short(first)}: Testbed.reset must draw new values from the generator it gets.")
+        check(got["reset_optimal"] == int(first.argmax()),
+              f"{setup}.reset: info['optimal_action'] is {got['reset_optimal']}, but the "
+              f"largest of q_star = {short(first)} is arm {int(first.argmax())}.")
+        for action in range(k):
+            before = numpy(got["before"][action])
+            check(got["optimal"][action] == int(before.argmax()),
+                  f"{setup}: info['optimal_action'] was {got['optimal'][action]} when arm "
+                  f"{action} was pulled, but q_star was then {short(before)}.")
+            noise = got["rewards"][action] - float(before[0, action])
+            # |N(0, 1)| > 6 has probability 2e-9; at most 11 steps: 2.2e-8 in all.
+            check(math.isfinite(noise) and 0 < abs(noise) < 6,
+                  f"{setup}: pulling arm {action} with q_star[{action}] = "
+                  f"{float(before[0, action]):.4f} paid {got['rewards'][action]:.4f}; the reward "
+                  "is q_star[action] plus N(0, 1) noise.")
+        check(not any(got["ended"]), f"{setup}: an episode ended on its own")
 
 
 # ============================================================================ choosing arms
@@ -186,9 +252,19 @@ def test_environment_passes_check_env(student, np_rng, seed):
 @pytest.mark.public
 def test_greedy_picks_the_largest_value(student, np_rng, seed):
     """greedy returns the arm with the largest value in every row."""
-    runs, k = 50, int(np_rng.integers(3, 12))
-    values = distinct_values(np_rng, runs, k)
-    got = numpy(student.probe("bandits.greedy_choices", tensor(values), seed))
+    # Docstring: "entries may be +inf": case 2 puts +inf at each row's maximum. Two cases.
+    for case in range(2):
+        runs, k = 50, int(np_rng.integers(3, 12))
+        values = distinct_values(np_rng, runs, k)
+        if case:
+            values[np.arange(runs), values.argmax(axis=1)] = np.inf
+        check_greedy_choices(student, values, seed)
+
+
+def check_greedy_choices(student, values: np.ndarray, seed: int) -> None:
+    runs, k = values.shape
+    got = choices(student.probe("bandits.greedy_choices", tensor(values), seed), runs, k,
+                  "greedy(values, rng)")
     want = values.argmax(axis=1)
     wrong = np.flatnonzero(got != want)
     if wrong.size:
@@ -201,6 +277,7 @@ def test_greedy_picks_the_largest_value(student, np_rng, seed):
 
 
 @pytest.mark.points(2)
+@pytest.mark.public
 def test_greedy_breaks_ties_at_random(student, np_rng, seed):
     """greedy chooses uniformly among tied maxima (finite or +inf)."""
     runs, k, tied = 3000, 8, 3
@@ -210,7 +287,8 @@ def test_greedy_breaks_ties_at_random(student, np_rng, seed):
     arms = np.tile(np.sort(np_rng.choice(k, size=tied, replace=False)), (runs, 1))
     top = np.where(np_rng.random(runs) < 1 / 3, np.inf, values.max(axis=1) + 1.0)
     values[np.arange(runs)[:, None], arms] = top[:, None]
-    got = numpy(student.probe("bandits.greedy_choices", tensor(values), seed))
+    got = choices(student.probe("bandits.greedy_choices", tensor(values), seed), runs, k,
+                  "greedy(values, rng)")
 
     position = np.argmax(arms == got[:, None], axis=1)  # which of the tied arms was chosen
     outside = np.flatnonzero(~(arms == got[:, None]).any(axis=1))
@@ -237,17 +315,27 @@ def test_greedy_breaks_ties_at_random(student, np_rng, seed):
             "the first maximum: break ties at random with the generator, with separate random "
             "numbers for every row.",
         )
+    same_choices_whatever_the_globals(student, "bandits.greedy_choices", (tensor(values), seed),
+                                      got, "greedy(values, rng)")
 
 
 @pytest.mark.points(1)
 @pytest.mark.public
 def test_random_agent_is_uniform(student, np_rng, seed):
     """RandomAgent chooses every arm with probability 1/k."""
-    runs, k = 20000, int(np_rng.integers(3, 11))
-    got = numpy(student.probe("bandits.random_agent_choices", runs, k, seed))
-    # k checks (one per arm), each with alpha = 1e-6 / k and Bernstein's half-width for
-    # n = 20000 runs and p = 1/k: false-failure probability at most 1e-6.
-    allowed = bernstein_halfwidth(1 / k, runs, FALSE_FAILURE / k)
+    # Two cases (k = 2 and k drawn from 3-10), each with k checks (one per arm) at alpha =
+    # 1e-6 / (2 k) and Bernstein's half-width for n = 20000 runs and p = 1/k: false-failure
+    # probability at most 1e-6 for the test.
+    for k in (2, int(np_rng.integers(3, 11))):
+        check_random_agent(student, 20000, k, seed)
+
+
+def check_random_agent(student, runs: int, k: int, seed: int) -> None:
+    got = choices(student.probe("bandits.random_agent_choices", runs, k, seed), runs, k,
+                  f"RandomAgent({runs}, {k}).act")
+    same_choices_whatever_the_globals(student, "bandits.random_agent_choices", (runs, k, seed),
+                                      got, f"RandomAgent({runs}, {k}).act")
+    allowed = bernstein_halfwidth(1 / k, runs, FALSE_FAILURE / (2 * k))
     shares = np.bincount(got, minlength=k) / runs
     worst = int(np.argmax(np.abs(shares - 1 / k)))
     check(
@@ -265,6 +353,7 @@ def chosen_ranks(values: np.ndarray, choices: np.ndarray) -> np.ndarray:
 
 
 @pytest.mark.points(2)
+@pytest.mark.public
 def test_epsilon_greedy_explores_at_rate_epsilon(student, np_rng, seed):
     """EpsilonGreedyAgent explores with probability epsilon, uniformly over all arms."""
     runs, k = 20000, 10
@@ -274,7 +363,11 @@ def test_epsilon_greedy_explores_at_rate_epsilon(student, np_rng, seed):
     # Every row holds the same values: runs that shared one random draw (one exploring arm
     # for all of them, say) would then pile onto one arm instead of spreading evenly.
     values = np.tile(distinct_values(np_rng, 1, k), (runs, 1))
-    got = numpy(student.probe("bandits.epsilon_greedy_choices", tensor(values), epsilon, seed))
+    got = choices(student.probe("bandits.epsilon_greedy_choices", tensor(values), epsilon, seed),
+                  runs, k, f"EpsilonGreedyAgent({runs}, {k}, epsilon={epsilon}).act")
+    same_choices_whatever_the_globals(
+        student, "bandits.epsilon_greedy_choices", (tensor(values), epsilon, seed), got,
+        f"EpsilonGreedyAgent({runs}, {k}, epsilon={epsilon}).act")
     shares = np.bincount(chosen_ranks(values, got), minlength=k) / runs
     expected = np.full(k, epsilon / k)
     expected[0] += 1 - epsilon
@@ -315,11 +408,13 @@ def test_epsilon_zero_is_greedy_and_epsilon_one_is_uniform(student, np_rng, seed
     """EpsilonGreedyAgent with epsilon 0 always exploits; with epsilon 1 it is uniform."""
     runs, k = 20000, int(np_rng.integers(3, 11))
     values = np.tile(distinct_values(np_rng, 1, k), (runs, 1))  # the same values in every row
-    never = numpy(student.probe("bandits.epsilon_greedy_choices", tensor(values), 0.0, seed))
+    never = choices(student.probe("bandits.epsilon_greedy_choices", tensor(values), 0.0, seed),
+                    runs, k, f"EpsilonGreedyAgent({runs}, {k}, epsilon=0.0).act")
     wrong = int(np.sum(never != values.argmax(axis=1)))
     check(wrong == 0, f"EpsilonGreedyAgent({runs}, {k}, epsilon=0.0).act chose a non-greedy "
           f"arm in {wrong} of {runs} runs; with epsilon = 0 it must always exploit.")
-    always = numpy(student.probe("bandits.epsilon_greedy_choices", tensor(values), 1.0, seed))
+    always = choices(student.probe("bandits.epsilon_greedy_choices", tensor(values), 1.0, seed),
+                     runs, k, f"EpsilonGreedyAgent({runs}, {k}, epsilon=1.0).act")
     shares = np.bincount(chosen_ranks(values, always), minlength=k) / runs
     # k checks, each with alpha = 1e-6 / k, Bernstein at p = 1/k, n = 20000: <= 1e-6 in all.
     allowed = bernstein_halfwidth(1 / k, runs, FALSE_FAILURE / k)
@@ -474,13 +569,15 @@ def ucb_cases(np_rng: np.random.Generator, runs: int, k: int, c: float):
 
 
 @pytest.mark.points(2)
+@pytest.mark.public
 def test_ucb_choice_on_constructed_counts(student, reference, np_rng, seed):
     """UCBAgent.act maximises Q(a) + c sqrt(ln t / N(a))."""
     runs, k = 200, 6
     c = float(np.round(np_rng.uniform(0.5, 3.0), 2))
     values, counts = ucb_cases(np_rng, runs, k, c)
     args = (tensor(values), tensor(counts), c, seed)
-    got = numpy(student.probe("bandits.ucb_choices", *args))
+    got = choices(student.probe("bandits.ucb_choices", *args), runs, k,
+                  f"UCBAgent({runs}, {k}, c={c}).act")
     want = numpy(reference.probe("bandits.ucb_choices", *args))
     wrong = np.flatnonzero(got != want)
     if wrong.size:
@@ -518,7 +615,8 @@ def test_ucb_tries_untried_arms_first(student, np_rng, seed):
     counts = np_rng.integers(1, 60, size=(runs, k))
     counts[np_rng.random((runs, k)) < 0.3] = 0
     counts[: runs // 10] = 0  # the very first step: nothing tried, t = 1
-    got = numpy(student.probe("bandits.ucb_choices", tensor(values), tensor(counts), c, seed))
+    got = choices(student.probe("bandits.ucb_choices", tensor(values), tensor(counts), c, seed),
+                  runs, k, f"UCBAgent({runs}, {k}, c={c}).act")
     wrong = np.flatnonzero(
         (counts == 0).any(axis=1) & (counts[np.arange(runs), got] != 0)
     )
@@ -531,6 +629,22 @@ def test_ucb_tries_untried_arms_first(student, np_rng, seed):
             f"{np.flatnonzero(counts[row] == 0).tolist()} have N = 0 and count as maximising "
             "(give them the score +inf)."
         )
+    # Docstring: "all arms get tried first, in random order. Ties are broken at random": at
+    # the very first step (nothing tried) every arm is equally likely, whatever Q holds. k
+    # checks at alpha = 1e-6 / k, Bernstein at p = 1/k, n = 6000: false failure <= 1e-6.
+    first_runs = 6000
+    first_values = np_rng.normal(size=(first_runs, k))
+    first = choices(student.probe("bandits.ucb_choices", tensor(first_values),
+                                  tensor(np.zeros((first_runs, k), dtype=np.int64)), c, seed),
+                    first_runs, k, f"UCBAgent({first_runs}, {k}, c={c}).act")
+    shares = np.bincount(first, minlength=k) / first_runs
+    allowed = bernstein_halfwidth(1 / k, first_runs, FALSE_FAILURE / k)
+    worst = int(np.argmax(np.abs(shares - 1 / k)))
+    check(abs(shares[worst] - 1 / k) <= allowed,
+          f"UCBAgent({first_runs}, {k}, c={c}).act at the first step (N = 0 for every arm): arm "
+          f"{worst} was chosen in {100 * shares[worst]:.1f}% of the runs; untried arms are tried "
+          f"in random order, so each should get {100 / k:.1f}% +- {100 * allowed:.1f}% (hand the "
+          "scores to greedy, which breaks ties at random).")
 
 
 # ============================================================================ gradient bandit
@@ -561,11 +675,16 @@ def test_gradient_bandit_policy_is_a_stable_softmax(student, reference, np_rng):
 
 
 @pytest.mark.points(1)
+@pytest.mark.public
 def test_gradient_bandit_samples_from_its_policy(student, np_rng, seed):
     """GradientBanditAgent.act samples each arm with probability pi(a)."""
     runs, k = 20000, 5
     preferences = np.tile(np_rng.normal(0.0, 1.0, size=k), (runs, 1))
-    got = numpy(student.probe("bandits.gradient_choices", tensor(preferences), seed))
+    got = choices(student.probe("bandits.gradient_choices", tensor(preferences), seed), runs, k,
+                  f"GradientBanditAgent({runs}, {k}).act")
+    same_choices_whatever_the_globals(student, "bandits.gradient_choices",
+                                      (tensor(preferences), seed), got,
+                                      f"GradientBanditAgent({runs}, {k}).act")
     pi = softmax(preferences[0])
     shares = np.bincount(got, minlength=k) / runs
     # k checks, each with alpha = 1e-6 / k and Bernstein's half-width for n = 20000 at
@@ -651,6 +770,7 @@ def check_gradient_step(student, reference, case: dict[str, Any], baseline: bool
 
 
 @pytest.mark.points(2)
+@pytest.mark.public
 def test_gradient_bandit_update_with_baseline(student, reference, np_rng):
     """GradientBanditAgent.update with the average-reward baseline, on a constructed step."""
     check_gradient_step(student, reference, gradient_case(np_rng, 6, 5), baseline=True)
@@ -750,64 +870,89 @@ EXPECTED = {
 }
 
 
-def check_final_step(student, seed: int, names: list[str]) -> None:
-    got = student.probe(
-        "bandits.final_step_performance", names, RUNS, STEPS, seed, timeout=15 * len(names)
-    )
-    # Two checks per configuration, each at alpha = 1e-6 / (2 * len(names)): false failure
+def check_final_step(student, np_rng: np.random.Generator, seed: int, names: list[str]) -> None:
+    # The true values are drawn here, at grade time, and only the arms the agent chose come
+    # back: what they are worth and whether they were optimal is computed here. The arms at
+    # step 1 are checked too (nothing is known yet, so every correct agent chooses uniformly:
+    # worth N(mean, 1) on average, optimal 1 time in k), so the curve must rise from there:
+    # choices that know the best arm from the start fail.
+    q_stars = {name: np_rng.normal(4.0 if "gradient" in name else 0.0, 1.0, size=(RUNS, 10))
+               for name in names}
+    got = student.probe("bandits.choices_along_the_way", names,
+                        {name: tensor(q) for name, q in q_stars.items()}, STEPS, [1, STEPS],
+                        seed, timeout=15 * len(names))
+    # Four checks per configuration, each at alpha = 1e-6 / (4 * len(names)): false failure
     # at most 1e-6 per test. The constants themselves carry a standard error (200,000 runs);
     # the bands are widened by 5 of those (a 5-sigma error in a constant has probability
     # below 6e-7).
-    alpha = FALSE_FAILURE / (2 * len(names))
+    alpha = FALSE_FAILURE / (4 * len(names))
     # chosen_value is a mean over 2000 independent runs of a light-tailed variable: the normal
     # approximation is used, at a level ten times stricter than needed (alpha / 10), to cover
     # its error in the far tail.
     z = gaussian_z(alpha / 10)
+    rows = np.arange(RUNS)
     for name in names:
-        want, result = EXPECTED[name], got[name]
+        want, q_star = EXPECTED[name], q_stars[name]
+        check(isinstance(got, dict) and isinstance(got.get(name), list)
+              and len(got[name]) == 2, f"{name}: the probe sent back no choices")
+        first, last = (choices(actions, RUNS, 10, f"{name} ({want.agent}).act")
+                       for actions in got[name])
+        mean = 4.0 if "gradient" in name else 0.0
+        first_value = float(q_star[rows, first].mean())
+        allowed = z / math.sqrt(RUNS)  # each chosen value is N(mean, 1), independently
+        first_optimal = int(np.sum(first == q_star.argmax(axis=1)))
+        low, high = binomial_interval(RUNS, 0.1, 0.1, alpha)
+        check(abs(first_value - mean) <= allowed and low <= first_optimal <= high,
+              f"{name} ({want.agent}), {RUNS} runs: at step 1, before anything is learned, the "
+              f"chosen arms' true values averaged {first_value:.3f} and {first_optimal} runs "
+              f"chose the optimal arm; an agent that knows nothing yet gives {mean:g} +- "
+              f"{allowed:.3f} and {low} to {high} (one in k = 10). Start from the initial "
+              "estimates and break ties at random.")
+        chosen_value = float(q_star[rows, last].mean())
         allowed = z * want.value_sd / math.sqrt(RUNS) + 5 * want.value_se
         book = f" (the book: {want.book_reward:.2f})" if want.book_reward is not None else ""
         check(
-            abs(result["chosen_value"] - want.value) <= allowed,
+            abs(chosen_value - want.value) <= allowed,
             f"{name} ({want.agent}), {RUNS} runs: at step {STEPS} the chosen arms' true values "
-            f"averaged {result['chosen_value']:.3f} (average reward {result['average_reward']:.3f})"
-            f"; a correct agent gives {want.value:.3f} +- {allowed:.3f}{book}.",
+            f"averaged {chosen_value:.3f}; a correct agent gives {want.value:.3f} +- "
+            f"{allowed:.3f}{book}.",
         )
         low, high = binomial_interval(
             RUNS, want.optimal - 5 * want.optimal_se, want.optimal + 5 * want.optimal_se, alpha
         )
-        count = round(result["optimal_action"] * RUNS)
+        count = int(np.sum(last == q_star.argmax(axis=1)))
         check(
             low <= count <= high,
             f"{name} ({want.agent}), {RUNS} runs: at step {STEPS} "
-            f"{100 * result['optimal_action']:.1f}% of the runs chose the optimal arm; a "
+            f"{100 * count / RUNS:.1f}% of the runs chose the optimal arm; a "
             f"correct agent gives {100 * low / RUNS:.1f}% to {100 * high / RUNS:.1f}% (expected "
             f"{100 * want.optimal:.1f}%, the book: {100 * want.book_optimal:.0f}%).",
         )
 
 
 @pytest.mark.points(2)
-def test_figure_2_2_greedy_and_epsilon_greedy(student, seed):
+def test_figure_2_2_greedy_and_epsilon_greedy(student, np_rng, seed):
     """Figure 2.2: epsilon = 0, 0.01, 0.1 reach the book's reward and % optimal at step 1000."""
-    check_final_step(student, seed, ["epsilon = 0 (greedy)", "epsilon = 0.01", "epsilon = 0.1"])
+    check_final_step(student, np_rng, seed,
+                     ["epsilon = 0 (greedy)", "epsilon = 0.01", "epsilon = 0.1"])
 
 
 @pytest.mark.points(1)
-def test_figure_2_3_optimistic_initial_values(student, seed):
+def test_figure_2_3_optimistic_initial_values(student, np_rng, seed):
     """Figure 2.3: optimistic greedy (Q1 = 5, alpha = 0.1) reaches the book's numbers."""
-    check_final_step(student, seed, ["optimistic, greedy, Q1 = 5"])
+    check_final_step(student, np_rng, seed, ["optimistic, greedy, Q1 = 5"])
 
 
 @pytest.mark.points(1)
-def test_figure_2_4_ucb(student, seed):
+def test_figure_2_4_ucb(student, np_rng, seed):
     """Figure 2.4: UCB with c = 2 reaches the book's numbers at step 1000."""
-    check_final_step(student, seed, ["UCB, c = 2"])
+    check_final_step(student, np_rng, seed, ["UCB, c = 2"])
 
 
 @pytest.mark.points(2)
-def test_figure_2_5_gradient_bandit(student, seed):
+def test_figure_2_5_gradient_bandit(student, np_rng, seed):
     """Figure 2.5: the gradient bandit with and without baseline (alpha = 0.1, q* + 4)."""
-    check_final_step(student, seed, [
+    check_final_step(student, np_rng, seed, [
         "gradient bandit, alpha = 0.1, with baseline",
         "gradient bandit, alpha = 0.1, without baseline",
     ])

@@ -68,42 +68,66 @@ def testbed_samples(
 
 
 def check_environment(k: int, q_star_mean: float, drift_std: float, seed: int) -> dict[str, Any]:
-    """gymnasium's check_env on a BanditEnv, then a few steps: what the environment reports."""
+    """gymnasium's check_env on a BanditEnv, then what it does, as data for the test to judge:
+    q_star after reset(seed), after reset(seed) again and after reset(seed + 1), the info of
+    the first reset, and for one step with each arm q_star before it, the reward, observation
+    and info."""
     from gymnasium.utils.env_checker import check_env
 
     env = bandits.BanditEnv(k, q_star_mean=q_star_mean, drift_std=drift_std)
     check_env(env, skip_render_check=True)
-    observation, info = env.reset(seed=seed)
-    first_q_star = _floats(env.testbed.q_star)
-    env.reset(seed=seed)
-    same_after_reseed = bool(np.array_equal(first_q_star, env.testbed.q_star))
-    optimal_ok = []
+    resets, first_info = [], None
+    for reset_seed in (seed, seed, seed + 1, seed):
+        observation, info = env.reset(seed=reset_seed)
+        first_info = info if first_info is None else first_info
+        resets.append(_floats(env.testbed.q_star))
+    before, rewards, observations, optimal, ended = [], [], [], [], []
     for action in range(k):
-        best = int(np.argmax(env.testbed.q_star))
-        result = env.step(action)
-        optimal_ok.append(result[4]["optimal_action"] == best)
+        before.append(_floats(env.testbed.q_star))
+        step_observation, reward, terminated, truncated, info = env.step(action)
+        rewards.append(float(reward))
+        observations.append(int(step_observation))
+        optimal.append(int(info["optimal_action"]))
+        ended.append(bool(terminated or truncated))
     return {
-        "observation": int(observation),
-        "optimal_action_in_info": bool(all(optimal_ok)),
-        "same_problem_after_reseed": same_after_reseed,
+        "observation": int(observation), "reset_optimal": int(first_info["optimal_action"]),
+        "resets": resets[:3], "before": before, "rewards": rewards,
+        "step_observations": observations, "optimal": optimal, "ended": ended,
     }
 
 
 # ----------------------------------------------------------------------------- choices
 
 
-def greedy_choices(values: Any, seed: int) -> np.ndarray:
+def _reseed_globals(global_seed: int) -> None:
+    """Seed the global generators (numpy's legacy one, `random`, torch): a function that must
+    draw from the generator it is given makes the same choices whatever these hold."""
+    import random
+
+    import torch
+
+    np.random.seed(global_seed)
+    random.seed(global_seed)
+    torch.manual_seed(global_seed)
+
+
+def greedy_choices(values: Any, seed: int, global_seed: int = 0) -> np.ndarray:
+    _reseed_globals(global_seed)
     values = _floats(values)
     result = bandits.greedy(values, np.random.default_rng(seed))
     return _choices(result, *values.shape, "greedy(values, rng)")
 
 
-def random_agent_choices(runs: int, k: int, seed: int) -> np.ndarray:
+def random_agent_choices(runs: int, k: int, seed: int, global_seed: int = 0) -> np.ndarray:
+    _reseed_globals(global_seed)
     agent = bandits.RandomAgent(runs, k)
     return _choices(agent.act(np.random.default_rng(seed)), runs, k, "RandomAgent.act")
 
 
-def epsilon_greedy_choices(values: Any, epsilon: float, seed: int) -> np.ndarray:
+def epsilon_greedy_choices(
+    values: Any, epsilon: float, seed: int, global_seed: int = 0
+) -> np.ndarray:
+    _reseed_globals(global_seed)
     values = _floats(values)
     runs, k = values.shape
     agent = bandits.EpsilonGreedyAgent(runs, k, epsilon=epsilon)
@@ -120,7 +144,8 @@ def ucb_choices(values: Any, counts: Any, c: float, seed: int) -> np.ndarray:
     return _choices(agent.act(np.random.default_rng(seed)), runs, k, "UCBAgent.act")
 
 
-def gradient_choices(preferences: Any, seed: int) -> np.ndarray:
+def gradient_choices(preferences: Any, seed: int, global_seed: int = 0) -> np.ndarray:
+    _reseed_globals(global_seed)
     preferences = _floats(preferences)
     runs, k = preferences.shape
     agent = bandits.GradientBanditAgent(runs, k)
@@ -273,30 +298,24 @@ _CONFIGURATIONS = {
 }
 
 
-def final_step_performance(
-    names: list[str], runs: int, steps: int, seed: int, k: int = 10
-) -> dict[str, dict[str, float]]:
-    """Each named agent on `runs` fresh testbeds; what it achieved at the last step.
-
-    average_reward is what the book plots; chosen_value, the true value q*(A) of the chosen
-    arms averaged over the runs, has the same expectation without the reward noise, so the
-    tests can judge it with a narrower band.
-    """
+def choices_along_the_way(
+    names: list[str], q_stars: dict[str, Any], steps: int, record: list[int], seed: int
+) -> dict[str, list[np.ndarray]]:
+    """Each named agent on the true values the test drew (runs x k); the arms it chose at the
+    steps in `record` (counting from 1). The test computes what those choices are worth."""
     rng = np.random.default_rng(seed)
-    rows = np.arange(runs)
-    performance = {}
+    choices = {}
     for name in names:
-        make_agent, q_star_mean = _CONFIGURATIONS[name]
-        q_star = rng.normal(q_star_mean, 1.0, size=(runs, k))
-        best = q_star.argmax(axis=1)
+        make_agent, _ = _CONFIGURATIONS[name]
+        q_star = _floats(q_stars[name])
+        runs, k = q_star.shape
+        rows = np.arange(runs)
         agent = make_agent(runs, k)
-        for _ in range(steps):
+        choices[name] = []
+        for step in range(1, steps + 1):
             actions = _choices(agent.act(rng), runs, k, f"{type(agent).__name__}.act")
             rewards = q_star[rows, actions] + rng.normal(size=runs)
             agent.update(actions, rewards)
-        performance[name] = {
-            "average_reward": float(rewards.mean()),
-            "chosen_value": float(q_star[rows, actions].mean()),  # same mean, without the noise
-            "optimal_action": float((actions == best).mean()),
-        }
-    return performance
+            if step in record:
+                choices[name].append(actions)
+    return choices
