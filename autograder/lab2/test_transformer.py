@@ -1,0 +1,650 @@
+"""Tests for lab 2, part "build a transformer" (transformer.py).
+
+Modules are compared with the reference on the same weights, every parameter randomised
+(LayerNorm scale and shift and every bias included, so a forgotten bias cannot hide behind a
+zero), with weights and inputs in float64, at 1e-9: einsum vs matmul, rsqrt vs division by a
+square root, a -inf mask vs a -1e5 one all agree to ~1e-14, while every real mistake (a
+missing 1/sqrt(d_head), unbiased variance, the tanh GELU) misses by more than 1e-6. Every
+activation a module passes through its hook points is compared too, in forward order, and a
+failure names the first that differs. One test per module runs in float32, at 1e-4.
+
+The training loop is tested on a stand-in bigram model (so that a broken Transformer costs
+none of its points): a few steps from shared weights and batches match the reference, and a
+full run on a Markov chain reaches the chain's entropy rate, the best loss any model can
+reach, within a stated margin. Sampling: the filters exactly, greedy exactly, draws
+statistically, and `generate` with a stand-in model and a recording sampler.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from autograder.engine.checks import GradingFailure, assert_close, assert_dtype, check, fail
+
+FLOAT64_RTOL, FLOAT64_ATOL = 1e-9, 1e-9
+# float32 against the reference in float64: LayerNorm and softmax in float32 are accurate to a
+# few 1e-7 relative; 1e-4 leaves room for any correct order of operations.
+FLOAT32_RTOL, FLOAT32_ATOL = 1e-4, 1e-4
+MASKED = -1e4  # a masked attention score is -inf or at most this
+FALSE_FAILURE = 1e-6  # per statistical test, split over its checks with the union bound
+
+# What to look at when an activation differs, by the end of its hook name.
+HINTS = {
+    "hook_embed": "Embed: row tokens[b, p] of W_E",
+    "hook_pos_embed": "PosEmbed: W_pos[p] at position p, for every sequence of the batch",
+    "hook_normalized": "LayerNorm: subtract the mean, divide by sqrt(biased variance + eps), "
+                       "then * w + b; in a block it reads the residual stream before the "
+                       "sub-layer (pre-LN)",
+    "hook_q": "the queries: x W_Q + b_Q for every head",
+    "hook_k": "the keys: x W_K + b_K for every head",
+    "hook_v": "the values: x W_V + b_V for every head",
+    "hook_attn_scores": "the scores: q . k / sqrt(d_head), with keys after the query masked "
+                        "(a query sees its own position)",
+    "hook_pattern": "the pattern: softmax of the scores over the key positions (the last "
+                    "dimension)",
+    "hook_z": "z: the pattern-weighted sum of the values over the key positions",
+    "hook_resid_pre": "the block's input, unchanged (block 0 reads embed + pos_embed, block "
+                      "i + 1 reads block i's output)",
+    "hook_attn_out": "the attention output: sum over heads of z W_O, plus b_O",
+    "hook_resid_mid": "the residual: resid_pre + attn(ln1(resid_pre))",
+    "hook_pre": "the MLP's first layer: x W_in + b_in",
+    "hook_post": "GELU of hook_pre (the exact GELU, x Phi(x), not ReLU or the tanh "
+                 "approximation)",
+    "hook_mlp_out": "the MLP output: post W_out + b_out",
+    "hook_resid_post": "the residual: resid_mid + mlp(ln2(resid_mid)) (resid_pre + "
+                       "attn(ln1(resid_pre)) without an MLP)",
+}
+
+
+def _size(rng: torch.Generator, low: int, high: int) -> int:
+    return int(torch.randint(low, high + 1, (1,), generator=rng))
+
+
+def _uniform(rng: torch.Generator, low: float, high: float) -> float:
+    return low + (high - low) * float(torch.rand(1, generator=rng))
+
+
+def _shape(shape) -> str:
+    return "(" + ", ".join(str(s) for s in shape) + ")"
+
+
+def _config(rng: torch.Generator, **fixed) -> dict:
+    """A small random TransformerConfig as a dict; d_model need not be n_heads * d_head."""
+    config = {
+        "d_vocab": _size(rng, 5, 20), "n_ctx": _size(rng, 6, 12), "d_model": _size(rng, 8, 20),
+        "n_heads": _size(rng, 1, 4), "d_head": _size(rng, 3, 8), "d_mlp": _size(rng, 8, 32),
+        "n_layers": _size(rng, 1, 3), "layer_norm_eps": [1e-5, 1e-2][_size(rng, 0, 1)],
+        "init_range": 0.02, "attn_only": False,
+    }
+    return {**config, **fixed}
+
+
+def _state(reference, module: str, config: dict, rng: torch.Generator) -> dict:
+    """Random float64 weights for every parameter of `module`: LayerNorm scales near 1, biases
+    and shifts of size 0.3, embeddings of size 1, other weights scaled by 1/sqrt(fan in), so
+    that activations stay of size 1 and attention patterns are far from one-hot."""
+    shapes = reference.probe("transformer.parameter_shapes", module, config)
+    state = {}
+    for name, shape in shapes.items():
+        noise = torch.randn(shape, generator=rng, dtype=torch.float64)
+        leaf = name.rsplit(".", 1)[-1]
+        if leaf == "w":
+            state[name] = 1 + 0.3 * noise
+        elif leaf.startswith("b"):
+            state[name] = 0.3 * noise
+        elif leaf in ("W_E", "W_pos"):
+            state[name] = noise
+        else:
+            state[name] = noise / math.sqrt(shape[-2])
+    return state
+
+
+TOKEN_INPUTS = {"Embed", "PosEmbed", "Transformer"}
+
+
+def _input(module: str, config: dict, batch: int, pos: int, rng: torch.Generator):
+    if module in TOKEN_INPUTS:
+        return torch.randint(0, config["d_vocab"], (batch, pos), generator=rng)
+    x = torch.randn(batch, pos, config["d_model"], generator=rng, dtype=torch.float64)
+    # A different mean and spread at every position, so that LayerNorm has work to do.
+    return 2 * x + torch.randn(batch, pos, 1, generator=rng, dtype=torch.float64)
+
+
+def _hint(name: str) -> str:
+    return HINTS.get(name.rsplit(".", 1)[-1], "")
+
+
+def _masked_alike(name: str, got: torch.Tensor, want: torch.Tensor, what: str):
+    """Attention scores: keys after the query must be masked (-inf or <= -1e4); those entries
+    are then set aside, so that a -inf mask and a large negative one compare equal."""
+    if not name.endswith("hook_attn_scores") or got.shape != want.shape:
+        return got, want
+    later = torch.ones(want.shape[-2:], dtype=torch.bool).triu(diagonal=1)
+    unmasked = later & ~(got.to(torch.float64) <= MASKED)
+    if unmasked.any():
+        b, h, i, j = (int(v) for v in unmasked.expand(got.shape).nonzero()[0])
+        fail(f"{what}: {name}[{b}, {h}, {i}, {j}] = {float(got[b, h, i, j]):.4g} is the score "
+             f"of key {j} for query {i}, a later position: mask it (-inf, or a large negative "
+             "number such as -1e5) before the softmax, so that a token never sees the future.")
+    return got.masked_fill(later, 0.0), want.masked_fill(later, 0.0)
+
+
+def _compare_forward(got: dict, want: dict, *, what: str, dtype: torch.dtype, rtol: float,
+                     atol: float, hooks: bool = True) -> None:
+    """The output, and (with `hooks`) every hooked activation in the reference's forward
+    order; the message names the first that differs."""
+    check(isinstance(got, dict) and "output" in got, f"{what}: the probe got no output")
+    output = got["output"]
+    check(torch.is_tensor(output), f"{what}: returned a {type(output).__name__}, not a tensor")
+    check(output.shape == want["output"].shape,
+          f"{what}: expected output shape {_shape(want['output'].shape)}, got "
+          f"{_shape(output.shape)}")
+    assert_dtype(output, dtype, what)
+    if hooks:
+        cache = got["cache"]
+        for name, expected in want["cache"].items():
+            if name not in cache:
+                fail(f"{what}: nothing passed through the hook point {name}. Pass the "
+                     f"activation through it in forward ({_hint(name)}): the hooks are part of "
+                     "the interface (run_with_cache and the induction part read them).")
+            value, expected = _masked_alike(name, cache[name], expected, what)
+            try:
+                assert_close(value, expected, rtol=rtol, atol=atol, what=name)
+            except GradingFailure as failure:
+                fail(f"{what}: the first activation that differs from the reference's (same "
+                     f"weights, same input), in forward order, is {name}. Check {_hint(name)}. "
+                     f"{failure}")
+    try:
+        assert_close(output, want["output"], rtol=rtol, atol=atol, what="the output")
+    except GradingFailure as failure:
+        last = f" (every hooked activation matches, so look after {list(want['cache'])[-1]})" \
+            if hooks and want["cache"] else ""
+        fail(f"{what}: {failure}{last}")
+
+
+def _module_case(student, reference, module: str, config: dict, batch: int, pos: int,
+                 rng: torch.Generator, dtype: str = "float64") -> None:
+    """Student and reference `module` on the same random weights and input."""
+    state = _state(reference, module, config, rng)
+    x = _input(module, config, batch, pos, rng)
+    what = (f"{module}.forward on {'tokens' if module in TOKEN_INPUTS else 'x'} "
+            f"{_shape(x.shape)} in {dtype} (config {_describe(config)})")
+    got = student.probe("transformer.module_forward", module, config, state, x, dtype)
+    if dtype == "float64":
+        want = reference.probe("transformer.module_forward", module, config, state, x, dtype)
+        _compare_forward(got, want, what=what, dtype=torch.float64, rtol=FLOAT64_RTOL,
+                         atol=FLOAT64_ATOL)
+    else:
+        want = reference.probe("transformer.module_forward", module, config, state, x,
+                               "float64")
+        _compare_forward(got, want, what=what, dtype=torch.float32, rtol=FLOAT32_RTOL,
+                         atol=FLOAT32_ATOL, hooks=False)
+
+
+def _describe(config: dict) -> str:
+    keys = ["d_vocab", "n_ctx", "d_model", "n_heads", "d_head", "d_mlp", "n_layers",
+            "layer_norm_eps", "attn_only"]
+    return ", ".join(f"{key}={config[key]}" for key in keys)
+
+
+# ----------------------------------------------------------------------------- modules
+
+
+@pytest.mark.points(2)
+@pytest.mark.public
+def test_layer_norm(student, reference, rng):
+    """LayerNorm matches the reference in float64 (random w and b; one position, and many)"""
+    config = _config(rng)
+    _module_case(student, reference, "LayerNorm", config, 1, 1, rng)
+    _module_case(student, reference, "LayerNorm", config, _size(rng, 2, 4), _size(rng, 2, 9), rng)
+
+
+@pytest.mark.points(1)
+@pytest.mark.public
+def test_embed(student, reference, rng):
+    """Embed matches the reference"""
+    config = _config(rng)
+    _module_case(student, reference, "Embed", config, 1, 1, rng)
+    _module_case(student, reference, "Embed", config, _size(rng, 2, 4), _size(rng, 2, 9), rng)
+
+
+@pytest.mark.points(1)
+@pytest.mark.public
+def test_pos_embed(student, reference, rng):
+    """PosEmbed matches the reference (one position, and the whole context)"""
+    config = _config(rng)
+    _module_case(student, reference, "PosEmbed", config, 1, 1, rng)
+    _module_case(student, reference, "PosEmbed", config, _size(rng, 2, 4), config["n_ctx"], rng)
+
+
+@pytest.mark.points(1)
+@pytest.mark.public
+def test_unembed(student, reference, rng):
+    """Unembed matches the reference"""
+    config = _config(rng)
+    _module_case(student, reference, "Unembed", config, 1, 1, rng)
+    _module_case(student, reference, "Unembed", config, _size(rng, 2, 4), _size(rng, 2, 9), rng)
+
+
+@pytest.mark.points(3)
+@pytest.mark.public
+def test_attention(student, reference, rng):
+    """Attention matches the reference: q, k, v, the masked scores, the pattern, z, the output"""
+    config = _config(rng, n_heads=_size(rng, 2, 4))
+    _module_case(student, reference, "Attention", config, _size(rng, 2, 3),
+                 _size(rng, 3, config["n_ctx"]), rng)
+    _module_case(student, reference, "Attention", config, 1, 1, rng)
+    _module_case(student, reference, "Attention", _config(rng, n_heads=1), 1, 2, rng)
+
+
+@pytest.mark.points(1)
+@pytest.mark.public
+def test_mlp(student, reference, rng):
+    """MLP matches the reference (the exact GELU)"""
+    config = _config(rng)
+    _module_case(student, reference, "MLP", config, 1, 1, rng)
+    _module_case(student, reference, "MLP", config, _size(rng, 2, 4), _size(rng, 2, 9), rng)
+
+
+@pytest.mark.points(2)
+@pytest.mark.public
+def test_transformer_block(student, reference, rng):
+    """TransformerBlock matches the reference, with an MLP and attention-only"""
+    _module_case(student, reference, "TransformerBlock", _config(rng), _size(rng, 1, 3),
+                 _size(rng, 2, 6), rng)
+    _module_case(student, reference, "TransformerBlock", _config(rng, attn_only=True),
+                 _size(rng, 1, 3), _size(rng, 2, 6), rng)
+
+
+@pytest.mark.points(2)
+@pytest.mark.public
+def test_transformer(student, reference, rng):
+    """Transformer matches the reference; a difference is traced to the first hook that differs"""
+    config = _config(rng, n_layers=2)
+    _module_case(student, reference, "Transformer", config, _size(rng, 2, 3),
+                 _size(rng, 2, config["n_ctx"] - 1), rng)
+    _module_case(student, reference, "Transformer", config, 1, config["n_ctx"], rng)
+
+
+@pytest.mark.points(1)
+def test_transformer_is_causal(student, reference, rng):
+    """Transformer's logits match the reference, and changing later tokens leaves earlier logits
+    unchanged"""
+    config = _config(rng, attn_only=bool(_size(rng, 0, 1)))
+    state = _state(reference, "Transformer", config, rng)
+    pos = _size(rng, 4, config["n_ctx"])
+    tokens = torch.randint(0, config["d_vocab"], (2, pos), generator=rng)
+    cut = _size(rng, 1, pos - 1)
+    changed = tokens.clone()
+    changed[:, cut:] = (tokens[:, cut:] + torch.randint(1, config["d_vocab"], (2, pos - cut),
+                                                        generator=rng)) % config["d_vocab"]
+    what = f"Transformer.forward on tokens {_shape(tokens.shape)} (config {_describe(config)})"
+    got = student.probe("transformer.module_forward", "Transformer", config, state, tokens,
+                        "float64")
+    want = reference.probe("transformer.module_forward", "Transformer", config, state, tokens,
+                           "float64")
+    _compare_forward(got, want, what=what, dtype=torch.float64, rtol=FLOAT64_RTOL,
+                     atol=FLOAT64_ATOL)
+    after = student.probe("transformer.module_forward", "Transformer", config, state, changed,
+                          "float64")
+    try:
+        assert_close(after["output"][:, :cut], got["output"][:, :cut], rtol=FLOAT64_RTOL,
+                     atol=FLOAT64_ATOL, what="the logits")
+    except GradingFailure as failure:
+        fail(f"{what}: changing the tokens from position {cut} on changed the logits at "
+             f"earlier positions, so some position reads later tokens: mask the scores of keys "
+             f"after the query. {failure}")
+
+
+MODULES = ["LayerNorm", "Embed", "PosEmbed", "Attention", "MLP", "TransformerBlock", "Unembed",
+           "Transformer"]
+
+
+@pytest.mark.points(0.5)
+@pytest.mark.parametrize("module", MODULES)
+def test_module_in_float32(student, reference, rng, module):
+    """{module} works in float32 (within 1e-4 of the reference in float64, output float32)"""
+    config = _config(rng, attn_only=module == "Transformer" and bool(_size(rng, 0, 1)))
+    _module_case(student, reference, module, config, _size(rng, 1, 4),
+                 _size(rng, 1, config["n_ctx"]), rng, dtype="float32")
+
+
+# ----------------------------------------------------------------------------- the loss
+
+
+def _logits_and_tokens(rng: torch.Generator, batch: int, pos: int, scale: float):
+    d_vocab = _size(rng, 3, 12)
+    logits = scale * torch.randn(batch, pos, d_vocab, generator=rng, dtype=torch.float64)
+    return logits, torch.randint(0, d_vocab, (batch, pos), generator=rng)
+
+
+@pytest.mark.points(1)
+@pytest.mark.public
+def test_next_token_log_probs(student, reference, rng):
+    """next_token_log_probs matches the reference (two positions; logits of size 1e4)"""
+    for batch, pos, scale in [(_size(rng, 2, 4), _size(rng, 3, 9), 3.0), (1, 2, 3.0),
+                              (_size(rng, 2, 4), _size(rng, 3, 9), 1e4)]:
+        logits, tokens = _logits_and_tokens(rng, batch, pos, scale)
+        got = student.call("transformer.next_token_log_probs", logits, tokens)
+        want = reference.call("transformer.next_token_log_probs", logits, tokens)
+        assert_close(got, want, rtol=FLOAT64_RTOL, atol=FLOAT64_ATOL, dtype=torch.float64,
+                     what=f"next_token_log_probs(logits {_shape(logits.shape)} of size "
+                          f"{scale:g}, tokens {_shape(tokens.shape)})")
+
+
+@pytest.mark.points(1)
+@pytest.mark.public
+def test_next_token_loss(student, reference, rng):
+    """next_token_loss matches the reference and returns a scalar (logits of size 1e4 too)"""
+    for batch, pos, scale in [(_size(rng, 2, 4), _size(rng, 3, 9), 3.0),
+                              (_size(rng, 1, 3), _size(rng, 2, 9), 1e4)]:
+        logits, tokens = _logits_and_tokens(rng, batch, pos, scale)
+        got = student.call("transformer.next_token_loss", logits, tokens)
+        want = reference.call("transformer.next_token_loss", logits, tokens)
+        what = f"next_token_loss(logits {_shape(logits.shape)} of size {scale:g}, tokens)"
+        check(torch.is_tensor(got) and got.shape == (),
+              f"{what}: return a scalar (0-dim) tensor, the mean over batch and positions")
+        assert_close(got, want, rtol=FLOAT64_RTOL, atol=FLOAT64_ATOL, dtype=torch.float64,
+                     what=what)
+
+
+# ----------------------------------------------------------------------------- the language
+
+
+def _transition(rng: torch.Generator, d_vocab: int) -> torch.Tensor:
+    """A random irreducible, aperiodic chain with about half its transitions impossible."""
+    weights = torch.rand(d_vocab, d_vocab, generator=rng, dtype=torch.float64)
+    weights = weights * (torch.rand(d_vocab, d_vocab, generator=rng) < 0.5)
+    tokens = torch.arange(d_vocab)
+    weights[tokens, (tokens + 1) % d_vocab] += 0.5  # every token reachable
+    weights[0, 0] += 0.5  # aperiodic
+    return weights / weights.sum(dim=1, keepdim=True)
+
+
+@pytest.mark.points(1)
+@pytest.mark.public
+def test_stationary_distribution(student, reference, rng):
+    """stationary_distribution matches the reference (2 tokens, and more)"""
+    for d_vocab in (2, _size(rng, 5, 16)):
+        transition = _transition(rng, d_vocab)
+        got = student.call("transformer.stationary_distribution", transition)
+        want = reference.call("transformer.stationary_distribution", transition)
+        assert_close(got, want, rtol=0, atol=1e-9, dtype=torch.float64,
+                     what=f"stationary_distribution(a ({d_vocab}, {d_vocab}) transition matrix)")
+
+
+@pytest.mark.points(1)
+@pytest.mark.public
+def test_entropy_rate(student, reference, rng):
+    """entropy_rate matches the reference on chains with impossible transitions (0 log 0)"""
+    for d_vocab in (2, _size(rng, 5, 16)):
+        transition = _transition(rng, d_vocab)
+        got = student.call("transformer.entropy_rate", transition)
+        want = reference.call("transformer.entropy_rate", transition)
+        what = (f"entropy_rate(a ({d_vocab}, {d_vocab}) transition matrix with "
+                f"{int((transition == 0).sum())} zero entries)")
+        check(torch.is_tensor(got) and got.shape == (), f"{what}: return a scalar (0-dim) tensor")
+        assert_close(got, want, rtol=0, atol=1e-9, dtype=torch.float64, what=what)
+
+
+# ----------------------------------------------------------------------------- training
+
+
+@pytest.mark.points(1)
+@pytest.mark.public
+def test_train_matches_the_reference_step_by_step(student, reference, rng, seed):
+    """train's losses and weights match the reference for a few steps from the same start"""
+    d_vocab = _size(rng, 4, 10)
+    table = torch.randn(d_vocab, d_vocab, generator=rng, dtype=torch.float64)
+    bias = torch.randn(d_vocab, generator=rng, dtype=torch.float64)
+    options = {"steps": 4, "batch": _size(rng, 1, 4), "pos": _size(rng, 2, 8), "lr": 0.05,
+               "weight_decay": 0.5, "seed": seed % 2**31}
+    got = student.probe("transformer.train_steps", table, bias, timeout=20, **options)
+    want = reference.probe("transformer.train_steps", table, bias, timeout=20, **options)
+    what = (f"train(a bigram model, batches, steps=4, lr=0.05, weight_decay=0.5) on batches of "
+            f"{_shape((options['batch'], options['pos']))} tokens, in float64")
+    check(got["loss_types"] == ["float"] and len(got["losses"]) == options["steps"],
+          f"{what} returned {len(got['losses'])} losses of type(s) {got['loss_types']}; "
+          "return one Python float per step (loss.item()).")
+    check(got["batch_calls"] == options["steps"] and got["given_generator"],
+          f"{what} called batches {got['batch_calls']} times for 4 steps"
+          f"{'' if got['given_generator'] else ', not always with the generator it was given'}"
+          "; draw one fresh batch per step with batches(generator).")
+    # float64 throughout: implementations differ by reordered sums (~1e-15), far below what
+    # one missing or extra step, a wrong learning rate or weight decay changes (~1e-2).
+    losses, expected = got["losses"], want["losses"]
+    for step, (loss, wanted) in enumerate(zip(losses, expected, strict=True)):
+        if abs(loss - wanted) > 1e-8 * (1 + abs(wanted)):
+            hint = ("the loss before any update differs: is it next_token_loss(model(tokens), "
+                    "tokens) on tokens = batches(generator)?" if step == 0 else
+                    f"the losses agree up to step {step - 1}, so the update differs: one "
+                    "AdamW(model.parameters(), lr=lr, weight_decay=weight_decay) for the whole "
+                    "run, gradients cleared before each backward, one optimizer.step() per "
+                    "step, and the loss recorded before the step")
+            fail(f"{what}: at step {step} the loss is {loss:.10g}, the reference's "
+                 f"{wanted:.10g}; {hint}.")
+    assert_close(got["state"], want["state"], rtol=1e-7, atol=1e-9,
+                 what=f"{what}: the weights after the last step")
+
+
+@pytest.mark.points(1)
+def test_train_uses_its_device(student):
+    """train moves the model and each batch to the device it is given"""
+    got = student.probe("transformer.train_devices", 5, "meta", timeout=20)
+    what = "train(model, batches, steps=2, device='meta')"
+    check(got, f"{what} never ran the model on a batch.")
+    check(got["parameters"] == ["meta"] and got["tokens"] == "meta",
+          f"{what} ran the model with its parameters on {', '.join(got['parameters'])} and the "
+          f"tokens on {got['tokens']}; move both to the device given (model.to(device), "
+          "tokens.to(device)), so that training uses a GPU when asked.")
+
+
+LANGUAGE = {"d_vocab": 12, "branching": 3, "batch": 512, "pos": 16}
+FULL_RUN = {"steps": 200, "batch": 64, "pos": 16, "lr": 0.05}
+# The reference's bigram model ends 0.011-0.018 nats above the chain's entropy rate over 20
+# chains (mean 0.014); a loop that does not learn stays above 1 nat.
+FLOOR_MARGIN = 0.05
+
+
+@pytest.mark.points(2)
+def test_train_reaches_the_entropy_floor(student, reference, seed):
+    """train, run in full on a Markov chain, gets within 0.05 nats of its entropy rate"""
+    language = reference.probe("transformer.language", LANGUAGE["d_vocab"],
+                               LANGUAGE["branching"], seed % 2**31, LANGUAGE["batch"],
+                               LANGUAGE["pos"])
+    transition, tokens = language["transition"], language["tokens"]
+    got = student.probe("transformer.train_on_language", transition, language["start"], tokens,
+                        seed=seed % 2**31 + 1, timeout=60, **FULL_RUN)
+    what = (f"train(a bigram model, Markov-chain batches of {_shape((64, 16))}, steps=200, "
+            "lr=0.05)")
+    losses = got["losses"]
+    check(len(losses) == FULL_RUN["steps"] and all(math.isfinite(loss) for loss in losses),
+          f"{what} returned {len(losses)} losses (some not finite: "
+          f"{not all(math.isfinite(loss) for loss in losses)}); expected 200 finite ones.")
+    logits = got["logits"]
+    check(torch.is_tensor(logits) and logits.shape == (*tokens.shape, LANGUAGE["d_vocab"]),
+          f"{what}: the trained model's logits have the wrong shape")
+    # The model's loss on fresh sequences minus the loss of the true chain on the same
+    # sequences: the chain's expected loss is the entropy rate, and sharing the sequences
+    # removes most of the sampling noise (its standard deviation is below 0.003 here).
+    log_probs = logits.to(torch.float64).log_softmax(dim=-1)[:, :-1]
+    model_loss = -log_probs.gather(-1, tokens[:, 1:, None]).mean().item()
+    chain_loss = -transition[tokens[:, :-1], tokens[:, 1:]].log().mean().item()
+    excess = model_loss - chain_loss
+    check(excess <= FLOOR_MARGIN,
+          f"{what}: the trained model's loss on fresh sequences is {model_loss:.4f} nats, "
+          f"{excess:.4f} above the best possible ({chain_loss:.4f} on these sequences; the "
+          f"entropy rate is {float(language['entropy_rate']):.4f}); at most {FLOOR_MARGIN} "
+          f"above is expected. The training losses went from {losses[0]:.3f} to "
+          f"{losses[-1]:.3f}.")
+
+
+# ----------------------------------------------------------------------------- sampling
+
+
+def _filter_case(student, reference, function: str, logits: torch.Tensor, argument,
+                 label: str) -> None:
+    what = f"{function}(logits {_shape(logits.shape)} {label}, {argument!r})"
+    got = student.probe("transformer.filter_logits", function, logits, argument)
+    want = reference.probe("transformer.filter_logits", function, logits, argument)
+    check(not got["input_changed"], f"{what} changed its input; return a new tensor "
+          "(masked_fill, not masked_fill_).")
+    output = got["output"]
+    check(torch.is_tensor(output) and output.shape == logits.shape,
+          f"{what}: return a tensor of the logits' shape {_shape(logits.shape)}")
+    kept, wanted = ~output.isneginf(), ~want["output"].isneginf()
+    if not torch.equal(kept, wanted):
+        row = int((kept != wanted).any(dim=-1).nonzero()[0])
+        fail(f"{what}: in row {row} it keeps tokens {kept[row].nonzero().flatten().tolist()}, "
+             f"the reference keeps {wanted[row].nonzero().flatten().tolist()} (logits "
+             f"{[round(v, 4) for v in logits[row].tolist()]}).")
+    assert_close(output, want["output"], rtol=0, atol=0, dtype=logits.dtype,
+                 what=f"{what} (kept logits must be unchanged)")
+
+
+@pytest.mark.points(1)
+@pytest.mark.public
+def test_top_k_filter(student, reference, rng):
+    """top_k_filter keeps the k largest logits (ties at the k-th all kept; k beyond the
+    vocabulary keeps all)"""
+    d_vocab = _size(rng, 6, 12)
+    logits = 2 * torch.randn(3, d_vocab, generator=rng)
+    _filter_case(student, reference, "top_k_filter", logits, _size(rng, 2, d_vocab - 1), "")
+    _filter_case(student, reference, "top_k_filter", logits, 1, "")
+    ties = torch.randint(0, 4, (4, 8), generator=rng).float()
+    _filter_case(student, reference, "top_k_filter", ties, 3, "with ties")
+    _filter_case(student, reference, "top_k_filter", logits, d_vocab + 2, "")
+
+
+def _nucleus_p(rng: torch.Generator, logits: torch.Tensor, low: float, high: float) -> float:
+    """A p in [low, high] at least 1e-6 from every row's cumulative sorted probabilities, so
+    that rounding cannot decide which tokens are kept."""
+    cumulative = logits.to(torch.float64).softmax(dim=-1).sort(dim=-1, descending=True)
+    sums = cumulative.values.cumsum(dim=-1).flatten()
+    while True:
+        p = _uniform(rng, low, high)
+        if (sums - p).abs().min() > 1e-6:
+            return p
+
+
+@pytest.mark.points(1)
+@pytest.mark.public
+def test_top_p_filter(student, reference, rng):
+    """top_p_filter keeps the smallest set reaching p, the token that crosses p included
+    (logits already -inf, a tiny p, logits of size 1e4)"""
+    logits = 1.5 * torch.randn(4, _size(rng, 6, 12), generator=rng, dtype=torch.float64)
+    _filter_case(student, reference, "top_p_filter", logits, _nucleus_p(rng, logits, 0.3, 0.95),
+                 "")
+    filtered = logits.clone()
+    filtered[:, :2] = float("-inf")
+    _filter_case(student, reference, "top_p_filter", filtered,
+                 _nucleus_p(rng, filtered, 0.3, 0.95), "with -inf entries")
+    _filter_case(student, reference, "top_p_filter", logits, 1e-3, "")
+    huge = 1e4 * torch.randn(3, 8, generator=rng)
+    _filter_case(student, reference, "top_p_filter", huge, _uniform(rng, 0.5, 0.95),
+                 "of size 1e4")
+
+
+def _draws(student, logits: torch.Tensor, seed: int, options: dict, what: str) -> torch.Tensor:
+    got = student.probe("transformer.sample_draws", logits, seed, options)
+    first = got["first"]
+    check(torch.is_tensor(first) and first.shape == (logits.shape[0],),
+          f"{what}: return one token per row, shape ({logits.shape[0]},)")
+    assert_dtype(first, torch.int64, what)
+    check(torch.equal(first, got["second"]),
+          f"{what}: two calls with generators in the same state gave different tokens (the "
+          "global random seed differed between them); draw every random number from the "
+          "generator argument.")
+    return first
+
+
+@pytest.mark.points(1)
+@pytest.mark.public
+def test_sample_next_token(student, reference, rng, seed):
+    """sample_next_token: greedy exactly, and draws from the temperature-scaled, filtered
+    softmax"""
+    ties = torch.randint(0, 3, (6, 7), generator=rng).float()
+    what = f"sample_next_token(logits {_shape(ties.shape)} with ties, temperature=0)"
+    got = _draws(student, ties, seed, {"temperature": 0.0}, what)
+    assert_close(got, reference.call("transformer.sample_next_token", ties, None, 0.0),
+                 rtol=0, atol=0, what=what)
+
+    huge = 1e4 * torch.randn(5, 9, generator=rng)
+    what = "sample_next_token(logits (5, 9) of size 1e4, temperature=1)"
+    got = _draws(student, huge, seed, {}, what)
+    assert_close(got, huge.argmax(dim=-1), rtol=0, atol=0,
+                 what=f"{what} (each row's largest logit has probability 1)")
+
+    # Each case draws n tokens from one row repeated; a token's frequency is checked against
+    # its probability p: by Hoeffding, P(|freq - p| > t) <= 2 exp(-2 n t^2) per token, and
+    # with the union bound over the 2 cases x d_vocab tokens, t below keeps the chance that
+    # a correct sampler fails under FALSE_FAILURE.
+    n, d_vocab = 20_000, 8
+    t = math.sqrt(math.log(2 * 2 * d_vocab / FALSE_FAILURE) / (2 * n))
+    row = 1.5 * torch.randn(d_vocab, generator=rng, dtype=torch.float64)
+    for options in ({"temperature": 0.5, "top_k": 4},
+                    {"temperature": 2.0, "top_p": _nucleus_p(rng, row[None] / 2.0, 0.5, 0.8)}):
+        described = ", ".join(f"{key}={value:.3g}" for key, value in options.items())
+        what = f"sample_next_token(logits ({n}, {d_vocab}), the same row repeated, {described})"
+        scaled = row[None] / options["temperature"]
+        if "top_k" in options:
+            scaled = reference.call("transformer.top_k_filter", scaled, options["top_k"])
+        else:
+            scaled = reference.call("transformer.top_p_filter", scaled, options["top_p"])
+        probs = scaled[0].softmax(dim=-1)
+        draws = _draws(student, row.expand(n, d_vocab).clone(), seed, options, what)
+        frequencies = torch.bincount(draws.clamp(0, d_vocab - 1), minlength=d_vocab) / n
+        impossible = (probs == 0) & (frequencies > 0)
+        check(not impossible.any(),
+              f"{what} drew token(s) {impossible.nonzero().flatten().tolist()}, which the "
+              f"filters remove (probabilities {[round(p, 3) for p in probs.tolist()]}).")
+        worst = int((frequencies - probs).abs().argmax())
+        check((frequencies - probs).abs().max() <= t,
+              f"{what}: token {worst} came up with frequency {frequencies[worst]:.3f}, its "
+              f"probability is {probs[worst]:.3f} (more than {t:.3f} apart; a correct sampler "
+              f"does this with probability below {FALSE_FAILURE:g}). Frequencies "
+              f"{[round(f, 3) for f in frequencies.tolist()]}, probabilities "
+              f"{[round(p, 3) for p in probs.tolist()]}: divide the logits by the temperature "
+              "before the softmax and the filters.")
+
+
+@pytest.mark.points(1)
+@pytest.mark.public
+def test_generate(student, reference, rng):
+    """generate runs the model on the last n_ctx tokens and appends what sample_next_token
+    picks from the last position's logits"""
+    d_vocab, n_ctx = _size(rng, 5, 10), _size(rng, 4, 6)
+    weights = {key: torch.randn(rows, d_vocab, generator=rng)
+               for key, rows in (("token", d_vocab), ("first", d_vocab), ("position", n_ctx))}
+    cases = [(torch.randint(0, d_vocab, (2, n_ctx - 2), generator=rng), 4,
+              {"temperature": 0.7, "top_k": 3, "top_p": 0.9}),
+             (torch.randint(0, d_vocab, (1, n_ctx + 2), generator=rng), 2,
+              {"temperature": 0.0})]
+    for prompt, new, options in cases:
+        what = (f"generate(model with n_ctx={n_ctx}, prompt {_shape(prompt.shape)}, "
+                f"max_new_tokens={new}, {', '.join(f'{k}={v}' for k, v in options.items())})")
+        got = student.probe("transformer.generate_with_recorded_sampler", n_ctx, weights,
+                            prompt, new, options)
+        want = reference.probe("transformer.generate_with_recorded_sampler", n_ctx, weights,
+                               prompt, new, options)
+        check(len(got["calls"]) == new,
+              f"{what} called sample_next_token {len(got['calls'])} times; call it once for "
+              "each new token.")
+        check(got["lengths"] == want["lengths"],
+              f"{what} ran the model on sequences of lengths {got['lengths']}, expected "
+              f"{want['lengths']}: give it the last n_ctx tokens at most, the new ones "
+              "included.")
+        for step, (call, expected) in enumerate(zip(got["calls"], want["calls"], strict=True)):
+            for key in ("temperature", "top_k", "top_p", "generator"):
+                check(call[key] == expected[key],
+                      f"{what}: sample_next_token's call {step} got {key}={call[key]!r}, "
+                      f"expected {expected[key]!r} (for the generator: the one generate got).")
+            assert_close(call["logits"], expected["logits"], rtol=1e-6, atol=1e-6,
+                         what=f"{what}: the logits given to sample_next_token at step {step} "
+                              "(the last position's)")
+        assert_close(got["tokens"], want["tokens"], rtol=0, atol=0, dtype=torch.int64,
+                     what=f"{what}: the tokens returned (the prompt, then each token "
+                          "sample_next_token returned)")
