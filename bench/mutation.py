@@ -48,7 +48,6 @@ import sys
 import threading
 import time
 import tomllib
-import xml.etree.ElementTree as ElementTree
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -56,8 +55,8 @@ from pathlib import Path
 
 from autograder import REPO_ROOT
 from autograder.engine.labs import Lab, available_labs, load_lab
-from autograder.engine.stubs import BEGIN, END
 from bench.snapshot import snapshot
+from bench.variants import run_suite, solution_regions
 
 EQUIVALENTS_FILE = Path(__file__).with_name("equivalent_mutants.toml")
 KNOWN_SURVIVORS_FILE = Path(__file__).with_name("known_survivors.toml")
@@ -104,18 +103,6 @@ class Mutant:
         """Stable across edits elsewhere in the file: no line numbers, only code."""
         suffix = f" #{self.occurrence}" if self.occurrence > 1 else ""
         return f"{self.function}: {self.kind}: `{self.before}` -> `{self.after}`{suffix}"
-
-
-def solution_regions(source: str) -> list[tuple[int, int]]:
-    """(first line, last line) of every region between the markers, 1-based, inclusive."""
-    regions, start = [], None
-    for number, line in enumerate(source.splitlines(), start=1):
-        if line.strip() == BEGIN:
-            start = number
-        elif line.strip() == END and start is not None:
-            regions.append((start, number))
-            start = None
-    return regions
 
 
 Transform = Callable[[ast.AST], ast.AST | None]
@@ -537,34 +524,19 @@ def baseline(lab: str, part: str, *, seed: int, cache: Path, out: Path,
              name: str = "reference", root: Path = REPO_ROOT, reuse: bool = False) -> Baseline:
     """Grade the reference (filling the cache), with each test's duration, through pytest;
     with `reuse`, read an earlier run's files instead when they are there."""
-    out.mkdir(parents=True, exist_ok=True)
-    results, junit = out / f"{name}.json", out / f"{name}.xml"
-    command = [sys.executable, "-m", "pytest", str(root / "autograder" / lab / f"test_{part}.py"),
-               "-c", str(root / "pyproject.toml"), "--rootdir", str(root),
-               "-p", "no:cacheprovider", "-qq", "--tb=no", "-p", "no:warnings",
-               "--impl", str(root / "reference" / lab), "--seed", str(seed),
-               "--reference-cache", str(cache), "--results", str(results),
-               "--timeout-scale", str(timeout_scale), "--junitxml", str(junit)]
-    if keyword:
-        command += ["-k", keyword]
-    started = time.monotonic()
-    if not (reuse and results.is_file() and junit.is_file()):
-        subprocess.run(command, cwd=root, capture_output=True, timeout=3600)
-    seconds = time.monotonic() - started
+    run = run_suite(lab, part, root / "reference" / lab, seed=seed, cache=cache, out=out,
+                    name=name, keyword=keyword, timeout_scale=timeout_scale, root=root,
+                    reuse=reuse)
     durations: dict[str, float] = {}
-    passing: set[str] = set()
-    if junit.is_file():
-        for case in ElementTree.parse(junit).iter("testcase"):
-            function = case.get("name", "").split("[")[0]
-            durations[function] = max(durations.get(function, 0.0), float(case.get("time", 0)))
-            if not any(child.tag in ("failure", "error", "skipped") for child in case):
-                passing.add(function)
-    try:
-        data = json.loads(results.read_text())
-        failed = {t["name"] for t in data["tests"] if t["status"] != "passed"}
-        grading = Grading(failed, "", seconds)
-    except (OSError, ValueError):
-        grading = Grading(set(), "the reference could not be graded", seconds)
+    for case, seconds in run.durations.items():
+        function = case.split("[")[0]
+        durations[function] = max(durations.get(function, 0.0), seconds)
+    passing = {case.split("[")[0] for case in run.passed}
+    if run.results is None:
+        grading = Grading(set(), "the reference could not be graded", run.seconds)
+    else:
+        failed = {t["name"] for t in run.results["tests"] if t["status"] != "passed"}
+        grading = Grading(failed, "", run.seconds)
     return Baseline(grading, durations, passing)
 
 
