@@ -22,6 +22,17 @@ def fail(message: str) -> None:
 
 
 def check(condition: Any, message: str) -> None:
+    """Fail with `message` unless `condition` holds. A tensor or array holds when it is not
+    empty, has no NaN and all its elements are true, so that an empty or NaN answer that
+    broadcasts into a comparison never passes it."""
+    module = type(condition).__module__
+    if isinstance(condition, torch.Tensor) or module == "numpy" or module.startswith("numpy."):
+        tensor = torch.as_tensor(condition)
+        if tensor.numel() == 0:
+            raise GradingFailure(f"{message} (the comparison was empty: an empty result?)")
+        if tensor.is_floating_point() and bool(tensor.isnan().any()):
+            raise GradingFailure(f"{message} (the result holds NaN)")
+        condition = bool(tensor.all())
     if not condition:
         raise GradingFailure(message)
 
@@ -54,6 +65,42 @@ def assert_shape(got: Any, shape: Sequence[int], what: str) -> None:
     tensor = _as_tensor(got, what, "returned")
     if tuple(tensor.shape) != tuple(shape):
         fail(f"{what}: expected shape ({', '.join(map(str, shape))}), got shape {_shape(tensor)}")
+
+
+def observed(got: Any, what: str, *, shape: Sequence[int] | None = None,
+             dtype: torch.dtype | tuple[torch.dtype, ...] | None = None,
+             finite: bool = True) -> torch.Tensor:
+    """`got` as a tensor, once its shape, dtype and finiteness are what was asked: call it
+    before judging any value or property of an answer, so that an empty, mis-shaped or NaN
+    answer fails with a message saying so instead of broadcasting into a pass."""
+    tensor = _as_tensor(got, what, "returned")
+    if shape is not None:
+        assert_shape(tensor, shape, what)
+    assert_dtype(tensor, dtype, what)
+    if finite:
+        assert_finite(tensor, what)
+    return tensor
+
+
+def _bound(got: Any, what: str) -> torch.Tensor:
+    tensor = observed(got, what).to(torch.float64)
+    if tensor.numel() == 0:
+        fail(f"{what}: the result is empty")
+    return tensor
+
+
+def assert_at_least(got: Any, bound: float, what: str) -> None:
+    """Fail unless every value of `got` is finite and >= bound (NaN never passes)."""
+    tensor = _bound(got, what)
+    if not bool((tensor >= bound).all()):
+        fail(f"{what}: expected at least {bound:g}, got {tensor.min().item():.6g}")
+
+
+def assert_at_most(got: Any, bound: float, what: str) -> None:
+    """Fail unless every value of `got` is finite and <= bound (NaN never passes)."""
+    tensor = _bound(got, what)
+    if not bool((tensor <= bound).all()):
+        fail(f"{what}: expected at most {bound:g}, got {tensor.max().item():.6g}")
 
 
 def assert_close(
@@ -113,6 +160,12 @@ def assert_close(
         )
     if got_f.numel() == 0:
         return
+    got_inf = got_f.isinf() & ~want_f.isinf() & ~want_nan
+    if got_inf.any():
+        where = _index(int(got_inf.flatten().nonzero()[0]), got_t.shape)
+        fail(f"{what}: the result contains {int(got_inf.sum())} infinite value(s) (first at "
+             f"index {where}) where the expected result is finite. Look for an overflow, "
+             "a division by zero or the log of zero.")
     both_nan = got_nan & want_nan
     same_inf = (got_f == want_f) & got_f.isinf()
     difference = (got_f - want_f).abs()
@@ -149,7 +202,7 @@ def assert_dtype(got: Any, dtype: torch.dtype | tuple[torch.dtype, ...] | None,
 
 def assert_finite(got: Any, what: str) -> None:
     tensor = _as_tensor(got, what, "returned")
-    if tensor.is_floating_point() and not torch.isfinite(tensor).all():
+    if (tensor.is_floating_point() or tensor.is_complex()) and not torch.isfinite(tensor).all():
         bad = (~torch.isfinite(tensor)).flatten().nonzero()[0].item()
         fail(
             f"{what}: the result contains NaN or infinite values (first at index "

@@ -9,8 +9,12 @@
     python -m autograder otter-zip lab1 [--out ZIP]
     python -m autograder run-gradescope lab1 --root /autograder    (inside run_autograder)
 
-`grade` exits 0 whenever grading finished, whatever the score; 1 when grading itself could
-not run (a results file saying so is still written); 2 for a usage error.
+`grade` exits 0 whenever grading finished, whatever the score (with --fail-on-failure, as
+`make test` runs it: 1 when a test failed, as pytest does); 1 when grading itself could not
+run (a results file saying so is still written); 2 for a usage error.
+
+In the student release (`autograder/release.json` present, no reference), `grade` runs the
+public tests against the stored snapshots at the release's seed, whatever options are left out.
 """
 
 from __future__ import annotations
@@ -26,6 +30,52 @@ from autograder.engine import results as report
 from autograder.engine import stubs
 from autograder.engine.labs import Lab, UnknownLab, load_lab
 
+RELEASE_SETTINGS = REPO_ROOT / "autograder" / "release.json"
+
+
+def release_settings() -> dict | None:
+    """The student release's settings (seed, snapshots folder, hidden points per part), or None
+    in the staff repository."""
+    if not RELEASE_SETTINGS.is_file():
+        return None
+    return json.loads(RELEASE_SETTINGS.read_text())
+
+
+def _release_defaults(args: argparse.Namespace, release: dict) -> str:
+    """Fill in what the release's grading needs; returns a usage error, or ''."""
+    if args.seed is not None and args.seed != release["seed"]:
+        return (f"the public tests' expected outputs are stored for seed {release['seed']} only; "
+                "leave out --seed")
+    if args.reference:
+        return "the student release has no reference; its tests use the stored snapshots"
+    args.seed = release["seed"]
+    args.snapshots = args.snapshots or str(REPO_ROOT / release["snapshots"])
+    args.public_only = True
+    return ""
+
+
+class Progress:
+    """A pytest plugin that prints how far grading got, every EVERY seconds: long gradings
+    (the batch's reference) show that they are moving."""
+
+    EVERY = 10.0
+
+    def __init__(self) -> None:
+        self.started = self.last = time.monotonic()
+        self.total = self.done = 0
+
+    def pytest_collection_finish(self, session: object) -> None:
+        self.total = len(getattr(session, "items", []))
+
+    def pytest_runtest_logfinish(self, nodeid: str, location: object) -> None:
+        self.done += 1
+        now = time.monotonic()
+        if now - self.last >= self.EVERY or self.done == self.total:
+            self.last = now
+            part = nodeid.split("::")[0].rsplit("/", 1)[-1].removeprefix("test_")
+            print(f"\nprogress: {self.done}/{self.total} tests ({part}), "
+                  f"{now - self.started:.0f} s", flush=True)
+
 
 def grade(args: argparse.Namespace) -> int:
     started = time.monotonic()
@@ -34,6 +84,12 @@ def grade(args: argparse.Namespace) -> int:
     except UnknownLab as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    release = release_settings()
+    if release is not None:
+        problem = _release_defaults(args, release)
+        if problem:
+            print(f"error: {problem}", file=sys.stderr)
+            return 2
     if args.part:
         unknown = [part for part in args.part if part not in lab.parts]
         if unknown:
@@ -44,7 +100,7 @@ def grade(args: argparse.Namespace) -> int:
     else:  # in the lab's order of parts, so that tables read like the handout
         targets = [str(lab.test_file(part)) for part in lab.parts
                    if lab.test_file(part).is_file()]
-    results_path = Path(args.results)
+    results_path = Path(args.results or REPO_ROOT / "build" / "results" / f"{lab.name}.json")
     if results_path.exists():
         results_path.unlink()
 
@@ -59,8 +115,8 @@ def grade(args: argparse.Namespace) -> int:
         "--results", str(results_path),
         "--timeout-scale", str(args.timeout_scale),
     ]
-    pytest_args += ["-v", "--tb=short"] if args.verbose else ["-qq", "--tb=no", "--no-header",
-                                                             "-p", "no:warnings"]
+    pytest_args += ["-v", "--tb=short"] if args.verbose else [
+        "-qq", "--tb=no", "--no-header", "-rN", "-p", "no:warnings"]
     for option in ("seed", "snapshots", "reference", "record_snapshots", "reference_cache"):
         value = getattr(args, option)
         if value is not None:
@@ -75,8 +131,10 @@ def grade(args: argparse.Namespace) -> int:
         pytest_args += ["-k", args.keyword]
     if args.exitfirst:
         pytest_args.append("--exitfirst")
+    if args.time_budget is not None:
+        pytest_args += ["--time-budget", str(args.time_budget)]
 
-    exit_code = pytest.main(pytest_args)
+    exit_code = pytest.main(pytest_args, plugins=[Progress()] if args.progress else [])
     if not results_path.is_file():
         reason = f"the test run stopped before writing results (pytest exit code {int(exit_code)})"
         report.write_results(results_path, report.failed_results(
@@ -89,13 +147,22 @@ def grade(args: argparse.Namespace) -> int:
         return 1
     if not args.quiet:
         print()
-        print(report.format_table(results, title=f"{lab.name} ({args.submission})"))
-        print(f"\nResults written to {results_path}")
-    return 0
+        print(report.format_table(results, title=f"{lab.name} ({args.submission})",
+                                  by_part=False))
+        print()
+        if args.public_only:
+            hidden = (release or {}).get("hidden_points", {}).get(lab.name)
+            print(report.public_score_lines(results, hidden))
+        else:
+            print(report.all_tests_score_line(results))
+        print(f"Results written to {results_path}")
+    failed = any(test["status"] != "passed" for test in results["tests"])
+    return 1 if failed and args.fail_on_failure else 0
 
 
 def batch(args: argparse.Namespace) -> int:
-    from autograder.engine.batch import format_scores, grade_batch
+    from autograder.engine.batch import BatchError, format_scores, grade_batch
+    from autograder.engine.gradescope import parse_time
 
     try:
         lab = load_lab(args.lab)
@@ -103,18 +170,49 @@ def batch(args: argparse.Namespace) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     folder = Path(args.submissions)
+    if folder.is_file() and folder.suffix.lower() == ".zip":
+        print(f"error: {folder} is a zip; unzip it first (`unzip {folder} -d DIR`) and give DIR",
+              file=sys.stderr)
+        return 2
     if not folder.is_dir():
         print(f"error: {folder} is not a folder of submissions", file=sys.stderr)
         return 2
+    unknown = [part for part in args.part or [] if part not in lab.parts]
+    if unknown:
+        print(f"error: {lab.name} has no part {unknown[0]!r} (parts: {', '.join(lab.parts)})",
+              file=sys.stderr)
+        return 2
+    try:
+        due = parse_time(args.due) if args.due else None
+    except ValueError as error:
+        print(f"error: the due time {args.due!r} cannot be read ({error}); write it as "
+              "2025-09-15 23:59 -07:00", file=sys.stderr)
+        return 2
     out = Path(args.out)
-    reference, graded = grade_batch(lab, folder, out, jobs=args.jobs, seed=args.seed,
-                                    timeout=args.timeout, parts=args.part)
+    try:
+        reference, graded = grade_batch(lab, folder, out, jobs=args.jobs, seed=args.seed,
+                                        timeout=args.timeout, parts=args.part,
+                                        student=args.student, due=due)
+    except BatchError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     print()
-    print(format_scores([reference, *graded]))
+    print(format_scores([row for row in (reference, *graded) if row is not None]))
     print()
     print((out / "summary.txt").read_text().rstrip())
-    print(f"\nCSV: {out / 'grades.csv'}; per-submission results and logs: {out}/")
+    print(f"\nCSV (one row per student): {out / 'grades.csv'}; per-submission results (.json), "
+          f"feedback to send (.md) and logs: {out}/")
     return 0
+
+
+UNSANDBOXED_RISK = """\
+error: this kernel offers no Landlock (Linux 5.13 or later with Landlock enabled; many Docker
+setups and older kernels lack it), so submitted code would run with your own rights on the
+file system. A submission could then read your files and the hidden tests, change other
+submissions and their results, and leave files in /tmp and /dev/shm for the next one. Still
+blocked by seccomp: new processes, signals to other processes, sockets, ptrace; the reference
+cache is sealed with a key only the grading process holds, so it cannot be read or forged.
+Grade on a machine (or VM) whose kernel has Landlock, or pass --unsandboxed to accept this."""
 
 
 def generate_stubs(args: argparse.Namespace) -> int:
@@ -218,7 +316,8 @@ def main(argv: list[str] | None = None) -> int:
     g = commands.add_parser("grade", help="grade one submission")
     g.add_argument("lab")
     g.add_argument("submission", help="a folder or a zip")
-    g.add_argument("--results", required=True, help="where to write results.json")
+    g.add_argument("--results", help="where to write results.json "
+                   "(default: build/results/LAB.json)")
     g.add_argument("--part", action="append", help="grade only this part (repeatable)")
     g.add_argument("--seed", type=int, help="grading seed (default: random)")
     g.add_argument("--snapshots", help="expected observations folder (student release)")
@@ -233,8 +332,14 @@ def main(argv: list[str] | None = None) -> int:
     g.add_argument("-x", "--exitfirst", action="store_true", help="stop at the first failing "
                    "test (the results list only the tests that ran; for tools that only ask "
                    "whether anything fails)")
+    g.add_argument("--fail-on-failure", action="store_true", help="exit 1 when a test fails, "
+                   "as pytest does (what `make test` runs)")
+    g.add_argument("--time-budget", type=float, help="seconds (times --timeout-scale) for the "
+                   "whole grading, after which no more submitted code runs (default 270)")
     g.add_argument("-v", "--verbose", action="store_true", help="show pytest's own report")
     g.add_argument("-q", "--quiet", action="store_true", help="print no table")
+    g.add_argument("--progress", action="store_true", help="print how far grading got every "
+                   f"{Progress.EVERY:g} s (lines starting with 'progress: ')")
     g.set_defaults(run=grade)
 
     b = commands.add_parser("batch", help="grade a folder of submissions into a CSV")
@@ -245,6 +350,11 @@ def main(argv: list[str] | None = None) -> int:
     b.add_argument("--seed", type=int, help="grading seed for the whole batch (default: random)")
     b.add_argument("--timeout", type=float, default=900.0, help="seconds per submission")
     b.add_argument("--part", action="append", help="grade only this part (repeatable)")
+    b.add_argument("--student", help="regrade only this submission (a folder name, or a "
+                   "student's name, email or sid) into the batch already in --out, at its seed "
+                   "unless --seed is given")
+    b.add_argument("--due", help="the due time, with its zone (2025-09-15 23:59 -07:00): "
+                   "fills the CSV's lateness column")
     b.set_defaults(run=batch)
 
     s = commands.add_parser("stubs", help="regenerate assignments/ from reference/")

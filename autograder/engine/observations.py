@@ -4,12 +4,21 @@ An observation is keyed by what was asked (`call` or `probe`, the target, the ar
 the same input gives the same key on the grader and in the student release. The live cache
 sits in a folder named after a hash of the reference and probe sources, so editing either
 invalidates it; a batch regrade at one seed computes each reference observation once.
+
+Every cache entry is sealed with a secret key the worker never sees: its file name is a keyed
+hash of the observation's key, its content encrypted and authenticated, so a worker that can
+reach the cache (no Landlock, same user) can neither find an expected observation in it nor
+plant one; an entry that does not verify is discarded and recomputed. The key lives in the
+cache folder (mode 0600) when workers cannot read that folder, and only in the grading
+process's memory otherwise (see `cache_key`).
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import os
+import secrets
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -66,12 +75,64 @@ def sources_hash(*folders: Path) -> str:
     return digest.hexdigest()[:16]
 
 
-def _store(path: Path, value: Any) -> None:
+TAG_BYTES = 32
+MISSING = object()
+
+
+def cache_key(cache_root: Path, *, private: bool) -> bytes:
+    """The key that seals `cache_root`'s entries: a fresh one that never leaves this process
+    when `private` (the worker could read a key file), else the folder's key file, made
+    readable by its owner only."""
+    if private:
+        return secrets.token_bytes(32)
+    path = Path(cache_root) / "key"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    except FileExistsError:
+        descriptor = -1
+    if descriptor >= 0:
+        with os.fdopen(descriptor, "wb") as stream:
+            stream.write(secrets.token_bytes(32))
+    descriptor = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    with os.fdopen(descriptor, "rb") as stream:
+        key = stream.read(64)
+    if len(key) != 32:  # a key written at the same moment, or damaged: use none of it
+        return secrets.token_bytes(32)
+    return key
+
+
+def _keystream(key: bytes, name: str, size: int) -> bytes:
+    return hashlib.shake_256(key + name.encode()).digest(size)
+
+
+def _seal(key: bytes, name: str, payload: bytes) -> bytes:
+    stream = _keystream(key, name, len(payload))
+    cipher = (int.from_bytes(payload, "little") ^ int.from_bytes(stream, "little")).to_bytes(
+        len(payload), "little")
+    return hmac.new(key, name.encode() + cipher, hashlib.sha256).digest() + cipher
+
+
+def _unseal(key: bytes, name: str, sealed: bytes) -> bytes | None:
+    tag, cipher = sealed[:TAG_BYTES], sealed[TAG_BYTES:]
+    expected = hmac.new(key, name.encode() + cipher, hashlib.sha256).digest()
+    if len(tag) != TAG_BYTES or not hmac.compare_digest(tag, expected):
+        return None
+    stream = _keystream(key, name, len(cipher))
+    return (int.from_bytes(cipher, "little") ^ int.from_bytes(stream, "little")).to_bytes(
+        len(cipher), "little")
+
+
+def _write(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
     with os.fdopen(handle, "wb") as stream:
-        stream.write(wire.encode(value))
+        stream.write(data)
     os.replace(temporary, path)
+
+
+def _store(path: Path, value: Any) -> None:
+    _write(path, wire.encode(value))
 
 
 def _load(path: Path) -> Any:
@@ -90,9 +151,11 @@ class ReferenceObservations:
         snapshot_dir: Path | None = None,
         record_dir: Path | None = None,
         seed_hint: str = "",
+        cache_key: bytes = b"",
     ):
         self.live = live
         self.cache_dir = cache_dir
+        self.cache_key = cache_key or secrets.token_bytes(32)
         self.snapshot_dir = snapshot_dir
         self.record_dir = record_dir
         self.seed_hint = seed_hint
@@ -116,20 +179,33 @@ class ReferenceObservations:
             return _load(path)
         if self.live is None:
             raise ReferenceUnavailable("neither the reference nor snapshots are available")
-        cached = self.cache_dir / f"{key}.pt" if self.cache_dir else None
-        if cached is not None and cached.is_file():
-            value = _load(cached)
-        else:
+        name = hmac.new(self.cache_key, key.encode(), hashlib.sha256).hexdigest()[:32]
+        cached = self.cache_dir / f"{name}.sealed" if self.cache_dir else None
+        value = self._cached(cached, name) if cached is not None else MISSING
+        if value is MISSING:
             call = self.live.call if kind == "call" else self.live.probe
             try:
                 value = call(target, *args, timeout=timeout, **kwargs)
             except CallFailed as failure:
                 raise ReferenceUnavailable(f"the reference failed: {failure}") from None
             if cached is not None:
-                _store(cached, value)
+                _write(cached, _seal(self.cache_key, name, wire.encode(value)))
         if self.record_dir is not None:
             _store(self.record_dir / f"{key}.pt", value)
         return value
+
+    def _cached(self, path: Path, name: str) -> Any:
+        """The sealed entry's value; MISSING when there is none, or it does not verify (then
+        it is discarded)."""
+        try:
+            sealed = path.read_bytes()
+        except OSError:
+            return MISSING
+        payload = _unseal(self.cache_key, name, sealed)
+        if payload is None:
+            path.unlink(missing_ok=True)
+            return MISSING
+        return wire.decode(payload)
 
     def close(self) -> None:
         if self.live is not None:

@@ -26,17 +26,23 @@ import torch
 
 from autograder import REPO_ROOT
 from autograder.engine import results as report
+from autograder.engine import sandbox
 from autograder.engine.checks import GradingFailure
 from autograder.engine.labs import Lab, lab_of
 from autograder.engine.observations import (
     ReferenceObservations,
     ReferenceUnavailable,
+    cache_key,
     sources_hash,
 )
 from autograder.engine.runner import CallFailed, Implementation
 from autograder.engine.submission import StagedSubmission, stage_submission
 
 DEFAULT_VISIBILITY = "after_published"
+# Seconds of a whole lab's grading (times --timeout-scale) after which no more student code
+# runs: the tests that ran keep their results, the rest fail saying why. Under DESIGN.md's
+# five minutes for a hostile submission, with room to write the results.
+TIME_BUDGET = 270.0
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -60,6 +66,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="address-space limit of each worker process")
     group.addoption("--run-as", help="run the submission's code as this unprivileged user "
                     "(the grader must be root); the reference still runs as the grader")
+    group.addoption("--time-budget", type=float, default=TIME_BUDGET,
+                    help="seconds (times --timeout-scale) for the whole grading, after which "
+                    "no more submitted code runs")
 
 
 # ----------------------------------------------------------------------------- handles
@@ -125,11 +134,21 @@ class GradingState:
             memory_limit=memory,
             missing=staged.missing_reasons(),
             user=self.option("run_as") or None,
+            protected=tuple(Path(path) for path in (
+                REPO_ROOT, self.option("reference_cache"),
+                Path(self.option("results")).parent if self.option("results") else "")
+                if path),
         )
+        budget = self.option("time_budget") * scale
+        student.budget_deadline = self.started + budget
+        student.budget_note = (
+            f"the grading's time budget ({budget:g} s for the whole lab) ran out before this "
+            "test, spent in the calls of the tests before it (their messages say where)")
         snapshots = self.option("snapshots")
         if snapshots:
-            reference = ReferenceObservations(
-                snapshot_dir=Path(snapshots) / lab.name, seed_hint=f"seed {self.seed}"
+            reference = ReferenceObservations(  # a relative folder is the release root's
+                snapshot_dir=self.config.rootpath / snapshots / lab.name,
+                seed_hint=f"seed {self.seed}",
             )
         else:
             reference_dir = Path(self.option("reference") or lab.reference_dir)
@@ -139,6 +158,9 @@ class GradingState:
                 tag = sources_hash(reference_dir, lab.probes_dir)
                 cache_dir = Path(cache_root) / "reference" / lab.name / tag
             record = self.option("record_snapshots")
+            # A worker that could read a key file next to the cache gets a cache sealed with
+            # a key that never leaves this process.
+            exposed = not self.option("run_as") and sandbox.landlock_abi(sandbox.simulated()) < 1
             reference = ReferenceObservations(
                 live=Implementation(
                     reference_dir,
@@ -150,6 +172,7 @@ class GradingState:
                 ),
                 cache_dir=cache_dir,
                 record_dir=Path(record) / lab.name if record else None,
+                cache_key=cache_key(Path(cache_root), private=exposed) if cache_root else b"",
             )
         return LabSession(lab, staged, student, reference)
 
@@ -359,13 +382,16 @@ def collected_results(config: pytest.Config) -> dict[str, Any]:
         for hang in session.student.hangs.values():
             notes.append(f"Ran out of time: {hang.name} ({hang.place}), in {hang.during}; "
                          f"later calls to it were stopped after {session.student.leash:g} s")
-        notes.append(f"Sandbox: {session.student.sandbox}")
+        if not config.getoption("public_only"):  # staff and grader detail, not for students
+            notes.append(f"Sandbox: {session.student.sandbox}")
     notes.append(f"Grading seed: {state.seed}")
+    files = {name: {"found": session.staged.found, "missing": session.staged.missing,
+                    "notes": session.staged.notes} for name, session in state.labs.items()}
     return report.build_results(
         tests,
         execution_time=time.monotonic() - state.started,
         output="\n".join(notes),
-        extra={"seed": state.seed, "labs": sorted(state.labs)},
+        extra={"seed": state.seed, "labs": sorted(state.labs), "files": files},
     )
 
 

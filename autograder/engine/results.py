@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,18 @@ from typing import Any
 VISIBILITIES = ("hidden", "after_due_date", "after_published", "visible")
 STATUSES = ("passed", "failed")
 MAX_OUTPUT_CHARS = 8000
+
+
+# C0 controls but tab and newline, DEL and C1 controls, bidirectional overrides, and lone
+# surrogates (which no terminal or file encoding accepts).
+UNPRINTABLE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069"
+                         "\ud800-\udfff]")
+
+
+def clean(text: str) -> str:
+    """`text` with every character that could act on a terminal or break an encoding written
+    as an escape (\x1b, \u202e, \udc80), so that a submission's text is shown, never obeyed."""
+    return UNPRINTABLE.sub(lambda match: ascii(match.group())[1:-1], str(text))
 
 
 def clip(text: str, limit: int = MAX_OUTPUT_CHARS) -> str:
@@ -23,11 +36,11 @@ def test_entry(
     *, name: str, score: float, max_score: float, output: str, visibility: str, part: str
 ) -> dict[str, Any]:
     return {
-        "name": name,
+        "name": clean(name),
         "score": float(score),
         "max_score": float(max_score),
         "status": "passed" if score >= max_score else "failed",
-        "output": clip(output),
+        "output": clip(clean(output)),
         "visibility": visibility,
         "tags": [part],
     }
@@ -39,7 +52,7 @@ def build_results(
     return {
         "score": round(sum(test["score"] for test in tests), 4),
         "execution_time": int(round(execution_time)),
-        "output": clip(output),
+        "output": clip(clean(output)),
         "stdout_visibility": "hidden",
         "tests": tests,
         "extra_data": extra or {},
@@ -106,7 +119,8 @@ def part_totals(results: dict[str, Any]) -> dict[str, tuple[float, float]]:
     return totals
 
 
-def format_table(results: dict[str, Any], *, title: str, failures: bool = True) -> str:
+def format_table(results: dict[str, Any], *, title: str, failures: bool = True,
+                 by_part: bool = True) -> str:
     tests = results.get("tests", [])
     maximum = sum(test["max_score"] for test in tests)
     width = max([len(test["name"]) for test in tests] + [20])
@@ -118,7 +132,7 @@ def format_table(results: dict[str, Any], *, title: str, failures: bool = True) 
         name = test["name"] if len(test["name"]) <= width else test["name"][: width - 3] + "..."
         lines.append(f"  {mark}  {name:<{width}}  {test['score']:>5g} / {test['max_score']:g}")
     totals = part_totals(results)
-    if len(totals) > 1:
+    if by_part and len(totals) > 1:
         lines.append("  by part: " + ", ".join(
             f"{part} {score:g}/{top:g}" for part, (score, top) in totals.items()))
     if results.get("output"):
@@ -133,4 +147,56 @@ def format_table(results: dict[str, Any], *, title: str, failures: bool = True) 
             first = test["output"].strip().splitlines()[:8]
             lines.append(f"- {test['name']}")
             lines.extend(f"    {line}" for line in first)
+    return "\n".join(lines)
+
+
+def public_score_lines(results: dict[str, Any], hidden_points: dict[str, float] | None) -> str:
+    """What a public-tests-only score means, one line per part: "public tests: 14/14 points
+    of basics; the hidden tests (18 more points) check the same functions on other inputs"."""
+    lines = []
+    for part, (score, top) in part_totals(results).items():
+        line = f"public tests: {score:g}/{top:g} points of {part}"
+        hidden = (hidden_points or {}).get(part)
+        if hidden:
+            line += (f"; the hidden tests ({hidden:g} more points) check the same functions on "
+                     "other inputs")
+        lines.append(line)
+    return "\n".join(lines)
+
+
+def all_tests_score_line(results: dict[str, Any]) -> str:
+    seed = results.get("extra_data", {}).get("seed")
+    totals = ", ".join(f"{part} {score:g}/{top:g}"
+                       for part, (score, top) in part_totals(results).items())
+    return f"public and hidden tests{f' at seed {seed}' if seed is not None else ''}: {totals}"
+
+
+def _fenced(text: str) -> str:
+    """`text` as a Markdown code block that nothing inside it can close."""
+    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
+    fence = "`" * max(3, longest + 1)
+    return f"{fence}text\n{text.rstrip()}\n{fence}"
+
+
+def format_feedback(results: dict[str, Any] | None, *, title: str, problem: str = "") -> str:
+    """A student's feedback as Markdown, to send as it is: the score per part, every failed test
+    with its message, and the grader's notes."""
+    lines = [f"# {title}", ""]
+    if problem:
+        lines += [f"**This submission could not be graded completely:** {problem}", ""]
+    if not results:
+        return "\n".join(lines)
+    tests = results.get("tests", [])
+    maximum = sum(test["max_score"] for test in tests)
+    lines += [f"**Score: {results['score']:g} / {maximum:g}**", "", "| part | score |", "|---|---|"]
+    lines += [f"| {part} | {score:g} / {top:g} |"
+              for part, (score, top) in part_totals(results).items()]
+    failed = [test for test in tests if test["status"] != "passed"]
+    lines += ["", f"## Failed tests ({len(failed)} of {len(tests)})" if failed
+              else "## Every test passed", ""]
+    for test in failed:
+        lines += [f"### {test['name']} ({test['score']:g} / {test['max_score']:g})", "",
+                  _fenced(test["output"] or "failed"), ""]
+    if results.get("output"):
+        lines += ["## Notes from the grader", "", _fenced(results["output"]), ""]
     return "\n".join(lines)

@@ -4,20 +4,27 @@ Only the lab's graded files are taken from a submission, wherever they sit in it
 enclosing folder, `__MACOSX` debris and extra files are all fine); the support files come
 from the course's own copy. Nothing is extracted by the zip's own paths, so `../` entries,
 absolute paths, symlinks and zip bombs cannot write anywhere: each graded file is read,
-with a size limit, and written under its own name.
+with a size limit, and written under its own name. Symbolic links are refused at every
+level: the submission itself, every folder inside it (never descended into) and every file
+(checked with lstat and opened with O_NOFOLLOW), so a link to the course's files is never
+graded as the student's work.
 """
 
 from __future__ import annotations
 
+import io
+import os
 import shutil
 import stat
 import zipfile
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from autograder.engine.labs import Lab
 
 MAX_FILE_BYTES = 5 * 2**20
+MAX_ZIP_BYTES = 100 * 2**20
 
 
 @dataclass
@@ -48,9 +55,26 @@ def _pick(candidates: list[str], name: str, notes: list[str]) -> str:
     return candidates[0]
 
 
-def _from_zip(lab: Lab, source: Path, staged: StagedSubmission) -> None:
+def _read_regular(path: Path, limit: int) -> bytes | str:
+    """Up to `limit` + 1 bytes of a regular file that is not a symbolic link, or why not."""
     try:
-        archive = zipfile.ZipFile(source)
+        descriptor = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError as exc:
+        return "is a symbolic link" if path.is_symlink() else f"could not be read ({exc})"
+    with os.fdopen(descriptor, "rb") as stream:
+        if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+            return "is not a regular file"
+        return stream.read(limit + 1)
+
+
+def _from_zip(lab: Lab, source: Path, staged: StagedSubmission) -> None:
+    data = _read_regular(source, MAX_ZIP_BYTES)
+    if isinstance(data, str) or len(data) > MAX_ZIP_BYTES:
+        why = data if isinstance(data, str) else f"is larger than {MAX_ZIP_BYTES // 2**20} MiB"
+        staged.notes.append(f"{source.name} {why}; not graded")
+        return
+    try:
+        archive = zipfile.ZipFile(io.BytesIO(data))
     except (zipfile.BadZipFile, OSError) as exc:
         staged.notes.append(f"{source.name} could not be opened as a zip file ({exc})")
         return
@@ -89,25 +113,40 @@ def _from_zip(lab: Lab, source: Path, staged: StagedSubmission) -> None:
             staged.found[name] = chosen
 
 
+def _files(source: Path, staged: StagedSubmission) -> Iterator[Path]:
+    """Every file under `source`, relative to it, without entering linked folders."""
+    for folder, folders, files in os.walk(source, followlinks=False):
+        here = Path(folder)
+        for name in sorted(folders):
+            if (here / name).is_symlink():
+                staged.notes.append(f"{(here / name).relative_to(source)} is a symbolic link; "
+                                    "ignored")
+        folders[:] = sorted(name for name in folders if not (here / name).is_symlink())
+        for name in sorted(files):
+            yield (here / name).relative_to(source)
+
+
 def _from_folder(lab: Lab, source: Path, staged: StagedSubmission) -> None:
     candidates: dict[str, list[str]] = {name: [] for name in lab.graded}
-    for path in sorted(source.rglob("*.py")):
-        relative = path.relative_to(source)
-        if path.name not in candidates or _ignored(relative.parts[:-1]):
+    for relative in _files(source, staged):
+        if relative.name not in candidates or _ignored(relative.parts[:-1]):
             continue
-        if path.is_symlink():
+        if (source / relative).is_symlink():
             staged.notes.append(f"{relative} is a symbolic link; ignored")
             continue
-        candidates[path.name].append(relative.as_posix())
+        candidates[relative.name].append(relative.as_posix())
     for name, paths in candidates.items():
         if not paths:
             continue
         chosen = _pick(paths, name, staged.notes)
-        path = source / chosen
-        if path.stat().st_size > MAX_FILE_BYTES:
+        data = _read_regular(source / chosen, MAX_FILE_BYTES)
+        if isinstance(data, str):
+            staged.notes.append(f"{chosen} {data}; ignored")
+            continue
+        if len(data) > MAX_FILE_BYTES:
             staged.notes.append(f"{chosen} is larger than {MAX_FILE_BYTES // 2**20} MiB")
             continue
-        shutil.copyfile(path, staged.root / name)
+        (staged.root / name).write_bytes(data)
         staged.found[name] = chosen
 
 
@@ -118,7 +157,9 @@ def stage_submission(lab: Lab, source: Path, destination: Path) -> StagedSubmiss
     staged = StagedSubmission(root=destination)
     for name in lab.support:
         shutil.copyfile(lab.support_dir / name, destination / name)
-    if source.is_dir():
+    if source.is_symlink():
+        staged.notes.append(f"{source.name} is a symbolic link; not graded")
+    elif source.is_dir():
         _from_folder(lab, source, staged)
         uploads = [path for path in source.iterdir() if path.suffix.lower() == ".zip"]
         if not staged.found and len(uploads) == 1:  # a folder holding the uploaded zip
