@@ -213,6 +213,23 @@ class _Process:
     output: OutputTail = field(default_factory=OutputTail)
 
 
+def reachable_by(uid: int, gid: int, path: Path) -> bool:
+    """Whether a user (with no supplementary groups) can reach `path`: every folder on the
+    way searchable by it."""
+    path = Path(path).absolute()
+    for folder in (path, *path.parents):
+        try:
+            info = os.stat(folder)
+        except OSError:
+            return False
+        if uid == 0:
+            continue
+        bit = 0o100 if info.st_uid == uid else 0o010 if info.st_gid == gid else 0o001
+        if stat.S_ISDIR(info.st_mode) and not info.st_mode & bit:
+            return False
+    return True
+
+
 def clean_shared_places(uid: int) -> None:
     """Remove what the submission's own user left in the world-writable places (/dev/shm,
     /tmp, /var/tmp), so that nothing passes from one submission to the next. Only for a
@@ -272,6 +289,7 @@ class Implementation:
         missing: dict[str, str] | None = None,
         sandbox: bool = True,
         user: str | int | None = None,
+        protected: tuple[Path, ...] = (),
     ):
         self.root = Path(root).resolve()
         self.probes = Path(probes).resolve() if probes else None
@@ -290,6 +308,8 @@ class Implementation:
         self.use_sandbox = sandbox
         # Run the worker as this unprivileged user (a name or uid; the grader must be root).
         self.user = user
+        # Folders the worker's user must not reach where Landlock is missing (checked).
+        self.protected = protected
         self._user_copies: tempfile.TemporaryDirectory | None = None
         self.sandbox = "not started"  # what the worker reported it could enforce
         self._process: _Process | None = None
@@ -337,6 +357,15 @@ class Implementation:
         if os.geteuid() != 0:
             raise CallFailed(f"running code as user {entry.pw_name} needs a grader running as "
                              "root", "crash")
+        if kernel.landlock_abi(kernel.simulated()) < 1:
+            exposed = [str(path) for path in self.protected
+                       if reachable_by(entry.pw_uid, entry.pw_gid, Path(path))]
+            if exposed:
+                raise CallFailed(
+                    f"not graded: this kernel has no Landlock, so the submission's user "
+                    f"{entry.pw_name} must not be able to reach the grader's files, but it can "
+                    f"reach {', '.join(exposed)} (make them mode 0700, owned by the grader)",
+                    "crash")
         if self._user_copies is None:
             self._user_copies = tempfile.TemporaryDirectory(prefix="grader-user-")
             base = Path(self._user_copies.name)
