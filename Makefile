@@ -11,6 +11,7 @@
 #   make stubs                     regenerate assignments/ from reference/
 #   make mutation [lab1] [PART=p]  mutation score of the hidden suites (slow: about an hour)
 #   make flaky [lab1] [N=50] [PART=p] [K=expr]  grade the reference N times; any failure?
+#   make honesty [lab1] [PART=p]   trivial implementations (None, zeros, ...) must score 0
 #   make bench                     grading time, memory, throughput -> docs/benchmarks.md
 #
 # On first use a virtual environment is made in .venv (torch's CPU build first, then this
@@ -34,7 +35,7 @@ endif
 LABS := $(patsubst autograder/%/lab.toml,%,$(wildcard autograder/*/lab.toml))
 
 # `make test lab1`: the word after the command names the lab.
-LAB_COMMANDS := test grade submit autograder otter mutation flaky
+LAB_COMMANDS := test grade submit autograder otter mutation flaky honesty
 ifneq ($(filter $(firstword $(MAKECMDGOALS)),$(LAB_COMMANDS)),)
 LAB_ARG := $(word 2,$(MAKECMDGOALS))
 ifneq ($(LAB_ARG),)
@@ -48,7 +49,7 @@ SEED ?=
 SEED_ARG := $(if $(SEED),--seed $(SEED),)
 
 .PHONY: help venv test demo check stubs grade submit release autograder otter mutation flaky \
-	bench lint clean
+	honesty bench lint clean
 
 help:
 	@sed -n '2,17p' Makefile | sed 's/^# \{0,1\}//'
@@ -119,6 +120,9 @@ mutation: $(ENV_STAMP)
 
 flaky: $(ENV_STAMP)
 	$(PY) -m bench.flaky $(LAB_ARGS) --runs $(N) $(if $(PART),--part $(PART),) $(if $(K),-k "$(K)",)
+
+honesty: $(ENV_STAMP)
+	$(PY) -m bench.honesty $(LAB_ARGS) $(if $(PART),--part $(PART),)
 
 bench: $(ENV_STAMP)
 	$(PY) -m bench.benchmarks
