@@ -24,6 +24,10 @@ What each probe isolates:
 6. truncation is not termination: cutting the bootstrap at a time limit gives
    Q(0) = 1 / (1 - gamma * 4/5) instead of 1 / (1 - gamma) (1.67 instead of 2 for gamma = 0.5).
 
+Every probe takes `reward_scale` (default 1): all rewards, and so all Q-values, are multiplied
+by it (`gym.make("probes/Probe3-v0", reward_scale=-2.0)`). The grader draws a scale at grade
+time, so the table above has to be learned, not remembered.
+
 Use them by name, for example `train(DQNConfig(env_id="probes/Probe3-v0", ...))`, or build one
 with `gym.make("probes/Probe3-v0")` after `register_probes()`.
 """
@@ -45,7 +49,8 @@ class ProbeEnv(gym.Env):
 
     metadata: dict[str, Any] = {"render_modes": []}
 
-    def __init__(self, num_actions: int) -> None:
+    def __init__(self, num_actions: int, reward_scale: float = 1.0) -> None:
+        self.reward_scale = float(reward_scale)
         self.observation_space = spaces.Box(low=-1.0, high=1.0, shape=(1,), dtype=np.float32)
         self.action_space = spaces.Discrete(num_actions)
         self._obs_value = 0.0
@@ -57,15 +62,15 @@ class ProbeEnv(gym.Env):
 class Probe1(ProbeEnv):
     """One action, observation 0, one step long, reward +1. Expected Q(0) = [1]."""
 
-    def __init__(self) -> None:
-        super().__init__(num_actions=1)
+    def __init__(self, reward_scale: float = 1.0) -> None:
+        super().__init__(num_actions=1, reward_scale=reward_scale)
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         super().reset(seed=seed)
         return self._obs(), {}
 
     def step(self, action: int):
-        return self._obs(), 1.0, True, False, {}
+        return self._obs(), self.reward_scale, True, False, {}
 
 
 class Probe2(ProbeEnv):
@@ -74,8 +79,8 @@ class Probe2(ProbeEnv):
     Expected Q(-1) = [-1], Q(+1) = [+1].
     """
 
-    def __init__(self) -> None:
-        super().__init__(num_actions=1)
+    def __init__(self, reward_scale: float = 1.0) -> None:
+        super().__init__(num_actions=1, reward_scale=reward_scale)
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         super().reset(seed=seed)
@@ -83,7 +88,7 @@ class Probe2(ProbeEnv):
         return self._obs(), {}
 
     def step(self, action: int):
-        return self._obs(), self._obs_value, True, False, {}
+        return self._obs(), self.reward_scale * self._obs_value, True, False, {}
 
 
 class Probe3(ProbeEnv):
@@ -92,8 +97,8 @@ class Probe3(ProbeEnv):
     Expected Q(0) = [gamma], Q(1) = [1].
     """
 
-    def __init__(self) -> None:
-        super().__init__(num_actions=1)
+    def __init__(self, reward_scale: float = 1.0) -> None:
+        super().__init__(num_actions=1, reward_scale=reward_scale)
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         super().reset(seed=seed)
@@ -104,7 +109,7 @@ class Probe3(ProbeEnv):
         if self._obs_value == 0.0:
             self._obs_value = 1.0
             return self._obs(), 0.0, False, False, {}
-        return self._obs(), 1.0, True, False, {}
+        return self._obs(), self.reward_scale, True, False, {}
 
 
 class Probe4(ProbeEnv):
@@ -113,15 +118,16 @@ class Probe4(ProbeEnv):
     Expected Q(0) = [-1, 1].
     """
 
-    def __init__(self) -> None:
-        super().__init__(num_actions=2)
+    def __init__(self, reward_scale: float = 1.0) -> None:
+        super().__init__(num_actions=2, reward_scale=reward_scale)
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         super().reset(seed=seed)
         return self._obs(), {}
 
     def step(self, action: int):
-        return self._obs(), 1.0 if int(action) == 1 else -1.0, True, False, {}
+        reward = 1.0 if int(action) == 1 else -1.0
+        return self._obs(), self.reward_scale * reward, True, False, {}
 
 
 class Probe5(ProbeEnv):
@@ -130,8 +136,8 @@ class Probe5(ProbeEnv):
     Expected Q(0) = [1, -1], Q(1) = [-1, 1].
     """
 
-    def __init__(self) -> None:
-        super().__init__(num_actions=2)
+    def __init__(self, reward_scale: float = 1.0) -> None:
+        super().__init__(num_actions=2, reward_scale=reward_scale)
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         super().reset(seed=seed)
@@ -140,7 +146,7 @@ class Probe5(ProbeEnv):
 
     def step(self, action: int):
         reward = 1.0 if int(action) == int(self._obs_value) else -1.0
-        return self._obs(), reward, True, False, {}
+        return self._obs(), self.reward_scale * reward, True, False, {}
 
 
 class Probe6(ProbeEnv):
@@ -151,15 +157,15 @@ class Probe6(ProbeEnv):
     expected Q(0) = [1 / (1 - gamma)].
     """
 
-    def __init__(self) -> None:
-        super().__init__(num_actions=1)
+    def __init__(self, reward_scale: float = 1.0) -> None:
+        super().__init__(num_actions=1, reward_scale=reward_scale)
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         super().reset(seed=seed)
         return self._obs(), {}
 
     def step(self, action: int):
-        return self._obs(), 1.0, False, False, {}
+        return self._obs(), self.reward_scale, False, False, {}
 
 
 PROBES: dict[str, type[ProbeEnv]] = {

@@ -14,7 +14,7 @@ import math
 import pytest
 import torch
 
-from autograder.engine.checks import assert_close, check, fail
+from autograder.engine.checks import assert_close, assert_dtype, check, fail
 
 FALSE_FAILURE = 1e-6  # per statistical test, split over its checks with the union bound
 
@@ -79,19 +79,44 @@ def _qnetwork_weights(rng: torch.Generator, obs_dim: int, actions: int, hidden: 
             for kind, tensor in zip(("weight", "bias"), pair, strict=True)}
 
 
+def _qnetwork_output(weights: dict, obs: torch.Tensor) -> torch.Tensor:
+    """fc1 -> ReLU -> fc2 -> ReLU -> head, computed here in the trusted process."""
+    hidden = torch.relu(obs @ weights["fc1.weight"].T + weights["fc1.bias"])
+    hidden = torch.relu(hidden @ weights["fc2.weight"].T + weights["fc2.bias"])
+    return hidden @ weights["head.weight"].T + weights["head.bias"]
+
+
+def _mlp_output(weights: list, obs: torch.Tensor) -> torch.Tensor:
+    """The probes' MLP (Linear layers with ReLUs between), computed here."""
+    out = obs
+    for index, (weight, bias) in enumerate(weights):
+        out = out @ weight.T + bias
+        if index < len(weights) - 1:
+            out = torch.relu(out)
+    return out
+
+
 @pytest.mark.points(1)
 @pytest.mark.public
 def test_qnetwork_parameters(student, rng):
     """QNetwork has the layers fc1, fc2 and head with the specified shapes"""
     obs_dim, actions, hidden = _size(rng, 2, 6), _size(rng, 2, 5), _size(rng, 8, 24)
     weights = _qnetwork_weights(rng, obs_dim, actions, hidden)
-    got = student.probe("dqn.qnetwork", obs_dim, actions, hidden, weights,
-                        torch.zeros(1, obs_dim))
+    obs = torch.randn(1, obs_dim, generator=rng)
+    got = student.probe("dqn.qnetwork", obs_dim, actions, hidden, weights, obs)
     want = {name: list(tensor.shape) for name, tensor in weights.items()}
     check(got["shapes"] == want,
           f"QNetwork({obs_dim}, {actions}, hidden_dim={hidden}) has the parameters "
           f"{got['shapes']}; expected exactly {want} (attributes fc1, fc2 and head, each an "
           "nn.Linear). The grader loads weights by these names.")
+    # The names are a fact the module could simply report: the same test checks the output
+    # of the module loaded with the weights drawn here, computed in this process.
+    check(got["q_values"] is not None and got["q_values"]["tensor"] is not None,
+          f"QNetwork({obs_dim}, {actions}, hidden_dim={hidden}) returned no Q-values")
+    assert_close(got["q_values"]["tensor"], _qnetwork_output(weights, obs), rtol=FLOAT_RTOL,
+                 atol=FLOAT_ATOL, dtype=torch.float32,
+                 what=f"QNetwork({obs_dim}, {actions}, hidden_dim={hidden}) with given weights "
+                 "on one observation")
 
 
 @pytest.mark.points(2)
@@ -100,6 +125,9 @@ def test_qnetwork_forward(student, reference, rng):
     """QNetwork.forward computes fc1 -> ReLU -> fc2 -> ReLU -> head"""
     obs_dim, actions, hidden = _size(rng, 2, 6), _size(rng, 2, 5), _size(rng, 8, 24)
     weights = _qnetwork_weights(rng, obs_dim, actions, hidden)
+    # Docstring: "obs: (batch, obs_dim) float32. Returns Q-values of shape (batch,
+    # num_actions)"; Q-values can be negative (no activation on head). Batch 1 edge in the
+    # parameter test above.
     obs = torch.randn(_size(rng, 3, 9), obs_dim, generator=rng) * 2
     got = student.probe("dqn.qnetwork", obs_dim, actions, hidden, weights, obs)
     want = reference.probe("dqn.qnetwork", obs_dim, actions, hidden, weights, obs)
@@ -110,7 +138,7 @@ def test_qnetwork_forward(student, reference, rng):
     check(got["q_values"]["tensor"] is not None,
           f"{what} returned a {got['q_values'].get('type')}, expected a tensor")
     assert_close(got["q_values"]["tensor"], want["q_values"]["tensor"], rtol=FLOAT_RTOL,
-                 atol=FLOAT_ATOL, what=what)
+                 atol=FLOAT_ATOL, dtype=torch.float32, what=what)
 
 
 # ============================================================================ the replay buffer
@@ -153,18 +181,27 @@ def test_replay_buffer_wraps_around(student, reference, rng):
 
 
 @pytest.mark.points(2)
+@pytest.mark.public
 def test_replay_buffer_sample(student, reference, rng, seed):
     """ReplayBuffer.sample returns stored transitions with the specified shapes and dtypes"""
-    capacity, obs_dim = _size(rng, 6, 12), _size(rng, 2, 5)
-    adds = capacity + _size(rng, 1, capacity)
+    # Two cases: a buffer that has wrapped around, and one sampled before it is full (only
+    # the filled slots may be drawn: rng.integers(0, len(self))).
+    capacity = _size(rng, 6, 12)
+    for adds in (capacity + _size(rng, 1, capacity), _size(rng, 2, capacity - 2)):
+        check_buffer_sample(student, reference, rng, seed, capacity, adds)
+
+
+def check_buffer_sample(student, reference, rng, seed, capacity: int, adds: int) -> None:
+    obs_dim = _size(rng, 2, 5)
     batch_size = _size(rng, 16, 40)
     transitions = _transitions(rng, adds, obs_dim, 4)
     got = student.probe("dqn.buffer_samples", capacity, obs_dim, transitions, batch_size,
                         seed % 2**32, 2)
     want = reference.probe("dqn.buffer_samples", capacity, obs_dim, transitions, batch_size,
                            seed % 2**32, 2)
-    where = f"buffer.sample({batch_size}, rng) on a buffer of capacity {capacity}"
-    stored = range(adds - capacity, adds)
+    where = (f"buffer.sample({batch_size}, rng) on a buffer of capacity {capacity} after "
+             f"{adds} adds")
+    stored = range(max(adds - capacity, 0), adds)
     for got_batch, want_batch in zip(got["batches"], want["batches"], strict=True):
         for name in BUFFER_FIELDS:
             tensor = got_batch[name]["tensor"]
@@ -175,17 +212,17 @@ def test_replay_buffer_sample(student, reference, rng, seed):
             check(tuple(tensor.shape) == tuple(expected["tensor"].shape),
                   f"{where}: batch.{name} has shape {tuple(tensor.shape)}, expected "
                   f"{tuple(expected['tensor'].shape)}")
-            check(got_batch[name]["dtype"] == expected["dtype"],
-                  f"{where}: batch.{name} has dtype {got_batch[name]['dtype']}, expected "
-                  f"{expected['dtype']}")
+            # Docstring (ReplayBatch): observations float32, actions int64, rewards,
+            # terminated, truncated float32; read off the tensor itself.
+            assert_dtype(tensor, expected["tensor"].dtype, f"{where}: batch.{name}")
         for row in range(batch_size):
             matches = [i for i in stored if all(
                 torch.equal(got_batch[name]["tensor"][row].to(torch.float64),
                             transitions[name][i].to(torch.float64)) for name in BUFFER_FIELDS)]
             check(matches,
                   f"{where}: row {row} of the batch is not one of the stored transitions "
-                  f"(the last {capacity} added): either its fields come from different "
-                  "transitions, or it is an overwritten or empty slot")
+                  f"(the last {min(capacity, adds)} added): either its fields come from "
+                  "different transitions, or it is an overwritten or empty slot")
     for draw, (got_batch, want_batch) in enumerate(zip(got["batches"], want["batches"],
                                                        strict=True), start=1):
         same = all(torch.equal(got_batch[name]["tensor"], want_batch[name]["tensor"])
@@ -194,6 +231,12 @@ def test_replay_buffer_sample(student, reference, rng, seed):
               f"{where}: draw {draw} holds valid transitions but not the ones the same "
               "generator gives the reference: draw the slots with exactly one call, "
               "rng.integers(0, len(self), size=batch_size), and no other use of rng")
+    # Docstring: "return them as a ReplayBatch of tensors on `self.device`": a buffer made
+    # with device="meta" (every machine has it) must return meta tensors.
+    check(got["meta_devices"] == ["meta"] * len(BUFFER_FIELDS),
+          f"{where}, for a buffer made with device='meta': the batch's tensors are on "
+          f"{got['meta_devices']}; put them on self.device (torch.as_tensor(..., "
+          "device=self.device))")
 
 
 # ============================================================================ exploration
@@ -211,6 +254,9 @@ def test_linear_schedule(student, reference, rng):
              int(decay_end) + 1, int((decay_end + total) / 2), total - 1]
     got = student.probe("dqn.schedule", steps, start_e, end_e, fraction, total)
     want = reference.probe("dqn.schedule", steps, start_e, end_e, fraction, total)
+    # Length and finiteness first: a NaN compares false with everything.
+    check(len(got) == len(steps) and all(math.isfinite(e) for e in got),
+          f"linear_schedule at steps {steps} returned {got}; expected finite numbers")
     for step, got_e, want_e in zip(steps, got, want, strict=True):
         if abs(got_e - want_e) > 1e-6 + 1e-6 * abs(want_e):
             hint = ""
@@ -230,6 +276,12 @@ def test_linear_schedule(student, reference, rng):
                  what=f"linear_schedule(step, start_e={start_e:.4f}, end_e={end_e:.4f}, "
                  f"exploration_fraction=0, total_timesteps={total}) at steps {flat} (no decay "
                  "phase: end_e from step 0)")
+    # Docstring: "Example: start_e 1.0, end_e 0.1, fraction 0.5, total 1000: step 250 ->
+    # 0.55, step 700 -> 0.1."
+    got = student.probe("dqn.schedule", [250, 700], 1.0, 0.1, 0.5, 1000)
+    assert_close(got, [0.55, 0.1], rtol=1e-6, atol=1e-6,
+                 what="linear_schedule(step, 1.0, 0.1, 0.5, 1000) at steps [250, 700] (the "
+                 "docstring's example)")
 
 
 def hoeffding_halfwidth(n: int, alpha: float) -> float:
@@ -240,32 +292,50 @@ def hoeffding_halfwidth(n: int, alpha: float) -> float:
     return math.sqrt(math.log(2 / alpha) / (2 * n))
 
 
+def _actions(got: dict, count: int, num_actions: int, what: str) -> list[int]:
+    check(got["actions"] is not None, f"{what} {got['bad']}; expected a Python int between 0 "
+          f"and {num_actions - 1}")
+    actions = got["actions"]
+    check(isinstance(actions, list) and len(actions) == count
+          and all(isinstance(a, int) and 0 <= a < num_actions for a in actions),
+          f"{what}: expected {count} actions between 0 and {num_actions - 1}")
+    return actions
+
+
 @pytest.mark.points(1)
+@pytest.mark.public
 def test_epsilon_greedy_exploits(student, rng, seed):
     """epsilon_greedy with epsilon = 0 always takes the greedy action"""
-    actions = _size(rng, 2, 6)
-    q_values = torch.randn(actions, generator=rng)
-    q_values[0] = q_values.min() - 1  # the greedy action is never 0 ...
-    greedy = int(q_values.argmax())
-    obs = torch.randn(3, generator=rng)
-    if int(obs.argmax()) == greedy:  # ... nor the argmax of the observation
-        obs = obs.roll(1)
-    got = student.probe("dqn.epsilon_greedy_counts", q_values, 0.0, 3, 200, seed % 2**32, obs)
-    check(got["counts"] is not None, f"epsilon_greedy {got['bad']}; expected a Python int "
-          f"between 0 and {actions - 1}")
-    check(got["counts"][greedy] == 200,
-          f"epsilon_greedy with epsilon = 0 and Q-values {_round(q_values)} chose the actions "
-          f"{got['counts']} times (counts per action) in 200 calls; expected action {greedy}, "
-          "the argmax, every time")
+    # A network with weights drawn here and a different observation at every call: the
+    # greedy action (argmax_a Q(obs, a)) is computed here, so it takes running the network.
+    # Docstring: "Returns a Python int".
+    for _ in range(2):
+        obs_dim, actions = _size(rng, 2, 5), _size(rng, 2, 6)
+        weights = _weights(rng, [obs_dim, 16, actions])
+        observations = torch.randn(200, obs_dim, generator=rng) * 2
+        got = student.probe("dqn.epsilon_greedy_actions", weights, observations, 0.0,
+                            seed % 2**32)
+        what = f"epsilon_greedy(q_network, obs, 0.0, {actions}, rng)"
+        chosen = _actions(got, 200, actions, what)
+        want = _mlp_output(weights, observations).argmax(dim=1).tolist()
+        wrong = [i for i in range(200) if chosen[i] != want[i]]
+        if wrong:
+            q_values = _round(_mlp_output(weights, observations)[wrong[0]])
+            fail(f"{what} chose a non-greedy action for {len(wrong)} of 200 observations; the "
+                 f"first: Q(obs) = {q_values}, chose {chosen[wrong[0]]}. With epsilon = 0 it "
+                 "must always take argmax_a Q(obs, a).")
 
 
 @pytest.mark.points(2)
+@pytest.mark.public
 def test_epsilon_greedy_explores(student, rng, seed):
     """epsilon_greedy explores uniformly over all actions with probability epsilon"""
-    actions = _size(rng, 2, 4)
-    q_values = torch.randn(actions, generator=rng)
-    greedy = int(q_values.argmax())
+    obs_dim, actions = 3, _size(rng, 2, 4)
+    weights = _weights(rng, [obs_dim, 16, actions])
+    obs = torch.randn(1, obs_dim, generator=rng)
+    greedy = int(_mlp_output(weights, obs).argmax())
     calls = 20_000
+    observations = obs.expand(calls, obs_dim).contiguous()
     # 2 * actions checks (every action's frequency, at epsilon = 1 and at the drawn epsilon),
     # each with alpha = 1e-6 / (2 * actions) and Hoeffding's half-width: at most 8 checks, so
     # t <= sqrt(ln(2 * 8 / 1e-6) / 40000) = 0.0204. False-failure probability <= 1e-6.
@@ -275,21 +345,31 @@ def test_epsilon_greedy_explores(student, rng, seed):
     half_width = hoeffding_halfwidth(calls, FALSE_FAILURE / (2 * actions))
     epsilon = _uniform(rng, 0.25, 0.4)
     for eps in (1.0, epsilon):
-        got = student.probe("dqn.epsilon_greedy_counts", q_values, eps, 3, calls,
-                            (seed + int(eps * 1000)) % 2**32, timeout=30)
-        check(got["counts"] is not None, f"epsilon_greedy {got['bad']}; expected a Python "
-              f"int between 0 and {actions - 1}")
+        call_seed = (seed + int(eps * 1000)) % 2**32
+        got = student.probe("dqn.epsilon_greedy_actions", weights, observations, eps,
+                            call_seed, timeout=30)
+        what = f"epsilon_greedy(q_network, obs, {eps:.3f}, {actions}, rng)"
+        chosen = _actions(got, calls, actions, what)
+        counts = [chosen.count(a) for a in range(actions)]
         expected = [eps / actions + (1 - eps) * (a == greedy) for a in range(actions)]
-        frequencies = [count / calls for count in got["counts"]]
+        frequencies = [count / calls for count in counts]
         for action in range(actions):
             if abs(frequencies[action] - expected[action]) > half_width:
                 fail(f"epsilon_greedy with epsilon = {eps:.3f}, {actions} actions and "
-                     f"Q-values {_round(q_values)} (greedy action {greedy}) chose the actions "
-                     f"with frequencies {_round(frequencies)} in {calls} calls; expected about "
-                     f"{_round(expected)} (each within {half_width:.3f}): with probability "
-                     "epsilon a uniformly random action among all of them (the greedy one "
-                     "included), otherwise the greedy one. This check fails a correct "
-                     "implementation with probability below 1e-6.")
+                     f"Q-values {_round(_mlp_output(weights, obs)[0])} (greedy action {greedy}) "
+                     f"chose the actions with frequencies {_round(frequencies)} in {calls} "
+                     f"calls; expected about {_round(expected)} (each within "
+                     f"{half_width:.3f}): with probability epsilon a uniformly random action "
+                     "among all of them (the greedy one included), otherwise the greedy one. "
+                     "This check fails a correct implementation with probability below 1e-6.")
+    # Docstring: "Use `rng` for all randomness": the same generator seed with the global
+    # generators seeded differently gives the same actions.
+    again = student.probe("dqn.epsilon_greedy_actions", weights, observations[:2000], epsilon,
+                          call_seed, global_seed=1, timeout=30)
+    check(again["actions"] == chosen[:2000],
+          "epsilon_greedy: two runs with generators seeded alike but the global generators "
+          "(np.random, random, torch) seeded differently chose different actions: draw every "
+          "random number from the rng you are given.")
 
 
 # ============================================================================ learning
@@ -345,17 +425,31 @@ def test_td_target(student, reference, rng):
 @pytest.mark.points(1)
 def test_td_target_has_no_gradient(student, rng):
     """td_target returns a target that no gradient can flow through"""
+    # "No gradient" is what code that computes nothing satisfies too, so it is asserted with
+    # the target's values, computed here from the weights and batch drawn here. The gradient
+    # is judged from data: a backward pass through the returned target must leave no
+    # gradient in the target network, whose parameters must be as given.
     obs_dim, actions = _size(rng, 2, 5), _size(rng, 2, 4)
     weights = _weights(rng, [obs_dim, 16, actions])
     batch = _batch(rng, 8, obs_dim, actions)
-    got = student.probe("dqn.td_target", weights, batch, 0.99)
+    gamma = _uniform(rng, 0.8, 0.99)
+    got = student.probe("dqn.td_target", weights, batch, gamma)
+    what = f"td_target(target_network, batch of 8, gamma={gamma:.4f})"
     check(got["target"]["tensor"] is not None,
-          f"td_target returned a {got['target'].get('type')}, expected a tensor")
-    check(not got["target"]["requires_grad"],
-          "td_target returned a tensor that requires grad: the target network would receive "
-          "gradients from the loss. Compute it under torch.no_grad() (or .detach() it).")
-    check(not any(got["target_parameters_changed"]),
-          "td_target changed the target network's parameters; it must only read them")
+          f"{what} returned a {got['target'].get('type')}, expected a tensor")
+    next_q = _mlp_output(weights, batch["next_observations"]).max(dim=1).values
+    want = batch["rewards"] + gamma * (1 - batch["terminated"]) * next_q
+    assert_close(got["target"]["tensor"], want, rtol=FLOAT_RTOL, atol=1e-5,
+                 dtype=torch.float32, what=what)
+    with_gradient = [g for g in got["gradients"] if g is not None and bool((g != 0).any())]
+    check(not with_gradient,
+          f"{what} returned a tensor that gradients flow through into the target network: "
+          "the target network would learn from the loss. Compute it under torch.no_grad() "
+          "(or .detach() it).")
+    flat = [w for pair in weights for w in pair]
+    check(len(got["parameters"]) == len(flat) and all(
+        torch.equal(a, b) for a, b in zip(got["parameters"], flat, strict=True)),
+          f"{what} changed the target network's parameters; it must only read them")
 
 
 def _train_step_case(rng: torch.Generator) -> tuple:
@@ -367,6 +461,7 @@ def _train_step_case(rng: torch.Generator) -> tuple:
 
 
 @pytest.mark.points(3)
+@pytest.mark.public
 def test_train_step(student, reference, rng):
     """train_step gives the reference's loss and updated weights over two steps"""
     online, target, batches, gamma = _train_step_case(rng)
@@ -397,44 +492,61 @@ def test_train_step(student, reference, rng):
 
 
 @pytest.mark.points(1)
-def test_train_step_leaves_target_alone(student, rng):
+def test_train_step_leaves_target_alone(student, reference, rng):
     """train_step sends no gradient into the target network and does not change it"""
+    # A train_step that does nothing leaves the target alone too, so the same test requires
+    # the step's loss and the q_network's new weights (values only the work produces).
     online, target, batches, gamma = _train_step_case(rng)
     got = student.probe("dqn.train_steps", online, target, batches, gamma, 1e-2)
-    for step in got["steps"]:
+    want = reference.probe("dqn.train_steps", online, target, batches, gamma, 1e-2)
+    flat_target = [w for pair in target for w in pair]
+    for number, (step, want_step) in enumerate(zip(got["steps"], want["steps"], strict=True),
+                                               start=1):
+        what = f"train_step number {number}"
+        check(step["loss"] is not None, f"{what} returned a {step['loss_type']}, not the loss")
+        assert_close(step["loss"], want_step["loss"], rtol=1e-4, atol=1e-6,
+                     what=f"{what}: the loss")
+        assert_close(step["online"], want_step["online"], rtol=1e-4, atol=1e-6,
+                     what=f"{what}: q_network's parameters after the update")
         with_gradient = [i for i, g in enumerate(step["target_gradients"])
                          if g is not None and bool((g != 0).any())]
         check(not with_gradient,
               "after train_step the target network's parameters have gradients: the TD "
               "target was computed with autograd on. Compute it under torch.no_grad() (or "
               "detach it) so that only q_network learns.")
-        flat_target = [w for pair in target for w in pair]
         check(all(torch.equal(a, b) for a, b in zip(step["target"], flat_target, strict=True)),
               "train_step changed the target network's parameters; only sync_target may")
 
 
 @pytest.mark.points(1)
+@pytest.mark.public
 def test_sync_target(student, rng):
     """sync_target copies q_network's values into target_network, without sharing tensors"""
-    obs_dim, actions = _size(rng, 2, 5), _size(rng, 2, 4)
-    online = _weights(rng, [obs_dim, 16, actions])
-    target = _weights(rng, [obs_dim, 16, actions])
-    got = student.probe("dqn.sync", online, target)
-    flat_online = [w for pair in online for w in pair]
-    check(all(torch.equal(a, b) for a, b in zip(got["after_sync"], flat_online, strict=True)),
-          "after sync_target(q_network, target_network) the target network's parameters differ "
-          "from q_network's: copy them into target_network (load_state_dict); rebinding the "
-          "name inside the function does not change the caller's network")
-    check(all(torch.equal(a, b) for a, b in zip(got["after_online_change"], flat_online,
-                                                strict=True)),
-          "after sync_target, changing q_network's parameters also changed target_network's: "
-          "the two share tensors. Copy the values (load_state_dict) instead.")
+    # Judged from the target network's Q-values at observations drawn here, compared with
+    # q_network's computed here: "copied" is never taken on the worker's word.
+    for _ in range(2):
+        obs_dim, actions = _size(rng, 2, 5), _size(rng, 2, 4)
+        online = _weights(rng, [obs_dim, 16, actions])
+        target = _weights(rng, [obs_dim, 16, actions])
+        observations = torch.randn(5, obs_dim, generator=rng)
+        got = student.probe("dqn.sync", online, target, observations)
+        want = _mlp_output(online, observations)
+        assert_close(got["after_sync"], want, rtol=FLOAT_RTOL, atol=FLOAT_ATOL,
+                     what="the target network's Q-values after sync_target(q_network, "
+                     "target_network), compared with q_network's: copy the parameters into "
+                     "target_network (load_state_dict); rebinding the name inside the function "
+                     "does not change the caller's network")
+        assert_close(got["after_online_change"], want, rtol=FLOAT_RTOL, atol=FLOAT_ATOL,
+                     what="the target network's Q-values after sync_target and then a change "
+                     "to q_network's parameters: the two share tensors. Copy the values "
+                     "(load_state_dict) instead.")
 
 
 # ============================================================================ evaluation
 
 
 @pytest.mark.points(2)
+@pytest.mark.public
 def test_evaluate(student, reference, rng, seed):
     """evaluate plays greedy episodes seeded seed, seed + 1, ... and returns their returns"""
     # A linear policy that pushes the cart towards where the pole falls (long episodes), a
@@ -488,49 +600,98 @@ PROBES = {
 }
 
 
-def _train_probe(student, probe: int, seed: int) -> tuple[dict, dict]:
+def _reward_scale(seed: int) -> float:
+    """The probe's reward scale, drawn at grade time: +-[1, 2], so the documented table has to
+    be learned from the rewards, not remembered (every Q-value is multiplied by it)."""
+    draw = torch.Generator().manual_seed(seed % 2**62 + 7)
+    magnitude = 1 + float(torch.rand(1, generator=draw))
+    return magnitude if float(torch.rand(1, generator=draw)) < 0.5 else -magnitude
+
+
+PROBE_CURVE_EVERY = 50  # q_network's Q-values are recorded every 50 steps (evaluate's calls)
+
+
+def _train_probe(student, probe: int, seed: int) -> tuple[dict, dict, float]:
     steps, gamma, table, _ = PROBES[probe]
-    overrides = {**PROBE_RUN, "total_timesteps": steps, "gamma": gamma, "seed": seed % 2**31}
+    scale = _reward_scale(seed)
+    overrides = {**PROBE_RUN, "total_timesteps": steps, "gamma": gamma, "seed": seed % 2**31,
+                 "eval_frequency": PROBE_CURVE_EVERY}
     got = student.probe("dqn.train_on_probe", f"probes/Probe{probe}-v0", overrides,
-                        list(table), timeout=60)
-    return got, overrides
+                        list(table), scale, timeout=60)
+    return got, overrides, scale
+
+
+def _check_learned(got: dict, probe: int, scale: float, overrides: dict) -> None:
+    """The Q-values learned on a probe whose rewards were scaled by `scale`: finite, of the
+    right shape, within PROBE_TOLERANCE * |scale| of the table, and learned: they moved from
+    where the network started (the first point of the curve, before learning starts) by at
+    least a quarter of the largest |Q| (a correct agent starts within ~0.4 of 0 and moves by
+    at least 0.9 |scale| - 0.4 >= 0.5; a fixed table does not move)."""
+    _, gamma, table, meaning = PROBES[probe]
+    expected = torch.tensor(list(table.values())) * scale
+    what = (f"train on probes/Probe{probe}-v0 with rewards scaled by {scale:.3f} for "
+            f"{overrides['total_timesteps']} steps (gamma {gamma}, seed {overrides['seed']})")
+    learned = got["q_network"]
+    assert_close(learned, learned.nan_to_num(), rtol=0, atol=0,
+                 what=f"{what}: the learned Q-values")  # shape and NaN first
+    check(tuple(learned.shape) == tuple(expected.shape),
+          f"after {what} the Q-network gives shape {tuple(learned.shape)} for {len(table)} "
+          f"observations; expected {tuple(expected.shape)}")
+    tolerance = PROBE_TOLERANCE * abs(scale)
+    error = (learned - expected).abs()
+    if not bool((error <= tolerance).all()):
+        rows = ", ".join(f"Q({obs:+g}) = {_round(q)} (expected {_round(e)})"
+                         for obs, q, e in zip(table, learned.tolist(), expected.tolist(),
+                                              strict=True))
+        largest_return = float(expected.abs().max())
+        if float(learned.abs().max()) > largest_return + 0.5 * abs(scale):
+            meaning = (f"no Q-value can exceed {largest_return:g} here, so the target keeps "
+                       "bootstrapping past the end of the episode: check the (1 - terminated) "
+                       f"factor in td_target. Otherwise: {meaning}")
+        fail(f"{what} learned {rows}; each should be within {tolerance:.3f}. What this probe "
+             f"checks: {meaning}.")
+    curve = got["curve"]
+    check(isinstance(curve, list) and len(curve) >= 1
+          and tuple(curve[0].shape) == tuple(expected.shape),
+          f"{what}: train did not call evaluate every eval_frequency = {PROBE_CURVE_EVERY} steps")
+    moved = float((learned - curve[0]).abs().max())
+    check(moved >= 0.25 * float(expected.abs().max()),
+          f"{what}: the Q-values at step {PROBE_CURVE_EVERY}, before learning starts, were "
+          f"{_round(curve[0].flatten())}, and they moved by only {moved:.3f} since: the values "
+          "must be learned by the network train builds, from the rewards it sees.")
 
 
 @pytest.mark.points(1)
 @pytest.mark.parametrize("probe", [1, 2, 3, 4, 5, 6])
 def test_learns_probe(student, seed, probe):
     """train learns probe environment {probe}'s Q-values"""
-    got, overrides = _train_probe(student, probe, seed)
-    _, gamma, table, meaning = PROBES[probe]
-    expected = torch.tensor(list(table.values()))
-    learned = got["q_network"]
-    check(tuple(learned.shape) == tuple(expected.shape),
-          f"after training on probes/Probe{probe}-v0 the Q-network gives shape "
-          f"{tuple(learned.shape)} for {len(table)} observations; expected "
-          f"{tuple(expected.shape)}")
-    error = (learned - expected).abs()
-    if (error > PROBE_TOLERANCE).any():
-        rows = ", ".join(f"Q({obs:+g}) = {_round(q)} (expected {table[obs]})"
-                         for obs, q in zip(table, learned.tolist(), strict=True))
-        largest_return = float(expected.abs().max())
-        if float(learned.abs().max()) > largest_return + 0.5:
-            meaning = (f"no Q-value can exceed {largest_return:g} here, so the target keeps "
-                       "bootstrapping past the end of the episode: check the (1 - terminated) "
-                       f"factor in td_target. Otherwise: {meaning}")
-        fail(f"train on probes/Probe{probe}-v0 for {overrides['total_timesteps']} steps "
-             f"(gamma {gamma}, seed {overrides['seed']}) learned {rows}; each should be within "
-             f"{PROBE_TOLERANCE}. What this probe checks: {meaning}.")
+    got, overrides, scale = _train_probe(student, probe, seed)
+    _check_learned(got, probe, scale, overrides)
+
+
+@pytest.mark.points(1)
+@pytest.mark.public
+def test_train_learns_probe_4(student, seed):
+    """train learns probe 4 (two actions, rewards -1 and +1 times a drawn scale)"""
+    # The cheap local check of train (about a second): probe 4 at two reward scales.
+    for offset in (0, 1):
+        got, overrides, scale = _train_probe(student, 4, seed + offset)
+        _check_learned(got, 4, scale, overrides)
 
 
 @pytest.mark.points(1)
 def test_target_network_is_synced(student, seed):
     """train syncs the target network: after training on probe 3 it agrees with q_network"""
-    got, overrides = _train_probe(student, 3, seed)
+    # Asserted with the learned values (a network that learned nothing could report two
+    # equal tables): q_network must have learned probe 3, and the target must agree with it.
+    got, overrides, scale = _train_probe(student, 3, seed)
+    _check_learned(got, 3, scale, overrides)
     online, target = got["q_network"], got["target_network"]
-    gap = float((online - target).abs().max())
-    # Once Probe 3 is learned (see its test), q_network changes by much less than 0.1 between
+    assert_close(target, target.nan_to_num(), rtol=0, atol=0, what="the target's Q-values")
+    gap = float((online - target).abs().max()) if online.shape == target.shape else math.inf
+    # Once Probe 3 is learned, q_network changes by much less than 0.1 |scale| between
     # syncs; a target network that is never synced keeps its random initial values.
-    check(gap <= PROBE_TOLERANCE,
+    check(gap <= PROBE_TOLERANCE * abs(scale),
           f"after train on probes/Probe3-v0 the target network's Q-values {_round(target)} are "
           f"{gap:.3f} away from q_network's {_round(online)}: call sync_target every "
           f"target_network_frequency steps (here {overrides['target_network_frequency']}) "
@@ -540,21 +701,28 @@ def test_target_network_is_synced(student, seed):
 @pytest.mark.points(1)
 def test_train_stores_truncation(student, seed):
     """train stores truncated transitions as truncated, not terminated, one per env step"""
-    got, overrides = _train_probe(student, 6, seed)
+    # The flags come with the rewards stored (the drawn scale at every step) and with the
+    # value learned on probe 6, which only correct flags give.
+    got, overrides, scale = _train_probe(student, 6, seed)
     steps = overrides["total_timesteps"]
     terminated, truncated = got["buffer_terminated"], got["buffer_truncated"]
-    check(len(terminated) == steps,
+    check(len(terminated) == steps and len(truncated) == steps,
           f"after train on probes/Probe6-v0 for {steps} steps the buffer holds {len(terminated)} "
           f"transitions; expected {steps}, one per environment step")
+    assert_close(got["buffer_rewards"], torch.full((steps,), scale), rtol=1e-6, atol=1e-6,
+                 what=f"the rewards train stored on probes/Probe6-v0 (every reward is {scale:.4f})")
     check(float(terminated.sum()) == 0,
           f"train stored {int(terminated.sum())} transitions as terminated on Probe 6, which "
           "never terminates (it is only truncated by its time limit): pass the environment's "
           "own `terminated` flag to buffer.add, not `terminated or truncated`")
-    check(float(truncated.sum()) == steps // 5,
+    want_truncated = torch.tensor([float(i % 5 == 4) for i in range(steps)])
+    check(torch.equal(truncated.float(), want_truncated),
           f"train stored {int(truncated.sum())} truncated transitions in {steps} steps of Probe "
-          f"6, which truncates every 5 steps: expected {steps // 5}. Reset the environment as "
-          "soon as an episode ends, and store each step's own flags (with a vector environment, "
-          "do not store the step that autoreset spends on resetting)")
+          f"6, which truncates at every fifth step: expected {steps // 5}, at steps 4, 9, 14, "
+          "... Reset the environment as soon as an episode ends, and store each step's own "
+          "flags (with a vector environment, do not store the step that autoreset spends on "
+          "resetting)")
+    _check_learned(got, 6, scale, overrides)
 
 
 @pytest.mark.points(1)
@@ -566,8 +734,13 @@ def test_train_bookkeeping(student, reference, rng, seed):
                 "exploration_fraction": _uniform(rng, 0.2, 0.6)}
     overrides = {**PROBE_RUN, **schedule, "total_timesteps": total, "eval_frequency": every,
                  "eval_episodes": episodes, "seed": seed % 2**31}
-    # Probe 6: reward +1 every step, truncated every 5 steps.
-    got = student.probe("dqn.train_bookkeeping", "probes/Probe6-v0", overrides, timeout=60)
+    # Probe 6: reward +scale every step (scale drawn here), truncated every 5 steps. The
+    # returns the grader's evaluate gives are drawn here too, so every logged number is one
+    # the loop has to compute from what it was given.
+    scale = _reward_scale(seed)
+    eval_returns = [round(_uniform(rng, -50, 50), 3) for _ in range(evaluations)]
+    got = student.probe("dqn.train_bookkeeping", "probes/Probe6-v0", overrides, eval_returns,
+                        scale, timeout=60)
     what = (f"train on probes/Probe6-v0 for {total} steps (start_e={schedule['start_e']:.4f}, "
             f"end_e={schedule['end_e']:.4f}, exploration_fraction="
             f"{schedule['exploration_fraction']:.4f}, eval_frequency={every}, eval_episodes="
@@ -593,13 +766,14 @@ def test_train_bookkeeping(student, reference, rng, seed):
     check(got["episode_end_steps"] == want_ends,
           f"{what} logged result.episode_end_steps = {_head(got['episode_end_steps'])}; expected "
           f"{_head(want_ends)} (the step at which each 5-step episode ended)")
-    wrong = [k for k, value in enumerate(got["episode_returns"]) if value != 5.0]
+    wrong = [k for k, value in enumerate(got["episode_returns"])
+             if not abs(value - 5 * scale) <= 1e-6]
     check(len(got["episode_returns"]) == episodes_done and not wrong,
           f"{what} logged result.episode_returns = {_head(got['episode_returns'])}; expected "
-          f"{episodes_done} returns of 5.0 (five rewards of +1 per episode): add each reward "
-          "to the episode's return, and start every episode from 0")
+          f"{episodes_done} returns of {5 * scale:.4f} (five rewards of {scale:.4f} per "
+          "episode): add each reward to the episode's return, and start every episode from 0")
 
-    want_call = {"env_id": "probes/Probe6-v0", "num_episodes": episodes,
+    want_call = {"env_id": "probes/Probe6Scaled-v0", "num_episodes": episodes,
                  "seed": overrides["seed"] + 10_000, "device": "cpu"}
     want_steps = [every * (k + 1) for k in range(evaluations)]
     check(len(got["calls"]) == evaluations,
@@ -615,8 +789,8 @@ def test_train_bookkeeping(student, reference, rng, seed):
     check(got["eval_steps"] == want_steps,
           f"{what} logged result.eval_steps = {got['eval_steps']}; expected {want_steps} "
           "(step + 1 at each evaluation)")
-    # The grader's evaluate returned k, k + 1, ..., k + episodes - 1 at its k-th call.
-    want_returns = [k + 1 + (episodes - 1) / 2 for k in range(evaluations)]
+    # The grader's evaluate returned r_k, r_k + 1, ..., r_k + episodes - 1 at its k-th call.
+    want_returns = [eval_returns[k] + (episodes - 1) / 2 for k in range(evaluations)]
     assert_close(got["eval_returns"], want_returns, rtol=0, atol=1e-6,
                  what=f"{what}: result.eval_returns (the mean of the returns that each call "
                  "to evaluate gave)")
@@ -634,7 +808,8 @@ def test_train_updates_on_schedule(student, rng, seed):
               "batch_size": _size(rng, 8, 32), "gamma": _uniform(rng, 0.5, 0.9)}
     overrides = {**PROBE_RUN, **timing, "total_timesteps": total, "eval_frequency": 1,
                  "seed": seed % 2**31}
-    got = student.probe("dqn.train_bookkeeping", "probes/Probe6-v0", overrides, timeout=60)
+    got = student.probe("dqn.train_bookkeeping", "probes/Probe6-v0", overrides, [0.0], 1.0,
+                        timeout=60)
     what = (f"train on probes/Probe6-v0 for {total} steps with "
             + ", ".join(f"{name}={value:.4g}" for name, value in timing.items()))
     check(len(got["epsilons"]) == total,
@@ -644,17 +819,26 @@ def test_train_updates_on_schedule(student, rng, seed):
     want_updates = [[step, timing["batch_size"], timing["gamma"]] for step in learning
                     if step % timing["train_frequency"] == 0
                     for _ in range(timing["gradient_steps"])]
-    got_steps = [step for step, _, _ in got["updates"]]
+    got_steps = [update[0] for update in got["updates"]]
     want_steps = [step for step, _, _ in want_updates]
     check(got_steps == want_steps,
           f"{what} called train_step at steps {_head(got_steps)}; expected {_head(want_steps)}:"
           " once step >= learning_starts, gradient_steps calls at every step with step % "
           "train_frequency == 0")
-    for (step, size, gamma), _ in zip(got["updates"], want_updates, strict=True):
+    previous_samples = 0
+    for (step, size, gamma, samples, fresh), _ in zip(got["updates"], want_updates,
+                                                      strict=True):
         check(size == timing["batch_size"] and abs(gamma - timing["gamma"]) < 1e-9,
               f"{what} called train_step at step {step} with a batch of {size} and gamma "
               f"{gamma:.4g}; expected batch_size {timing['batch_size']} and gamma "
               f"{timing['gamma']:.4g} from the config")
+        # Docstring (train): "each on a fresh batch sampled with `rng`": every train_step
+        # gets the batch buffer.sample has just returned, one sample per gradient step.
+        check(fresh and samples == previous_samples + 1,
+              f"{what}: the train_step call at step {step} did not get a batch freshly "
+              "returned by buffer.sample (one buffer.sample call per gradient step): sample a "
+              "new batch for each of the gradient_steps steps")
+        previous_samples = samples
     want_syncs = [step for step in learning if step % timing["target_network_frequency"] == 0]
     check(got["syncs"] == want_syncs,
           f"{what} called sync_target at steps {_head(got['syncs'])}; expected "
@@ -706,6 +890,22 @@ def test_cartpole(student, reference, seed):
           "almost every seed. If the probe tests pass, look at the loop: the schedule, when "
           "training starts, gradient_steps per training phase, how often you sync, and "
           "resetting after terminated or truncated.")
+    # The learning, not only its end: the network train started from (recorded at its first
+    # epsilon_greedy call) must not already balance the pole, and must have changed. A
+    # controller written by hand and dressed up as a Q-network fails here. A freshly
+    # initialised QNetwork's greedy policy keeps the pole up for ~10-60 steps.
+    initial = got["initial"]
+    check(isinstance(initial, dict) and set(initial) == set(checkpoints[-1]),
+          "train never called epsilon_greedy with its q_network, so the grader could not see "
+          "the network it started from")
+    check(any(not torch.equal(initial[name], checkpoints[-1][name]) for name in initial),
+          "train returned a Q-network whose weights are those it started with: it learned "
+          "nothing")
+    start = reference.probe("dqn.best_greedy_return", [initial], hidden, CARTPOLE_EPISODES,
+                            run_seed + 1, CARTPOLE_THRESHOLD, timeout=90)
+    check(start[0] < CARTPOLE_THRESHOLD,
+          f"the Q-network train started from already scores {start[0]:.0f} greedily on "
+          "CartPole-v1: the policy must be learned by training, not built in")
 
 
 def _check_cartpole_weights(state_dict: dict) -> int:

@@ -113,7 +113,10 @@ def buffer_samples(
     capacity: int, obs_dim: int, transitions: dict[str, torch.Tensor], batch_size: int,
     seed: int, draws: int,
 ) -> dict[str, Any]:
-    """Fill a buffer, then sample `draws` batches from one generator seeded with `seed`."""
+    """Fill a buffer, then sample `draws` batches from one generator seeded with `seed`; then
+    the devices of one batch sampled from the same transitions in a buffer made with
+    device="meta" (a device every machine has: a buffer that ignores its device returns CPU
+    tensors)."""
     buffer = dqn.ReplayBuffer(capacity, (obs_dim,))
     _add_all(buffer, transitions)
     rng = np.random.default_rng(seed)
@@ -124,7 +127,13 @@ def buffer_samples(
             field.name: _describe(getattr(batch, field.name))
             for field in dataclasses.fields(dqn.ReplayBatch)
         })
-    return {"batches": batches, "next_draw": float(rng.random())}
+    next_draw = float(rng.random())
+    meta_buffer = dqn.ReplayBuffer(capacity, (obs_dim,), device="meta")
+    _add_all(meta_buffer, transitions)
+    meta_batch = meta_buffer.sample(batch_size, np.random.default_rng(seed))
+    devices = [str(getattr(getattr(meta_batch, field.name), "device", None))
+               for field in dataclasses.fields(dqn.ReplayBatch)]
+    return {"batches": batches, "next_draw": next_draw, "meta_devices": devices}
 
 
 # ----------------------------------------------------------------------------- exploration
@@ -149,6 +158,29 @@ class _FixedQ(nn.Module):
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
         return self.q_values.expand(obs.shape[0], -1)
+
+
+def epsilon_greedy_actions(
+    weights: Weights, observations: torch.Tensor, epsilon: float, seed: int,
+    global_seed: int = 0,
+) -> dict[str, Any]:
+    """epsilon_greedy with a network built from `weights`, once per observation, with one
+    generator; the global generators seeded with `global_seed` first. The actions chosen."""
+    import random
+
+    np.random.seed(global_seed)
+    random.seed(global_seed)
+    torch.manual_seed(global_seed)
+    network = _mlp(weights)
+    num_actions = int(weights[-1][0].shape[0])
+    rng = np.random.default_rng(seed)
+    actions = []
+    for obs in observations.numpy().astype(np.float32):
+        action = dqn.epsilon_greedy(network, obs, epsilon, num_actions, rng)
+        if type(action) is not int:
+            return {"actions": None, "bad": f"returned a {type(action).__name__} ({action!r})"}
+        actions.append(action)
+    return {"actions": actions, "bad": None}
 
 
 def epsilon_greedy_counts(
@@ -176,14 +208,15 @@ def epsilon_greedy_counts(
 
 
 def td_target(weights: Weights, batch: dict[str, torch.Tensor], gamma: float) -> dict[str, Any]:
-    """td_target with a target network built from `weights`."""
+    """td_target with a target network built from `weights`; then, when the target carries a
+    graph, the gradients a backward pass through it leaves in the target network, and the
+    target network's parameters afterwards."""
     target_network = _mlp(weights)
     target = dqn.td_target(target_network, _batch(batch), gamma)
-    return {"target": _describe(target), "target_parameters_changed": [
-        not torch.equal(before, after)
-        for before, after in zip([w for pair in weights for w in pair],
-                                 _parameters(target_network), strict=True)
-    ]}
+    if isinstance(target, torch.Tensor) and target.requires_grad:
+        target.sum().backward()
+    return {"target": _describe(target), "gradients": _gradients(target_network),
+            "parameters": _parameters(target_network)}
 
 
 def train_steps(
@@ -207,15 +240,17 @@ def train_steps(
     return {"steps": steps}
 
 
-def sync(online: Weights, target: Weights) -> dict[str, Any]:
-    """sync_target, then a change to the online network: the target must not follow it."""
+def sync(online: Weights, target: Weights, observations: torch.Tensor) -> dict[str, Any]:
+    """sync_target, then a change to the online network (the target must not follow it): the
+    target network's Q-values at `observations` after each."""
     q_network, target_network = _mlp(online), _mlp(target)
     dqn.sync_target(q_network, target_network)
-    after_sync = _parameters(target_network)
     with torch.no_grad():
+        after_sync = target_network(observations)
         for parameter in q_network.parameters():
             parameter.add_(1.0)
-    return {"after_sync": after_sync, "after_online_change": _parameters(target_network)}
+        after_online_change = target_network(observations)
+    return {"after_sync": after_sync, "after_online_change": after_online_change}
 
 
 # ----------------------------------------------------------------------------- evaluation, training
@@ -230,18 +265,47 @@ def _q_table(network: nn.Module, observations: list[float]) -> torch.Tensor:
         return network(torch.tensor(observations, dtype=torch.float32)[:, None]).detach().cpu()
 
 
-def train_on_probe(env_id: str, overrides: dict[str, Any], observations: list[float]) -> Any:
-    """Train on a probe environment; return both networks' Q-values at `observations`."""
-    config = dataclasses.replace(dqn.DQNConfig(), env_id=env_id, **overrides)
-    result = dqn.train(config)
+def _scaled_probe(env_id: str, reward_scale: float) -> str:
+    """Register `env_id` with its rewards multiplied by `reward_scale` under a new id."""
+    import gymnasium as gym
+    import probe_envs
+
+    probe_envs.register_probes()
+    spec = gym.spec(env_id)
+    scaled_id = env_id.replace("-v0", "Scaled-v0")
+    if scaled_id in gym.registry:
+        del gym.registry[scaled_id]
+    gym.register(id=scaled_id, entry_point=spec.entry_point,
+                 max_episode_steps=spec.max_episode_steps,
+                 kwargs={"reward_scale": float(reward_scale)})
+    return scaled_id
+
+
+def train_on_probe(env_id: str, overrides: dict[str, Any], observations: list[float],
+                   reward_scale: float = 1.0) -> Any:
+    """Train on a probe environment whose rewards are scaled by `reward_scale`; both networks'
+    Q-values at `observations` at the end, and the q_network's at every call train makes to
+    evaluate (every eval_frequency steps: the learning curve), and what the buffer holds."""
+    curve: list[torch.Tensor] = []
+
+    def record(q_network: nn.Module, *args: Any, **kwargs: Any) -> list[float]:
+        curve.append(_q_table(q_network, observations))
+        return [0.0]
+
+    config = dataclasses.replace(dqn.DQNConfig(), env_id=_scaled_probe(env_id, reward_scale),
+                                 **overrides)
+    with _replacing(evaluate=record):
+        result = dqn.train(config)
     buffer = result.buffer
     filled = len(buffer)
     return {
         "q_network": _q_table(result.q_network, observations),
         "target_network": _q_table(result.target_network, observations),
+        "curve": curve,
         "episodes": len(result.episode_returns),
         "buffer_terminated": torch.as_tensor(np.asarray(buffer.terminated[:filled])),
         "buffer_truncated": torch.as_tensor(np.asarray(buffer.truncated[:filled])),
+        "buffer_rewards": torch.as_tensor(np.asarray(buffer.rewards[:filled])),
     }
 
 
@@ -270,11 +334,12 @@ def _plain(value: Any, kind: type) -> Any:
     return value if type(value) is kind else repr(value)
 
 
-def train_bookkeeping(env_id: str, overrides: dict[str, Any]) -> dict[str, Any]:
+def train_bookkeeping(env_id: str, overrides: dict[str, Any], eval_returns: list[float],
+                      reward_scale: float = 1.0) -> dict[str, Any]:
     """Train with recorders in place: `epsilon_greedy` records the epsilon of each call,
-    `train_step` and `sync_target` the step of each call (all three then do their work), and
-    `evaluate` records its arguments and returns episode returns k, k + 1, ... at its k-th
-    call. Report those and what train logged."""
+    `train_step` and `sync_target` the step of each call (all three then do their work),
+    `ReplayBuffer.sample` counts its calls, and `evaluate` records its arguments and returns
+    eval_returns[k] + episode at its k-th call. Report those and what train logged."""
     calls: list[dict[str, Any]] = []
     epsilons: list[float] = []
     updates: list[list[Any]] = []  # [step, batch size, gamma] of each train_step call
@@ -285,7 +350,8 @@ def train_bookkeeping(env_id: str, overrides: dict[str, Any]) -> dict[str, Any]:
                         device: Any = "cpu") -> list[float]:
         calls.append({"env_id": _plain(env_id, str), "num_episodes": _plain(num_episodes, int),
                       "seed": _plain(seed, int), "device": str(device)})
-        return [float(len(calls) + episode) for episode in range(int(num_episodes))]
+        base = eval_returns[(len(calls) - 1) % len(eval_returns)]
+        return [float(base + episode) for episode in range(int(num_episodes))]
 
     def record_epsilon(q_network: nn.Module, obs: Any, epsilon: float, *args: Any,
                        **kwargs: Any) -> int:
@@ -298,16 +364,27 @@ def train_bookkeeping(env_id: str, overrides: dict[str, Any]) -> dict[str, Any]:
                           batch: Any, gamma: float) -> float:
         size = batch.rewards.shape[0] if isinstance(getattr(batch, "rewards", None),
                                                     torch.Tensor) else -1
-        updates.append([len(epsilons) - 1, int(size), float(gamma)])
+        updates.append([len(epsilons) - 1, int(size), float(gamma), len(samples),
+                        int(bool(samples) and samples[-1] == id(batch))])
         return train_step(q_network, target_network, optimizer, batch, gamma)
 
     def record_sync(q_network: nn.Module, target_network: nn.Module) -> None:
         syncs.append(len(epsilons) - 1)
         sync_target(q_network, target_network)
 
-    config = dataclasses.replace(dqn.DQNConfig(), env_id=env_id, **overrides)
+    samples: list[int] = []  # id() of every batch ReplayBuffer.sample returned
+
+    class RecordingBuffer(dqn.ReplayBuffer):
+        def sample(self, *args: Any, **kwargs: Any) -> Any:
+            batch = super().sample(*args, **kwargs)
+            samples.append(id(batch))
+            return batch
+
+    config = dataclasses.replace(dqn.DQNConfig(), env_id=_scaled_probe(env_id, reward_scale),
+                                 **overrides)
     with _replacing(evaluate=record_evaluate, epsilon_greedy=record_epsilon,
-                    train_step=record_train_step, sync_target=record_sync):
+                    train_step=record_train_step, sync_target=record_sync,
+                    ReplayBuffer=RecordingBuffer):
         result = dqn.train(config)
     return {"calls": calls, "epsilons": epsilons, "updates": updates, "syncs": syncs,
             "episode_returns": [float(value) for value in result.episode_returns],
@@ -324,14 +401,21 @@ def train_cartpole(overrides: dict[str, Any]) -> dict[str, Any]:
     itself, with the reference's `evaluate`, and the final weights too.
     """
     checkpoints: list[dict[str, torch.Tensor]] = []
+    initial: list[dict[str, torch.Tensor]] = []
+    epsilon_greedy = dqn.epsilon_greedy
 
     def record(q_network: nn.Module, env_id: str, num_episodes: int, *args: Any,
                **kwargs: Any) -> list[float]:
         checkpoints.append(_weights_of(q_network))
         return [0.0] * int(num_episodes)
 
+    def record_initial(q_network: nn.Module, *args: Any, **kwargs: Any) -> int:
+        if not initial:
+            initial.append(_weights_of(q_network))
+        return epsilon_greedy(q_network, *args, **kwargs)
+
     config = dataclasses.replace(dqn.DQNConfig(), **overrides)
-    with _replacing(evaluate=record):
+    with _replacing(evaluate=record, epsilon_greedy=record_initial):
         result = dqn.train(config)
     final = _weights_of(result.q_network)
     if not checkpoints or any(not torch.equal(final[name], tensor)
@@ -339,6 +423,7 @@ def train_cartpole(overrides: dict[str, Any]) -> dict[str, Any]:
         checkpoints.append(final)  # unless the last evaluation was at the very end
     return {
         "checkpoints": checkpoints,
+        "initial": initial[0] if initial else None,
         "episodes": len(result.episode_returns),
         "seconds": float(result.seconds),
     }
