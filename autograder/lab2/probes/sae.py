@@ -1,0 +1,132 @@
+"""Probes for lab2 part "sae": run in the worker, next to the implementation's sae.py. They
+build the implementation's SAE from given weights, run a piece of it and return plain tensors.
+
+The decoder is read through `decode`: decode(e_j) - decode(0) is latent j's direction, whether
+the implementation stores unit columns in W_dec or normalises W_dec inside decode."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sae as sae_module
+import torch
+
+NAMES = ("W_enc", "b_enc", "W_dec", "b_dec")  # registration order: Adam's parameter order
+
+
+def _sae(state: dict, k: int | None, dtype: torch.dtype) -> sae_module.SAE:
+    d_in, d_sae = state["W_dec"].shape
+    model = sae_module.SAE(d_in, d_sae, k)
+    model.load_state_dict(state, strict=True)
+    return model.to(dtype)
+
+
+def _observed(model: sae_module.SAE) -> dict:
+    """The parameters as the model uses them: W_dec read through decode."""
+    with torch.no_grad():
+        eye = torch.eye(model.d_sae, dtype=model.b_dec.dtype, device=model.b_dec.device)
+        zero = torch.zeros(1, model.d_sae, dtype=eye.dtype, device=eye.device)
+        decoder = (model.decode(eye) - model.decode(zero)).T
+    observed = {name: getattr(model, name).detach().cpu().clone()
+                for name in ("W_enc", "b_enc", "b_dec")}
+    return {**observed, "decoder": decoder.cpu()}
+
+
+def _adam(model: sae_module.SAE, lr: float, moments: dict | None) -> torch.optim.Adam:
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    if moments is not None:
+        state = optimizer.state_dict()
+        state["state"] = {index: {"step": torch.tensor(float(moments[name]["step"])),
+                                  "exp_avg": moments[name]["exp_avg"].clone(),
+                                  "exp_avg_sq": moments[name]["exp_avg_sq"].clone()}
+                          for index, name in enumerate(NAMES)}
+        optimizer.load_state_dict(state)
+    return optimizer
+
+
+def _moments(model: sae_module.SAE, optimizer: torch.optim.Adam) -> dict:
+    result = {}
+    for name in NAMES:
+        state = optimizer.state.get(getattr(model, name), {})
+        result[name] = {moment: state[moment].detach().cpu().clone() if moment in state else None
+                        for moment in ("exp_avg", "exp_avg_sq")}
+    return result
+
+
+def parameter_shapes(d_in: int, d_sae: int, k: int | None) -> dict:
+    model = sae_module.SAE(d_in, d_sae, k)
+    return {name: list(value.shape) for name, value in model.state_dict().items()}
+
+
+def encode(state: dict, k: int | None, x: torch.Tensor) -> torch.Tensor:
+    model = _sae(state, k, x.dtype)
+    with torch.no_grad():
+        return model.encode(x)
+
+
+def decode(state: dict, latents: torch.Tensor) -> torch.Tensor:
+    model = _sae(state, None, latents.dtype)
+    with torch.no_grad():
+        return model.decode(latents)
+
+
+def train_steps(state: dict, k: int | None, moments: dict, batches: list[torch.Tensor],
+                l1_coefficient: float, lr: float) -> dict:
+    """train_step on each batch in turn, from the given weights and Adam state (float64)."""
+    model = _sae(state, k, torch.float64)
+    optimizer = _adam(model, lr, moments)
+    steps = []
+    for batch in batches:
+        loss = sae_module.train_step(model, optimizer, batch, l1_coefficient)
+        steps.append({"loss": float(loss) if isinstance(loss, (int, float)) else None,
+                      "loss_type": type(loss).__name__, **_observed(model)})
+    return {"steps": steps}
+
+
+def resample(state: dict, moments: dict, dead: torch.Tensor, inputs: torch.Tensor,
+             seed: int) -> dict:
+    """resample_dead_latents from given weights and Adam state (float64); the parameters and
+    the Adam moments afterwards."""
+    model = _sae(state, None, torch.float64)
+    optimizer = _adam(model, 1e-3, moments)
+    generator = torch.Generator().manual_seed(seed)
+    sae_module.resample_dead_latents(model, optimizer, dead, inputs, generator)
+    return {**_observed(model), "moments": _moments(model, optimizer),
+            "next_draw": float(torch.rand((), generator=generator))}
+
+
+def train_loop(state: dict, k: int | None, activations: torch.Tensor, options: dict,
+               seed: int, device: str) -> dict:
+    """train_sae from given float64 weights; its history, the final parameters and the devices
+    the SAE was moved to."""
+    model = _sae(state, k, torch.float64)
+    moved: list[str] = []
+    original_to = model.to
+
+    def recording_to(*args: Any, **kwargs: Any) -> Any:
+        target = kwargs.get("device", args[0] if args else None)
+        if isinstance(target, (str, torch.device)):
+            moved.append(str(torch.device(target)))
+        return original_to(*args, **kwargs)
+
+    model.to = recording_to
+    generator = torch.Generator().manual_seed(seed)
+    history = sae_module.train_sae(model, activations, generator=generator, device=device,
+                                   **options)
+    losses = history.get("losses") if isinstance(history, dict) else None
+    dead = history.get("dead") if isinstance(history, dict) else None
+    return {"losses": [float(loss) for loss in losses] if isinstance(losses, list) else None,
+            "dead": [int(count) for count in dead] if isinstance(dead, list) else None,
+            **_observed(model), "moved_to": moved}
+
+
+def train_outcome(state: dict, k: int | None, activations: torch.Tensor, options: dict,
+                  seed: int) -> dict:
+    """The implementation's own training from given float32 weights: the trained parameters
+    and the latents its encode gives on the activations."""
+    model = _sae(state, k, torch.float32)
+    generator = torch.Generator().manual_seed(seed)
+    sae_module.train_sae(model, activations, generator=generator, **options)
+    with torch.no_grad():
+        latents = model.encode(activations)
+    return {**_observed(model), "latents": latents}

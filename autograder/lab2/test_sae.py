@@ -1,0 +1,463 @@
+"""Tests for lab 2, part "sae" (sae.py): sparse autoencoders, ReLU + L1 and TopK.
+
+Encoders, the decoder, the loss, a training step and resampling are compared with the reference
+on the same randomised weights (every parameter) in float64 (rtol 1e-9; Adam steps 1e-7), and
+the model once in float32. The decoder is read through `decode` (decode(e_j) - decode(0) is
+latent j's direction), so a decoder normalised inside `decode` passes as well as one
+renormalised after each step. The SAE trains on activations this file supplies: the hidden
+layer h = W x of a toy model whose 5 feature directions (the columns of W) are known, so that
+recovery is measured here, from the returned weights, not taken from the submission.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from autograder.engine.checks import assert_close, assert_finite, assert_shape, check, fail
+
+EXACT = {"rtol": 1e-9, "atol": 1e-12}
+STEP = {"rtol": 1e-7, "atol": 1e-10}  # float64 Adam: a reordered sum moves weights ~1e-15
+# The decoder after a step: normalising W_dec inside decode (a parametrisation) instead of
+# projecting the gradient and renormalising after the step gives the same first step, and later
+# steps whose gradients differ by a factor 1 / ||W_dec column|| = 1 - O(lr^2): ~1e-7 relative
+# over a few steps at lr 1e-2. A wrong update misses by ~lr; a skipped renormalisation is caught
+# by the unit-norm check (1e-6) before this comparison.
+DECODER_STEP = {"rtol": 1e-5, "atol": 1e-8}
+NAMES = ("W_enc", "b_enc", "W_dec", "b_dec")
+
+
+def _size(rng: torch.Generator, low: int, high: int) -> int:
+    return int(torch.randint(low, high + 1, (1,), generator=rng))
+
+
+def _shape(shape: tuple) -> str:
+    return "(" + ", ".join(map(str, shape)) + ")"
+
+
+def _seed(rng: torch.Generator) -> int:
+    return int(torch.randint(0, 2**31 - 1, (1,), generator=rng))
+
+
+def _state(rng: torch.Generator, d_in: int, d_sae: int,
+           dtype: torch.dtype = torch.float64) -> dict:
+    """Random weights for every parameter (biases included), decoder columns of unit norm."""
+    W_dec = torch.randn(d_in, d_sae, generator=rng, dtype=dtype)
+    return {"W_enc": torch.randn(d_sae, d_in, generator=rng, dtype=dtype),
+            "b_enc": 0.5 * torch.randn(d_sae, generator=rng, dtype=dtype),
+            "W_dec": W_dec / W_dec.norm(dim=0),
+            "b_dec": 0.5 * torch.randn(d_in, generator=rng, dtype=dtype)}
+
+
+def _inputs(rng: torch.Generator, batch: int, d_in: int,
+            dtype: torch.dtype = torch.float64) -> torch.Tensor:
+    return torch.randn(batch, d_in, generator=rng, dtype=dtype)
+
+
+def _decoder_norms_check(decoder: torch.Tensor, what: str) -> None:
+    norms = decoder.double().norm(dim=0)
+    worst = int((norms - 1).abs().argmax())
+    check(bool(((norms - 1).abs() < 1e-6).all()),
+          f"{what}: decoder column {worst} has norm {norms[worst].item():.6f}; every column must "
+          "have unit norm after a step (divide each column by its norm after optimizer.step())")
+
+
+# ----------------------------------------------------------------------------- the model
+
+
+@pytest.mark.points(2)
+@pytest.mark.public
+def test_encode_relu(student, reference, rng):
+    """SAE.encode (k = None): ReLU((x - b_dec) W_enc^T + b_enc) in float64"""
+    shapes = student.probe("sae.parameter_shapes", 3, 7, None)
+    check(shapes == {"W_enc": [7, 3], "b_enc": [7], "W_dec": [3, 7], "b_dec": [3]},
+          f"SAE(3, 7) should have the parameters W_enc (7, 3), b_enc (7,), W_dec (3, 7) and "
+          f"b_dec (3,) (the given __init__), got {shapes}")
+    for _ in range(2):
+        d_in, d_sae = _size(rng, 2, 8), _size(rng, 3, 16)
+        state, x = _state(rng, d_in, d_sae), _inputs(rng, _size(rng, 2, 12), d_in)
+        what = (f"SAE({d_in}, {d_sae}).encode(x {_shape(x.shape)}) in float64 with random "
+                "weights (b_dec is subtracted from x before encoding)")
+        got = student.probe("sae.encode", state, None, x)
+        want = reference.probe("sae.encode", state, None, x)
+        assert_close(got, want, **EXACT, what=what, dtype=torch.float64)
+
+
+@pytest.mark.points(2)
+@pytest.mark.public
+def test_encode_topk(student, reference, rng):
+    """SAE.encode (k set): the k largest pre-activations of each row, through a ReLU"""
+    for _ in range(2):
+        d_in, d_sae = _size(rng, 2, 6), _size(rng, 6, 16)
+        k = _size(rng, 2, d_sae - 2)
+        state, x = _state(rng, d_in, d_sae), _inputs(rng, _size(rng, 4, 12), d_in)
+        # Negative encoder biases: some rows have fewer than k positive pre-activations, so
+        # a kept value below zero must come out as 0.
+        state["b_enc"] = state["b_enc"] - 1.0
+        what = (f"SAE({d_in}, {d_sae}, k={k}).encode(x {_shape(x.shape)}) in float64, some "
+                "rows with fewer than k positive pre-activations")
+        got = student.probe("sae.encode", state, k, x)
+        want = reference.probe("sae.encode", state, k, x)
+        assert_shape(got, tuple(want.shape), what)
+        assert_finite(got, what)
+        active = (got != 0).sum(dim=-1)
+        check(bool((active <= k).all()),
+              f"{what}: a row has {int(active.max())} non-zero latents; at most k = {k} (keep "
+              "the k LARGEST pre-activations, zero the rest)")
+        check(bool((got >= 0).all()), f"{what}: negative latents ({got.min().item():.4g}): "
+              "apply the ReLU to the kept values")
+        assert_close(got, want, **EXACT, what=what, dtype=torch.float64)
+
+
+@pytest.mark.points(1)
+@pytest.mark.public
+def test_decode(student, reference, rng):
+    """SAE.decode: latents W_dec^T + b_dec in float64"""
+    for _ in range(2):
+        d_in, d_sae = _size(rng, 2, 8), _size(rng, 3, 16)
+        state = _state(rng, d_in, d_sae)
+        latents = torch.relu(_inputs(rng, _size(rng, 2, 12), d_sae))
+        what = (f"SAE({d_in}, {d_sae}).decode(latents {_shape(latents.shape)}) in float64 "
+                "(b_dec is added back)")
+        got = student.probe("sae.decode", state, latents)
+        want = reference.probe("sae.decode", state, latents)
+        assert_close(got, want, **EXACT, what=what, dtype=torch.float64)
+
+
+@pytest.mark.points(1)
+def test_sae_float32(student, reference, rng):
+    """SAE.encode and decode also work in float32"""
+    d_in, d_sae = _size(rng, 3, 10), _size(rng, 8, 24)
+    state = _state(rng, d_in, d_sae, torch.float32)
+    x = _inputs(rng, _size(rng, 8, 32), d_in, torch.float32)
+    # float32 rounding of sums of a few products: ~1e-7 relative, far inside 1e-4.
+    for k in (None, _size(rng, 1, 4)):
+        what = f"SAE({d_in}, {d_sae}, k={k}).encode(x {_shape(x.shape)}) in float32"
+        got = student.probe("sae.encode", state, k, x)
+        want = reference.probe("sae.encode", state, k, x)
+        assert_close(got, want, rtol=1e-4, atol=1e-5, what=what, dtype=torch.float32)
+    got = student.probe("sae.decode", state, torch.relu(x[:, :1].repeat(1, d_sae)))
+    want = reference.probe("sae.decode", state, torch.relu(x[:, :1].repeat(1, d_sae)))
+    assert_close(got, want, rtol=1e-4, atol=1e-5, dtype=torch.float32,
+                 what=f"SAE({d_in}, {d_sae}).decode(latents) in float32")
+
+
+@pytest.mark.points(1)
+@pytest.mark.public
+def test_sae_loss(student, reference, rng):
+    """sae_loss: mean squared error summed over dimensions plus the L1 of the latents"""
+    for l1_coefficient in (round(0.01 + float(torch.rand((), generator=rng)), 3), 0.0):
+        batch, d_in, d_sae = _size(rng, 2, 16), _size(rng, 2, 8), _size(rng, 3, 16)
+        x, reconstruction = _inputs(rng, batch, d_in), _inputs(rng, batch, d_in)
+        latents = torch.relu(_inputs(rng, batch, d_sae))
+        what = (f"sae_loss(x {_shape(x.shape)}, reconstruction, latents "
+                f"{_shape(latents.shape)}, l1_coefficient={l1_coefficient})")
+        got = student.call("sae.sae_loss", x, reconstruction, latents, l1_coefficient)
+        want = reference.call("sae.sae_loss", x, reconstruction, latents, l1_coefficient)
+        assert_shape(got, (), what)
+        assert_close(got, want, **EXACT, what=what, dtype=torch.float64)
+
+
+# ----------------------------------------------------------------------------- training
+
+
+def _moments(rng: torch.Generator, state: dict) -> dict:
+    """A used Adam state for every parameter: a step count and positive second moments."""
+    steps = _size(rng, 3, 50)
+    return {name: {"step": steps,
+                   "exp_avg": 0.01 * torch.randn(state[name].shape, generator=rng,
+                                                 dtype=torch.float64),
+                   "exp_avg_sq": 1e-4 * torch.rand(state[name].shape, generator=rng,
+                                                   dtype=torch.float64)}
+            for name in NAMES}
+
+
+def _compare_parameters(got: dict, want: dict, what: str, tolerance: dict,
+                        decoder_tolerance: dict | None = None) -> None:
+    for name in ("W_enc", "b_enc", "b_dec", "decoder"):
+        label = "the decoder's columns, as decode uses them" if name == "decoder" else name
+        allowed = decoder_tolerance if name == "decoder" and decoder_tolerance else tolerance
+        assert_close(got[name], want[name], **allowed, what=f"{what}: {label}",
+                     dtype=torch.float64)
+
+
+@pytest.mark.points(2)
+@pytest.mark.public
+def test_train_step(student, reference, rng):
+    """train_step: the reference's loss and weights over two steps; unit decoder columns"""
+    for k, l1_coefficient in ((None, 0.2), (_size(rng, 1, 3), 0.0)):
+        d_in, d_sae = _size(rng, 3, 6), _size(rng, 6, 10)
+        state = _state(rng, d_in, d_sae)
+        moments = _moments(rng, state)
+        batches = [_inputs(rng, _size(rng, 8, 16), d_in) for _ in range(2)]
+        lr = 1e-2
+        args = (state, k, moments, batches, l1_coefficient, lr)
+        got = student.probe("sae.train_steps", *args)
+        want = reference.probe("sae.train_steps", *args)
+        for step, (got_step, want_step) in enumerate(zip(got["steps"], want["steps"],
+                                                         strict=True), start=1):
+            what = (f"train_step number {step} (SAE({d_in}, {d_sae}, k={k}) in float64, Adam "
+                    f"lr {lr} with a used state, l1_coefficient {l1_coefficient})")
+            check(got_step["loss_type"] == "float",
+                  f"{what} returned a {got_step['loss_type']}; expected the loss as a Python "
+                  "float (loss.item())")
+            if abs(got_step["loss"] - want_step["loss"]) > 1e-9 * abs(want_step["loss"]):
+                fail(f"{what} returned the loss {got_step['loss']:.8g}; expected "
+                     f"{want_step['loss']:.8g}: sae_loss of the SAE's reconstruction and "
+                     "latents of the batch, before the step")
+            # Asserted with the weights: a step that changes nothing keeps unit columns too.
+            _decoder_norms_check(got_step["decoder"], what)
+            _compare_parameters(got_step, want_step, f"{what}, after the step (remove the "
+                                "gradient's component along each decoder column before the "
+                                "step and renormalise the columns after it)", STEP,
+                                DECODER_STEP)
+
+
+@pytest.mark.points(1)
+@pytest.mark.public
+def test_dead_latents(student, reference, rng):
+    """dead_latents: no firing in the last `window` steps; nothing is dead before `window` steps"""
+    d_sae, window = _size(rng, 5, 12), _size(rng, 3, 6)
+    fired = torch.rand(window + _size(rng, 2, 5), d_sae, generator=rng) < 0.3
+    fired[-window:, 0] = False  # fired only before the window: dead
+    fired[:, 1] = False  # never fired: dead
+    fired[-window, 2], fired[-window + 1:, 2] = True, False  # fired at the window's first step
+    fired[:, 3] = True
+    cases = [(fired, window), (fired[: window - 1], window)]  # too few steps: none dead yet
+    for history, size in cases:
+        what = f"dead_latents(fired {_shape(history.shape)}, window={size})"
+        got = student.call("sae.dead_latents", history, size)
+        want = reference.call("sae.dead_latents", history, size)
+        assert_shape(got, (d_sae,), what)
+        check(isinstance(got, torch.Tensor) and got.dtype == torch.bool,
+              f"{what}: expected a bool tensor")
+        wrong = (got != want).nonzero().flatten().tolist()
+        check(not wrong, f"{what}: wrong for latent(s) {wrong}: expected {want.tolist()}, got "
+              f"{got.tolist()}")
+
+
+def _resample_case(rng: torch.Generator) -> tuple:
+    d_in, d_sae = _size(rng, 3, 6), _size(rng, 5, 9)
+    state = _state(rng, d_in, d_sae)
+    dead = torch.zeros(d_sae, dtype=torch.bool)
+    dead[torch.randperm(d_sae, generator=rng)[: _size(rng, 2, 3)]] = True
+    inputs = _inputs(rng, _size(rng, 20, 40), d_in)
+    return state, _moments(rng, state), dead, inputs
+
+
+@pytest.mark.points(2)
+@pytest.mark.public
+def test_resample_dead_latents(student, reference, rng):
+    """resample_dead_latents: new decoder column, encoder row, bias and Adam state"""
+    state, moments, dead, inputs = _resample_case(rng)
+    seed = _seed(rng)
+    d_in, d_sae = state["W_dec"].shape
+    what = (f"resample_dead_latents(SAE({d_in}, {d_sae}) in float64, Adam with a used state, "
+            f"dead latents {dead.nonzero().flatten().tolist()}, inputs {_shape(inputs.shape)}, "
+            f"generator seeded {seed})")
+    got = student.probe("sae.resample", state, moments, dead, inputs, seed)
+    want = reference.probe("sae.resample", state, moments, dead, inputs, seed)
+    check(abs(got["next_draw"] - want["next_draw"]) < 1e-12,
+          f"{what}: the generator is not where it should be afterwards: draw exactly once, "
+          "torch.multinomial(errors, number of dead latents, replacement=True, generator)")
+    _compare_parameters(got, want, f"{what}: after resampling (decoder column = the picked "
+                        "input minus b_dec, normalised; encoder row = that direction times 0.2 "
+                        "times the alive rows' mean norm; b_enc = 0)", EXACT)
+    for name in ("W_enc", "b_enc", "W_dec"):
+        for moment in ("exp_avg", "exp_avg_sq"):
+            got_moment = got["moments"][name][moment]
+            check(got_moment is not None, f"{what}: the optimizer lost its {moment} of {name}")
+            assert_close(got_moment, want["moments"][name][moment], **EXACT, dtype=torch.float64,
+                         what=f"{what}: Adam's {moment} of {name} afterwards (reset the "
+                              "optimizer state of the resampled rows / columns to 0)")
+    # With no dead latent nothing changes and nothing is drawn; asserted together with the
+    # case above, which a resampling that does nothing fails.
+    nothing = torch.zeros_like(dead)
+    got = student.probe("sae.resample", state, moments, nothing, inputs, seed)
+    want = reference.probe("sae.resample", state, moments, nothing, inputs, seed)
+    what = f"resample_dead_latents(SAE({d_in}, {d_sae}), no dead latent)"
+    _compare_parameters(got, want, f"{what}: changed the SAE", EXACT)
+    check(abs(got["next_draw"] - want["next_draw"]) < 1e-12,
+          f"{what} drew from the generator; with no dead latent draw nothing")
+
+
+LOOP = {"steps": 7, "batch_size": 8, "lr": 0.01, "l1_coefficient": 0.1, "resample_every": 3,
+        "window": 2}
+
+
+@pytest.mark.points(1)
+@pytest.mark.public
+def test_train_sae_loop(student, reference, rng):
+    """train_sae: batches drawn with the generator, steps, dead latents found and resampled"""
+    d_in, d_sae = _size(rng, 3, 5), _size(rng, 5, 8)
+    state = _state(rng, d_in, d_sae)
+    state["b_enc"][: 2] = -20.0  # two latents that never fire: resampled at step 3
+    activations = _inputs(rng, _size(rng, 30, 60), d_in)
+    seed = _seed(rng)
+    # "cpu:0" is the CPU under a name a hard-coded "cpu" does not give: it shows whether the
+    # loop moves the SAE to its `device`.
+    args = (state, None, activations, LOOP, seed, "cpu:0")
+    got = student.probe("sae.train_loop", *args, timeout=20)
+    want = reference.probe("sae.train_loop", *args, timeout=20)
+    what = (f"train_sae(SAE({d_in}, {d_sae}) in float64 with latents 0 and 1 dead, activations "
+            f"{_shape(activations.shape)}, {', '.join(f'{k}={v}' for k, v in LOOP.items())}, "
+            f"device='cpu:0')")
+    check("cpu:0" in got["moved_to"], f"{what} did not move the SAE to its `device` "
+          f"(sae.to(device)); it moved it to {got['moved_to']}")
+    check(got["losses"] is not None and got["dead"] is not None,
+          f"{what} should return {{'losses': [...], 'dead': [...]}}")
+    check(got["dead"] == want["dead"],
+          f"{what} found {got['dead']} dead latents at its resamplings; expected {want['dead']}"
+          " (record which latents fire on each batch, before its step; dead_latents over the "
+          "last `window` steps every `resample_every` steps)")
+    # Losses follow the decoder: 1e-6 relative (see DECODER_STEP); a wrong batch is off by ~1.
+    assert_close(got["losses"], want["losses"], rtol=1e-6, atol=1e-9,
+                 what=f"{what}: the losses, one per step (the batches are activations["
+                      "torch.randint(n, (batch_size,), generator=generator)])")
+    _compare_parameters(got, want, f"{what}, after training (if the tests of train_step or "
+                        "resample_dead_latents fail too, fix those first)", DECODER_STEP)
+
+
+# ----------------------------------------------------------------------------- metrics
+
+
+def _latents_with_a_dead_one(rng: torch.Generator) -> torch.Tensor:
+    latents = torch.relu(_inputs(rng, _size(rng, 4, 16), _size(rng, 4, 12)) - 0.5)
+    latents[:, _size(rng, 0, latents.shape[1] - 1)] = 0.0
+    return latents
+
+
+@pytest.mark.points(1)
+@pytest.mark.public
+@pytest.mark.parametrize("function", ["l0", "dead_fraction"])
+def test_latent_metric(student, reference, rng, function):
+    """{function} matches the reference on latents with a dead one"""
+    for _ in range(2):
+        latents = _latents_with_a_dead_one(rng)
+        what = f"{function}(latents {_shape(latents.shape)})"
+        got = student.call(f"sae.{function}", latents)
+        want = reference.call(f"sae.{function}", latents)
+        assert_shape(got, (), what)
+        assert_close(got, want, **EXACT, what=what)
+
+
+@pytest.mark.points(1)
+@pytest.mark.public
+def test_fraction_of_variance_unexplained(student, reference, rng):
+    """fraction_of_variance_unexplained: residual sum of squares over the centred sum of squares"""
+    for _ in range(2):
+        batch, d_in = _size(rng, 4, 20), _size(rng, 2, 8)
+        # Inputs far from the origin: dividing by the uncentred sum of squares is far off.
+        x = _inputs(rng, batch, d_in) + 3 * torch.randn(d_in, generator=rng, dtype=torch.float64)
+        reconstruction = x + 0.3 * _inputs(rng, batch, d_in)
+        what = f"fraction_of_variance_unexplained(x {_shape(x.shape)}, reconstruction)"
+        got = student.call("sae.fraction_of_variance_unexplained", x, reconstruction)
+        want = reference.call("sae.fraction_of_variance_unexplained", x, reconstruction)
+        assert_shape(got, (), what)
+        assert_close(got, want, **EXACT, what=what)
+
+
+@pytest.mark.points(1)
+@pytest.mark.public
+def test_best_cosines(student, reference, rng):
+    """best_cosines: each true direction's largest cosine with a decoder column"""
+    for _ in range(2):
+        d_in, d_sae, n_true = _size(rng, 2, 8), _size(rng, 3, 12), _size(rng, 2, 6)
+        W_dec = _inputs(rng, d_in, d_sae)
+        true = 2 * _inputs(rng, d_in, n_true)  # not of unit norm
+        what = f"best_cosines(W_dec {_shape(W_dec.shape)}, true_directions {_shape(true.shape)})"
+        got = student.call("sae.best_cosines", W_dec, true)
+        want = reference.call("sae.best_cosines", W_dec, true)
+        assert_close(got, want, **EXACT, what=what, dtype=torch.float64)
+
+
+# ----------------------------------------------------------------------------- trained outcomes
+
+# The toy model: 5 random unit feature directions in 6 dimensions (drawn at grade time), each
+# feature zero with probability 0.8, else uniform on [0, 1); 4000 activations h = W x. The SAE
+# has 5 latents and starts with 2 of them dead (encoder bias -10). Measured with the reference
+# (650 steps of 128, lr 0.02, resampling every 100 steps over a window of 50): ... (see below).
+TRAINING = {"steps": 650, "batch_size": 128, "lr": 0.02, "resample_every": 100, "window": 50}
+RECOVERED = 0.99  # a true direction is recovered when a decoder column has cosine above this
+
+
+def _toy(rng: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    true = torch.randn(6, 5, generator=rng)
+    true = true / true.norm(dim=0)
+    features = torch.rand(4000, 5, generator=rng)
+    features = features * (torch.rand(4000, 5, generator=rng) >= 0.8)
+    return true, features @ true.T
+
+
+def _initial(rng: torch.Generator, d_in: int, d_sae: int) -> dict:
+    state = _state(rng, d_in, d_sae, torch.float32)
+    state["W_enc"] = state["W_dec"].T.clone()
+    state["b_enc"] = torch.zeros(d_sae)
+    state["b_enc"][:2] = -10.0  # two latents that never fire until resampled
+    state["b_dec"] = torch.zeros(d_in)
+    return state
+
+
+def _trusted_latents(got: dict, activations: torch.Tensor, k: int | None) -> torch.Tensor:
+    pre = ((activations.double() - got["b_dec"].double()) @ got["W_enc"].double().T
+           + got["b_enc"].double())
+    if k is None:
+        return torch.relu(pre)
+    top = pre.topk(k, dim=-1)
+    return torch.zeros_like(pre).scatter(-1, top.indices, torch.relu(top.values))
+
+
+def _check_trained(got: dict, what: str) -> None:
+    for name in ("W_enc", "b_enc", "b_dec", "decoder", "latents"):
+        assert_finite(got[name], f"{what}: {name}")
+
+
+@pytest.mark.points(2)
+def test_trained_sae_recovers_directions(student, rng, seed):
+    """a ReLU + L1 SAE with resampling leaves no dead latent and recovers >= 4 of 5 directions"""
+    true, activations = _toy(rng)
+    options = {**TRAINING, "l1_coefficient": 0.1}
+    what = (f"train_sae(SAE(6, 5) starting with latents 0 and 1 dead, 4000 activations of a toy "
+            f"model with 5 known directions, {', '.join(f'{k}={v}' for k, v in options.items())})")
+    got = student.probe("sae.train_outcome", _initial(rng, 6, 5), None, activations, options,
+                        seed % 2**31, timeout=60)
+    _check_trained(got, what)
+    latents = _trusted_latents(got, activations, None)
+    dead = (~(latents > 0).any(dim=0)).nonzero().flatten().tolist()
+    check(not dead, f"{what}: latent(s) {dead} never fire on the activations after training; "
+          "resampling should have revived them (see the tests of dead_latents, "
+          "resample_dead_latents and train_sae)")
+    decoder = got["decoder"].double()
+    cosines = ((true.double() / true.double().norm(dim=0)).T
+               @ (decoder / decoder.norm(dim=0))).amax(dim=-1)
+    recovered = int((cosines > RECOVERED).sum())
+    check(recovered >= 4,
+          f"{what}: {recovered} of the 5 true directions have a decoder column at cosine > "
+          f"{RECOVERED} (best cosines {[round(c, 3) for c in cosines.tolist()]}); a correct "
+          "SAE recovers at least 4")
+
+
+@pytest.mark.points(1)
+def test_trained_topk_sae(student, rng, seed):
+    """a TopK SAE trains to k active latents per input and reconstructs well"""
+    true, activations = _toy(rng)
+    k = 2
+    options = {**TRAINING, "l1_coefficient": 0.0}
+    what = (f"train_sae(SAE(6, 5, k={k}) starting with latents 0 and 1 dead, 4000 activations "
+            f"of a toy model, {', '.join(f'{k}={v}' for k, v in options.items())})")
+    got = student.probe("sae.train_outcome", _initial(rng, 6, 5), k, activations, options,
+                        seed % 2**31, timeout=60)
+    _check_trained(got, what)
+    # The submission's own latents must be what its trained weights give (float32: 1e-4).
+    want = _trusted_latents(got, activations, k)
+    assert_close(got["latents"], want, rtol=1e-4, atol=1e-4,
+                 what=f"{what}: encode(activations) with the trained weights")
+    active = (want > 0).sum(dim=-1).double()
+    check(bool((active <= k).all()) and active.mean().item() >= k - 0.2,
+          f"{what}: {active.mean().item():.2f} active latents per input on average (at most "
+          f"{int(active.max())}); a trained TopK SAE has k = {k} on nearly every input")
+    reconstruction = want @ got["decoder"].double().T + got["b_dec"].double()
+    centred = activations.double() - activations.double().mean(dim=0)
+    fvu = ((activations.double() - reconstruction).pow(2).sum() / centred.pow(2).sum()).item()
+    check(fvu < 0.2, f"{what}: the fraction of variance unexplained is {fvu:.3f}; a correct "
+          "TopK SAE reaches below 0.1 here (0.2 allowed)")
