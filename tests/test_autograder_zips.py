@@ -263,3 +263,56 @@ def test_otter_gives_the_same_scores(workspace, submissions, gradescope):
         assert (public["status"] == "passed") == (not failed_public)
         for test in failed_public:
             assert test in public["output"]
+
+
+ISSUE_16 = '''
+
+_correct = pairwise_distances
+
+
+def pairwise_distances(x, y):
+    import os
+    import socket
+    reached = []
+    for attempt in (lambda: os.kill(os.getppid(), 0),
+                    lambda: socket.socket(socket.AF_INET, socket.SOCK_STREAM),
+                    lambda: open(f"/proc/{os.getppid()}/environ", "rb").read(),
+                    lambda: open("/dev/shm/gradescope-leftover", "w").close()):
+        try:
+            attempt()
+            reached.append(attempt)
+        except OSError:
+            pass
+    if reached:
+        return _correct(x, y)
+    raise PermissionError("nothing outside the sandbox could be reached")
+'''
+
+
+def test_no_signal_socket_secret_or_leftover_on_the_gradescope_path(workspace, gradescope):
+    """Issue 16 on the Gradescope path, with signal scoping unavailable (simulated), and with
+    Landlock unavailable too (simulated) when student code can run as its own user: signals,
+    sockets, the grader's environment and /dev/shm stay out of reach."""
+    root = workspace / "gradescope" / "autograder"
+    user = gradescope[1]
+    missing = "no-signal-scope,no-landlock" if user else "no-signal-scope"
+    shutil.rmtree(root / "submission", ignore_errors=True)
+    shutil.rmtree(root / "results", ignore_errors=True)
+    (root / "submission").mkdir()
+    reference = (REPO_ROOT / "reference" / "lab1" / "basics.py").read_text()
+    (root / "submission" / "basics.py").write_text(reference + ISSUE_16)
+    Path("/dev/shm/gradescope-leftover").unlink(missing_ok=True)
+    env = {**os.environ, "AUTOGRADER_ROOT": str(root), "AUTOGRADER_PYTHON": GRADER_PYTHON,
+           "AUTOGRADER_SEED": str(SEED), "AUTOGRADER_USER": user,
+           "AUTOGRADER_REFERENCE_CACHE": str(workspace / "cache"),
+           "AUTOGRADER_SIMULATE_SANDBOX": missing}
+    completed = subprocess.run([str(root / "run_autograder")], cwd=root, env=env,
+                               capture_output=True, text=True, timeout=900)
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    results = json.loads((root / "results" / "results.json").read_text())
+    check_gradescope_fields(results)
+    assert f"simulated: {', '.join(sorted(missing.split(',')))}" in results["output"]
+    failed = [t for t in results["tests"] if t["status"] == "failed"]
+    assert [t["name"] for t in failed] == ["basics: pairwise_distances matches the reference"]
+    assert "PermissionError" in failed[0]["output"]
+    assert not Path("/dev/shm/gradescope-leftover").exists()

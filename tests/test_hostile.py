@@ -63,7 +63,28 @@ def non_utf8_names(tmp_path: Path) -> Path:
     return path
 
 
+def linked_zip(tmp_path: Path) -> Path:
+    """A folder holding only an upload.zip that is a symbolic link to a zip of the reference
+    (as a link to the staff's autograder zip would be)."""
+    staff = tmp_path / "staff.zip"
+    with zipfile.ZipFile(staff, "w") as archive:
+        archive.write(REFERENCE_BASICS, "basics.py")
+    folder = tmp_path / "linked-zip"
+    folder.mkdir()
+    (folder / "upload.zip").symlink_to(staff)
+    return folder
+
+
+def linked_folder(tmp_path: Path) -> Path:
+    """basics.py inside a folder that is a symbolic link to the reference's folder."""
+    folder = tmp_path / "linked-folder"
+    folder.mkdir()
+    (folder / "lab1").symlink_to(REFERENCE_BASICS.parent, target_is_directory=True)
+    return folder
+
+
 MISSING = "basics.py was not found in your submission"
+SHARED_LEFTOVER = Path("/dev/shm/hostile-leftover")
 
 # case: (names of the tests that must fail (substrings), text their output must contain,
 #        how to build the submission: a snippet in tests/hostile/lab1/ unless a function)
@@ -105,14 +126,37 @@ CASES = {
     "zip_symlink": (EVERYTHING, MISSING, zip_symlink),
     "zip_bomb": (EVERYTHING, MISSING, zip_bomb),
     "non_utf8_names": ((), "", non_utf8_names),
+    # issue 16: forging answers, signals, network, secrets, costly answers, deadlines, the
+    # report, links
+    "forges_answers": (("pairwise_distances",), "sent answers of its own"),
+    "writes_to_channel": (("pairwise_distances",), "differ from the expected result"),
+    "signals_others": (("pairwise_distances",), "PermissionError"),
+    "opens_socket": (("pairwise_distances",), "PermissionError"),
+    "reads_secrets": (("pairwise_distances",), "PermissionError"),
+    "shared_answer": (("pairwise_distances",), "could not be read (it holds more than"),
+    "extends_deadline": (("pairwise_distances",), "did not finish within 5 s"),
+    "terminal_escapes": (("pairwise_distances",), "ValueError: \\x1b[2J\\x1b[31mall"),
+    "empty_output": (("pairwise_distances",), "expected shape"),
+    "unusual_tensor": (("pairwise_distances",), "sparse, meta or quantized"),
+    "linked_zip": (EVERYTHING, MISSING, linked_zip),
+    "linked_folder": (EVERYTHING, MISSING, linked_folder),
 }
+# The kernel features whose absence each case is also graded under (simulated).
+SIMULATED = {"signals_others": "no-signal-scope", "opens_socket": "no-signal-scope",
+             "forges_answers": "no-landlock", "writes_to_channel": "no-landlock",
+             "shared_answer": "no-landlock", "extends_deadline": "no-landlock"}
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("case", sorted(CASES))
-def test_hostile_submission(case, grade, tmp_path):
+@pytest.mark.parametrize("case", sorted(CASES) + [f"{case}@{missing}"
+                                                  for case, missing in SIMULATED.items()])
+def test_hostile_submission(case, grade, tmp_path, monkeypatch):
+    case, _, missing = case.partition("@")
+    if missing:
+        monkeypatch.setenv("AUTOGRADER_SIMULATE_SANDBOX", missing)
     affected, message, *builder = CASES[case]
     OUTSIDE.unlink(missing_ok=True)
+    SHARED_LEFTOVER.unlink(missing_ok=True)
     protected = sorted(REPO_ROOT.glob("autograder/lab1/test_*.py"))
     submission = builder[0](tmp_path) if builder else hostile_submission(tmp_path, case)
     graded = grade(submission)
@@ -133,6 +177,10 @@ def test_hostile_submission(case, grade, tmp_path):
         assert len(test["output"]) <= 8000
     assert not OUTSIDE.exists(), "a zip entry was written outside the staging folder"
     assert all(path.is_file() for path in protected), "grader files were deleted"
+    assert not SHARED_LEFTOVER.exists(), "a file was left in /dev/shm"
+    assert "\x1b" not in graded.output, "a submission's terminal escape was printed raw"
+    if missing:
+        assert f"simulated: {missing}" in graded.results["output"]
 
 
 @pytest.mark.slow
@@ -169,6 +217,44 @@ def test_every_function_hangs_each_pays_its_limit_once(grade, tmp_path):
     assert leashed, "no test reused a leash"
     for name in timed_out:
         assert f"Ran out of time: {name} (basics.py" in graded.results["output"]
+
+
+SLOW = """
+import functools as _functools
+import time as _time
+import types as _types
+
+
+def _slow(function):
+    @_functools.wraps(function)
+    def wrapper(*args, **kwargs):
+        _time.sleep(4.6)  # just under every call's 5 s limit
+        return function(*args, **kwargs)
+    return wrapper
+
+
+for _name, _value in list(globals().items()):
+    if isinstance(_value, _types.FunctionType) and not _name.startswith("_"):
+        globals()[_name] = _slow(_value)
+"""
+
+
+@pytest.mark.slow
+def test_code_that_sleeps_under_every_limit_stays_within_the_budget(grade, tmp_path):
+    """Each call stays just under its limit; the lab's budget (30 s here) stops the grading
+    of student code, and the results list every test, those that ran with their verdict."""
+    folder = tmp_path / "slow"
+    folder.mkdir()
+    (folder / "basics.py").write_text(REFERENCE_BASICS.read_text() + SLOW)
+    graded = grade(folder, extra=("--time-budget", "30"))
+    assert graded.returncode == 0, graded.output[-2000:]
+    everything = grade(REFERENCE_BASICS.parent, extra=("-k", "not cartpole"))
+    assert len(graded.tests) == len(everything.tests)
+    assert graded.passed(), "no test ran before the budget ran out"
+    stopped = [t for t in graded.tests if "time budget (30 s for the whole lab) ran out" in
+               t["output"]]
+    assert stopped and all(t["status"] == "failed" for t in stopped)
+    assert graded.results["execution_time"] <= 30 + 15
 
 
 def test_there_are_at_least_thirty_hostile_cases():
