@@ -24,6 +24,14 @@ from autograder.engine.checks import assert_close, assert_finite, assert_shape, 
 from autograder.engine.labs import load_lab
 
 PRIMES = (7, 11, 13, 17, 19, 23, 29)
+# Properties of the shipped checkpoint that the reference's numbers show with a wide margin
+# (tests/test_lab2_checkpoint.py prints them): its key frequencies' waves explain more than
+# EXPLAINED_AT_LEAST of its centred logits; at the end of training the restricted loss is
+# within RESTRICTED_FACTOR of the loss on all pairs and the excluded loss more than
+# EXCLUDED_FACTOR times the training loss.
+EXPLAINED_AT_LEAST = 0.5
+RESTRICTED_FACTOR = 10.0
+EXCLUDED_FACTOR = 100.0
 F64 = torch.float64
 TIGHT = dict(rtol=1e-9, atol=1e-9)
 
@@ -479,4 +487,53 @@ def test_logit_fit_of_the_checkpoint(student, reference):
           f"{what}: the waves explain {got[1]:.1%} of the centred logits; the trained model's "
           f"logits are mostly these waves (more than {EXPLAINED_AT_LEAST:.0%})")
 
-EXPLAINED_AT_LEAST = 0.5
+
+def _loss_at(curves: dict, epoch: int, key: str) -> float:
+    return float(curves[key][int((curves["epoch"] <= epoch).nonzero()[-1])])
+
+
+@pytest.mark.points(2)
+def test_progress_measures_along_training(student, reference, rng):
+    """progress_measures along training: restricted falls, excluded rises, then test loss falls"""
+    checkpoint = _checkpoint()
+    keys = _checkpoint_keys(reference)
+    epochs, curves = list(checkpoint["history_epochs"]), checkpoint["curves"]
+    # The memorised snapshot: the first with a training loss below 1e-2; the circuit-forming
+    # one: the last whose test accuracy is still below a half; one more drawn at random.
+    memorised = next(i for i, epoch in enumerate(epochs)
+                     if _loss_at(curves, epoch, "train_loss") < 1e-2)
+    forming = max(i for i, epoch in enumerate(epochs)
+                  if _loss_at(curves, epoch, "test_accuracy") < 0.5)
+    others = [i for i in range(1, len(epochs)) if i not in (memorised, forming)]
+    drawn = others[int(torch.randint(len(others), (), generator=rng))]
+    chosen = sorted({memorised, forming, drawn})
+    states = [(f"epoch {epochs[i]}", checkpoint["history_states"][i]) for i in chosen]
+    states.append(("the final weights", checkpoint["final_state"]))
+    measures = {}
+    for name, state in states:
+        logits = _activations(reference, state)["logits"]
+        what = f"progress_measures(the logits at {name}, the shipped split, {keys.tolist()})"
+        args = (logits, checkpoint["train_indices"].long(), keys)
+        got = student.call("modular_addition.progress_measures", *args, timeout=20)
+        _check_measures(got, reference.call("modular_addition.progress_measures", *args,
+                                            timeout=20), what)
+        measures[name] = got
+    early, late = measures[f"epoch {epochs[memorised]}"], measures[f"epoch {epochs[forming]}"]
+    final = measures["the final weights"]
+    check(late["restricted_loss"] < early["restricted_loss"]
+          and late["excluded_loss"] > early["excluded_loss"]
+          and late["test_loss"] > 1.0,
+          f"from epoch {epochs[memorised]} to epoch {epochs[forming]}, while the test loss is "
+          f"still {late['test_loss']:.3g}, the restricted loss should fall (got "
+          f"{early['restricted_loss']:.3g} -> {late['restricted_loss']:.3g}) and the excluded "
+          f"loss rise (got {early['excluded_loss']:.3g} -> {late['excluded_loss']:.3g})")
+    full = (final["train_loss"] * len(checkpoint["train_indices"])
+            + final["test_loss"] * (logits.shape[0] - len(checkpoint["train_indices"]))
+            ) / logits.shape[0]
+    check(final["restricted_loss"] < RESTRICTED_FACTOR * full,
+          f"with the final weights the restricted loss is {final['restricted_loss']:.3g}, "
+          f"expected within {RESTRICTED_FACTOR:g} times the loss on all pairs ({full:.3g}): "
+          "the key frequencies alone should do the model's job")
+    check(final["excluded_loss"] > EXCLUDED_FACTOR * final["train_loss"],
+          f"with the final weights the excluded loss is {final['excluded_loss']:.3g}, expected "
+          f"more than {EXCLUDED_FACTOR:g} times the training loss ({final['train_loss']:.3g})")

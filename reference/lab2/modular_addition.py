@@ -367,7 +367,9 @@ def figures(checkpoint: Checkpoint, folder: Path = IMAGES) -> dict[str, float]:
     figure.savefig(folder / "modular_addition_embedding.png", dpi=100)
 
     figure = _figure(10, 2.8)
-    shown = [int((frequency == k).nonzero()[0]) for k in keys]
+    order = share.argsort(descending=True)  # the best-explained neuron of each key frequency
+    shown = [int(order[frequency[order] == k][0]) for k in keys[:5] if (frequency == k).any()]
+    shown = shown or order[:4].tolist()
     for axes, neuron in zip(figure.subplots(1, len(shown), squeeze=False)[0], shown,
                             strict=True):
         axes.imshow(neurons[:, neuron].reshape(p, p), cmap="viridis", origin="lower")
