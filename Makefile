@@ -1,9 +1,11 @@
 # The commands people type. `make help` lists them.
 #
-#   make test lab1                 grade assignments/lab1 (IMPL=reference or IMPL=path for others)
+#   make test lab1                 grade assignments/lab1 (IMPL=reference or IMPL=path for others;
+#                                  PART=basics, K=expr narrow it; fails while a test fails)
 #   make demo                      grade the bundled example submissions of lab1
 #   make check                     the repository's own test suite (what CI runs)
-#   make grade lab1 SUBMISSIONS=DIR   TA batch regrade into a CSV
+#   make grade lab1 SUBMISSIONS=DIR   TA batch regrade into OUT (build/grades/lab1): a CSV, one
+#                                  row per student; STUDENT=name regrades one into it, DUE=time
 #   make submit lab1               check lab1's files and write dist/lab1-submission.zip
 #   make release                   the student repository in dist/student/
 #   make autograder lab1           the Gradescope autograder zip dist/lab1-autograder.zip
@@ -14,14 +16,19 @@
 #   make honesty [lab1] [PART=p]   trivial implementations (None, zeros, ...) must score 0
 #   make bench                     grading time, memory, throughput -> docs/benchmarks.md
 #
-# On first use a virtual environment is made in .venv (torch's CPU build first, then this
-# project with its extras). PYTHON=/path/to/python uses that interpreter as it is instead.
+# On first use a virtual environment is made in .venv (torch's CPU build first, from
+# TORCH_INDEX, then this project with its extras). TORCH_INDEX=URL takes torch from another
+# index (a CUDA build); TORCH_INDEX= from pip's own configuration only. PYTHON=/path/to/python
+# uses that interpreter as it is instead.
 
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
 VENV ?= .venv
 TORCH_VERSION ?= 2.13.0
+# An extra index, so that wheels pip already finds (a local folder, a mirror) still serve;
+# torch alone comes from it (--no-deps), its dependencies with the project's, as usual.
+TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
 ifdef PYTHON
 PY := $(PYTHON)
 ENV_STAMP :=
@@ -52,12 +59,13 @@ SEED_ARG := $(if $(SEED),--seed $(SEED),)
 	honesty bench lint clean
 
 help:
-	@sed -n '2,17p' Makefile | sed 's/^# \{0,1\}//'
+	@awk 'NR > 1 && !/^#/ {exit} NR > 1 {sub(/^# ?/, ""); print}' Makefile
 	@echo "labs: $(LABS)"
 
 $(VENV)/.installed: pyproject.toml
 	@test -x $(VENV)/bin/python || python3 -m venv $(VENV)
-	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check torch==$(TORCH_VERSION)
+	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check --no-deps \
+	  $(if $(TORCH_INDEX),--extra-index-url $(TORCH_INDEX),) torch==$(TORCH_VERSION)
 	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
 	@touch $@
 
@@ -67,12 +75,16 @@ $(VENV)/.installed-check: $(VENV)/.installed
 
 venv: $(ENV_STAMP)
 
-# IMPL=assignments (default), IMPL=reference, or IMPL=path/to/folder-or.zip
+# IMPL=assignments (default), IMPL=reference, or IMPL=path/to/folder-or.zip; PART=basics and
+# K=expr (pytest's -k) grade only some tests. Fails when a test fails, as pytest does: on the
+# starter code (the default IMPL) every test fails.
+NARROW := $(foreach part,$(PART),--part $(part)) $(if $(K),-k "$(K)",)
+
 test: $(ENV_STAMP)
 	@labs="$(or $(LAB),$(LABS))"; status=0; for lab in $$labs; do \
 	  case "$(IMPL)" in assignments|reference) impl="$(IMPL)/$$lab";; *) impl="$(IMPL)";; esac; \
 	  $(PY) -m autograder grade $$lab "$$impl" --results build/results/$$lab.json $(SEED_ARG) \
-	    || status=$$?; \
+	    --fail-on-failure $(NARROW) || status=$$?; \
 	done; exit $$status
 
 demo: $(ENV_STAMP)
@@ -81,11 +93,15 @@ demo: $(ENV_STAMP)
 	@cp -r assignments/lab1 build/demo/submissions/starter-code
 	$(PY) -m autograder batch lab1 build/demo/submissions --out build/demo/results $(SEED_ARG)
 
+# OUT=folder (default build/grades/LAB), STUDENT=name-sid-email-or-folder regrades one
+# submission into OUT's CSV (at its seed unless SEED is given), DUE="2025-09-15 23:59 -07:00"
+# fills the lateness column, JOBS=n, PARTS="basics bandits"
 grade: $(ENV_STAMP)
 	@test -n "$(LAB)" || { echo "usage: make grade lab1 SUBMISSIONS=DIR"; exit 2; }
 	@test -n "$(SUBMISSIONS)" || { echo "usage: make grade $(LAB) SUBMISSIONS=DIR"; exit 2; }
 	$(PY) -m autograder batch $(LAB) "$(SUBMISSIONS)" --out "$(or $(OUT),build/grades/$(LAB))" \
-	  $(SEED_ARG) $(PART_ARGS) $(if $(JOBS),--jobs $(JOBS),)
+	  $(SEED_ARG) $(PART_ARGS) $(if $(JOBS),--jobs $(JOBS),) \
+	  $(if $(STUDENT),--student "$(STUDENT)",) $(if $(DUE),--due "$(DUE)",)
 
 # IMPL=assignments (default), or a folder or zip; FORCE=1 writes the zip despite problems
 submit: $(ENV_STAMP)

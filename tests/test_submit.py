@@ -9,7 +9,7 @@ import pytest
 
 from autograder import REPO_ROOT
 from autograder.engine.labs import load_lab
-from autograder.engine.submit import check_submission, submit
+from autograder.engine.submit import check_submission, submit, unfinished_functions
 
 
 @pytest.mark.slow
@@ -27,6 +27,10 @@ def test_starter_code_passes_and_the_zip_holds_exactly_the_graded_files(tmp_path
     assert f"Wrote {out}" in completed.stdout
     for name in lab.graded:
         assert name in completed.stdout
+    # A warning, not a refusal: the starter code's TODOs are listed, file by file.
+    assert "function(s) still raise NotImplementedError" in completed.stdout
+    assert "  basics.py: pairwise_distances, " in completed.stdout
+    assert "MLP.__init__, MLP.forward" in completed.stdout
 
 
 @pytest.mark.slow
@@ -66,3 +70,41 @@ def test_a_syntax_error_names_the_line(tmp_path):
     assert any("basics.py has a syntax error (basics.py, line 3" in p for p in result.problems), \
         result.problems
     assert not any("bandits.py" in p for p in result.problems), result.problems
+
+
+def test_functions_that_still_raise_not_implemented_error_are_named():
+    source = """
+def done(x):
+    return x
+
+
+def todo(x):
+    # TODO: implement todo
+    raise NotImplementedError("todo is not implemented yet")
+
+
+def started(x):
+    y = x + 1
+    raise NotImplementedError
+
+
+def finished_with_dead_code(x):
+    return x
+    raise NotImplementedError
+
+
+def guarded(x):
+    if x < 0:
+        raise NotImplementedError("negative x")
+    return x
+
+
+class Model:
+    def __init__(self):
+        raise NotImplementedError("Model.__init__ is not implemented yet")
+
+    def forward(self, x):
+        return x
+"""
+    assert unfinished_functions(source) == ["todo", "started", "Model.__init__"]
+    assert unfinished_functions("def broken(:\n") == []

@@ -84,7 +84,8 @@ def export_root(folder: Path) -> Path:
 
 def find_submissions(folder: Path) -> list[Submission]:
     """Every zip and every folder directly inside `folder` is one submission; with a
-    Gradescope export's `submission_metadata.yml`, its submitters, time and score go with it."""
+    Gradescope export's `submission_metadata.yml`, its submitters, time and score go with it
+    (and a submission it lists whose folder is missing is one too, graded as empty)."""
     from autograder.engine.gradescope import ExportMetadataError, read_export_metadata
 
     folder = export_root(folder)
@@ -93,14 +94,17 @@ def find_submissions(folder: Path) -> list[Submission]:
     except ExportMetadataError as error:
         raise BatchError(str(error)) from None
     found = []
-    for entry in sorted(folder.iterdir()):
+    entries = {entry.name: entry for entry in folder.iterdir()}
+    for name in metadata:  # listed but absent: a row that says so, not a student left out
+        entries.setdefault(name, folder / name)
+    for entry in sorted(entries.values()):
         if entry.name.startswith((".", "_")) or entry.name == "submission_metadata.yml":
             continue
         if entry.is_symlink():  # a link could point at anything on this machine
             print(f"warning: {report.clean(entry.name)} is a symbolic link; not graded",
                   file=sys.stderr)
             continue
-        if entry.is_dir() or entry.suffix.lower() == ".zip":
+        if entry.is_dir() or entry.suffix.lower() == ".zip" or not entry.exists():
             about = metadata.get(entry.name, {})
             found.append(Submission(
                 name=entry.name if entry.is_dir() else entry.stem,

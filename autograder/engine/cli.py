@@ -72,7 +72,7 @@ class Progress:
         now = time.monotonic()
         if now - self.last >= self.EVERY or self.done == self.total:
             self.last = now
-            part = nodeid.split("::")[0].rsplit("/", 1)[-1].removeprefix("test_")
+            part = Path(nodeid.split("::")[0]).stem.removeprefix("test_")
             print(f"\nprogress: {self.done}/{self.total} tests ({part}), "
                   f"{now - self.started:.0f} s", flush=True)
 

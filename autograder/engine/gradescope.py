@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import shlex
 import signal
@@ -11,6 +12,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -20,12 +22,43 @@ from autograder.engine import results as report
 from autograder.engine.labs import Lab
 
 
-def read_export_metadata(folder: Path) -> dict[str, dict[str, list[str]]]:
-    """Folder name -> {"names": [...], "emails": [...]} from `submission_metadata.yml`.
+class ExportMetadataError(ValueError):
+    """submission_metadata.yml is there but cannot be read; the message says what to do."""
 
-    Gradescope writes one entry per submission folder, keyed by the folder's name, with a
-    `:submitters` list of `{":name": ..., ":email": ..., ":sid": ...}` (Ruby-style keys).
-    Returns an empty mapping when the file is absent or unreadable.
+
+def _timestamp(value: Any) -> datetime | None:
+    """`:created_at`, which YAML reads as a datetime ("2023-12-02 02:52:07.938335000 Z")."""
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    if isinstance(value, str) and value.strip():
+        try:
+            return parse_time(value)
+        except ValueError:
+            return None
+    return None
+
+
+def parse_time(text: str) -> datetime:
+    """A time with its zone: "2025-09-15 23:59 -07:00", "2025-09-15T23:59:00Z", ... A time
+    without a zone raises ValueError, since submission times carry theirs."""
+    cleaned = re.sub(r"\s+(Z|[+-]\d\d:?\d\d)$", r"\1", text.strip()).replace(" Z", "Z")
+    cleaned = re.sub(r"(\.\d{6})\d+", r"\1", cleaned)  # Gradescope writes nanoseconds
+    moment = datetime.fromisoformat(cleaned.replace("Z", "+00:00"))
+    if moment.tzinfo is None:
+        raise ValueError(f"{text!r} has no time zone; write it as 2025-09-15 23:59 -07:00")
+    return moment
+
+
+def read_export_metadata(folder: Path) -> dict[str, dict[str, Any]]:
+    """Folder name -> {"submitters": [{"name", "email", "sid"}], "created_at": datetime or
+    None, "score": Gradescope's score or None}, from an export's `submission_metadata.yml`.
+
+    Gradescope's "export submissions" zip holds one folder per submission, named
+    `submission_<id>`, and this file, keyed by those names, with Ruby-style keys:
+    `:submitters` (a list of `:name`, `:sid`, `:email`; a group lists every member),
+    `:created_at` (the submission time, with its zone), `:score`, `:status`, `:results` (the
+    autograder's results.json) and `:history` (earlier submissions). Returns an empty
+    mapping when there is no such file; raises ExportMetadataError when it cannot be read.
     """
     path = Path(folder) / "submission_metadata.yml"
     if not path.is_file():
@@ -34,16 +67,26 @@ def read_export_metadata(folder: Path) -> dict[str, dict[str, list[str]]]:
 
     try:
         data: Any = yaml.safe_load(path.read_text(errors="replace"))
-    except yaml.YAMLError:
-        return {}
-    people: dict[str, dict[str, list[str]]] = {}
-    for name, entry in (data or {}).items() if isinstance(data, dict) else []:
-        submitters = entry.get(":submitters", []) if isinstance(entry, dict) else []
-        people[str(name)] = {
-            "names": [str(s.get(":name", "")) for s in submitters if isinstance(s, dict)],
-            "emails": [str(s.get(":email", "")) for s in submitters if isinstance(s, dict)],
+    except yaml.YAMLError as error:
+        raise ExportMetadataError(
+            f"{path} is not valid YAML ({str(error).splitlines()[0]}); download the export "
+            "again, or grade without names (move the file away)") from None
+    if not isinstance(data, dict):
+        raise ExportMetadataError(f"{path} does not map submission folders to submitters; is "
+                                  "it from Gradescope's \"Export Submissions\"?")
+    entries: dict[str, dict[str, Any]] = {}
+    for name, entry in data.items():
+        entry = entry if isinstance(entry, dict) else {}
+        submitters = entry.get(":submitters") or []
+        score = entry.get(":score")
+        entries[str(name)] = {
+            "submitters": [{key: str(person.get(f":{key}") or "")
+                            for key in ("name", "email", "sid")}
+                           for person in submitters if isinstance(person, dict)],
+            "created_at": _timestamp(entry.get(":created_at")),
+            "score": float(score) if isinstance(score, (int, float)) else None,
         }
-    return people
+    return entries
 
 
 # ----------------------------------------------------------------------------- the autograder zip

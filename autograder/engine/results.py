@@ -197,6 +197,8 @@ def format_feedback(results: dict[str, Any] | None, *, title: str, problem: str 
     for test in failed:
         lines += [f"### {test['name']} ({test['score']:g} / {test['max_score']:g})", "",
                   _fenced(test["output"] or "failed"), ""]
-    if results.get("output"):
-        lines += ["## Notes from the grader", "", _fenced(results["output"]), ""]
+    notes = [line for line in results.get("output", "").splitlines()
+             if not line.startswith("Sandbox:")]  # grader detail, not for students
+    if notes:
+        lines += ["## Notes from the grader", "", _fenced("\n".join(notes)), ""]
     return "\n".join(lines)

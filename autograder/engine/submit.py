@@ -8,6 +8,7 @@ generated stubs) must be defined. Only then is the zip written, with exactly the
 
 from __future__ import annotations
 
+import ast
 import tempfile
 import zipfile
 from dataclasses import dataclass, field
@@ -25,6 +26,37 @@ class SubmissionCheck:
     files: dict[str, bytes] = field(default_factory=dict)  # graded file -> its contents
     problems: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    unfinished: dict[str, list[str]] = field(default_factory=dict)  # file -> functions
+
+
+def _raises_not_implemented(body: list[ast.stmt]) -> bool:
+    """Whether a function body reaches a `raise NotImplementedError` before any `return`."""
+    for statement in body:
+        if isinstance(statement, ast.Return):
+            return False
+        if isinstance(statement, ast.Raise) and statement.exc is not None:
+            error = statement.exc.func if isinstance(statement.exc, ast.Call) else statement.exc
+            if isinstance(error, ast.Name) and error.id == "NotImplementedError":
+                return True
+    return False
+
+
+def unfinished_functions(source: str) -> list[str]:
+    """The functions and methods of a file that still raise NotImplementedError (as the
+    starter code's TODOs do), read from its syntax tree: nothing is run."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return []
+    functions = (ast.FunctionDef, ast.AsyncFunctionDef)
+    found = []
+    for node in tree.body:
+        if isinstance(node, functions) and _raises_not_implemented(node.body):
+            found.append(node.name)
+        elif isinstance(node, ast.ClassDef):
+            found.extend(f"{node.name}.{item.name}" for item in node.body
+                         if isinstance(item, functions) and _raises_not_implemented(item.body))
+    return found
 
 
 def _article(kind: str) -> str:
@@ -49,6 +81,9 @@ def check_submission(lab: Lab, source: Path, *, import_timeout: float = IMPORT_T
                 if name in staged.missing:
                     continue
                 result.files[name] = (staged.root / name).read_bytes()
+                unfinished = unfinished_functions(result.files[name].decode(errors="replace"))
+                if unfinished:
+                    result.unfinished[name] = unfinished
                 try:
                     defined = worker.names(Path(name).stem)
                 except CallFailed as failure:
@@ -83,6 +118,12 @@ def submit(lab: Lab, source: Path, destination: Path, *, force: bool = False) ->
     result = check_submission(lab, source)
     for note in result.notes:
         print(f"  note: {note}")
+    if result.unfinished:
+        count = sum(len(names) for names in result.unfinished.values())
+        print(f"\nwarning: {count} function(s) still raise NotImplementedError, as the starter "
+              "code does (their tests score 0; this alone does not stop the zip):")
+        for name, functions in sorted(result.unfinished.items()):
+            print(f"  {name}: {', '.join(functions)}")
     if result.problems:
         print(f"\n{len(result.problems)} problem(s) found:")
         for problem in result.problems:
