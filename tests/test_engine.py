@@ -92,3 +92,61 @@ def test_results_validation_catches_bad_fields():
     bad["score"] = 5
     problems = validate_results(bad)
     assert len(problems) == 4, problems
+
+
+def test_submission_text_is_escaped_in_reports():
+    from autograder.engine.results import clean, format_table, test_entry
+
+    entry = test_entry(name="basics: \x1b[2Jname", score=0, max_score=1,
+                       output="\x1b[31mred\x07 \ud800\n\tkept", visibility="visible", part="p")
+    assert entry["name"] == "basics: \\x1b[2Jname"
+    assert entry["output"] == "\\x1b[31mred\\x07 \\ud800\n\tkept"
+    assert clean("\u202eevil") == "\\u202eevil"
+    table = format_table({"score": 0, "execution_time": 1, "output": "", "tests": [
+        {**entry, "tags": ["p"]}]}, title="t")
+    table.encode("utf-8")  # no lone surrogate left to break the terminal
+
+
+def test_answers_are_bounded_before_and_while_they_are_decoded():
+    import pytest
+    import torch
+
+    from autograder.engine import worker as wire
+    from autograder.engine.runner import Unreadable, decode_answer
+
+    shared = [1.0]
+    for _ in range(30):  # 2^30 leaves in a few hundred bytes
+        shared = [shared, shared]
+    with pytest.raises(Unreadable, match="more than 200000 items"):
+        decode_answer(wire.encode(shared))
+    with pytest.raises(Unreadable, match="tensors"):
+        decode_answer(wire.encode([torch.zeros(1) for _ in range(10_001)]))
+    with pytest.raises(Unreadable, match="MiB"):
+        decode_answer(wire.encode(list(range(1_000_000))))
+    with pytest.raises(Unreadable, match="not a message"):
+        decode_answer(b"garbage")
+    assert decode_answer(wire.encode({"a": [1, 2.5, "x", None]})) == {"a": [1, 2.5, "x", None]}
+
+
+def test_a_cache_entry_that_does_not_verify_is_recomputed(tmp_path):
+    from autograder.engine.observations import ReferenceObservations, cache_key
+
+    class Live:
+        calls = 0
+
+        def call(self, target, *args, timeout=None, **kwargs):
+            Live.calls += 1
+            return [Live.calls]
+
+    key = cache_key(tmp_path, private=False)
+    assert (tmp_path / "key").stat().st_mode & 0o777 == 0o600
+    assert cache_key(tmp_path, private=False) == key != cache_key(tmp_path, private=True)
+    reference = ReferenceObservations(live=Live(), cache_dir=tmp_path / "c", cache_key=key)
+    assert reference.call("m.f", 1) == [1]
+    assert reference.call("m.f", 1) == [1]  # from the cache
+    (entry,) = (tmp_path / "c").iterdir()
+    assert b"[1]" not in entry.read_bytes()
+    entry.write_bytes(entry.read_bytes()[:-1] + b"\0")  # forged
+    assert reference.call("m.f", 1) == [2]  # discarded and recomputed
+    other = ReferenceObservations(live=Live(), cache_dir=tmp_path / "c", cache_key=b"k" * 32)
+    assert other.call("m.f", 1) == [3]  # another key finds nothing

@@ -114,3 +114,28 @@ def test_folder_holding_the_uploaded_zip(lab, tmp_path, monkeypatch):
     staged = stage(lab, source, tmp_path, monkeypatch)
     assert staged.missing == []
     assert staged.found == {"alpha.py": "alpha.py", "beta.py": "beta.py"}
+
+
+def test_links_are_refused_at_every_level(lab, tmp_path, monkeypatch):
+    """Issue 16: a folder holding only a zip that is a link (to the staff's zip, say), a
+    linked folder and a linked file are never graded."""
+    real = tmp_path / "real"
+    real.mkdir()
+    (real / "alpha.py").write_text("A = 'staff'\n")
+    staff = make_zip(tmp_path / "staff.zip", {"alpha.py": "A = 'staff'\n"})
+    source = tmp_path / "submission"
+    source.mkdir()
+    (source / "upload.zip").symlink_to(staff)
+    staged = stage(lab, source, tmp_path, monkeypatch)
+    assert staged.found == {} and "upload.zip is a symbolic link; not graded" in staged.notes
+
+    (source / "upload.zip").unlink()
+    (source / "inner").symlink_to(real, target_is_directory=True)
+    (source / "beta.py").symlink_to(real / "alpha.py")
+    staged = stage(lab, source, tmp_path, monkeypatch)
+    assert staged.found == {}
+    assert "inner is a symbolic link; ignored" in staged.notes
+    assert "beta.py is a symbolic link; ignored" in staged.notes
+    linked = tmp_path / "linked"
+    linked.symlink_to(real, target_is_directory=True)
+    assert stage(lab, linked, tmp_path, monkeypatch).found == {}
