@@ -142,6 +142,16 @@ def test_an_export_gives_a_row_per_student_and_one_student_is_regraded_in_place(
     assert f"Regraded at another seed: {GROUP} (seed 8)" in (out / "summary.txt").read_text()
 
 
+def test_a_submission_listed_without_its_folder_still_gets_a_row(tmp_path):
+    export = make_export(tmp_path)
+    shutil.rmtree(export / LATE)
+    (export / "stray.txt").write_text("not a submission")
+    submissions = {s.name: s for s in find_submissions(tmp_path)}
+    assert set(submissions) == {GROUP, LATE, BROKEN, SLOW}
+    assert not submissions[LATE].path.exists()
+    assert [p.name for p in submissions[LATE].students] == ["Ada Lovelace"]
+
+
 def test_a_regrade_needs_an_earlier_batch(tmp_path):
     make_export(tmp_path / "download")
     completed = batch(tmp_path, tmp_path / "nothing-yet", "--student", "Ada Lovelace")
