@@ -261,7 +261,7 @@ def test_transformer_block(student, reference, rng):
 
 @pytest.mark.points(2)
 @pytest.mark.public
-def test_transformer(student, reference, rng):
+def test_full_transformer(student, reference, rng):
     """Transformer matches the reference; a difference is traced to the first hook that differs"""
     config = _config(rng, n_layers=2)
     _module_case(student, reference, "Transformer", config, _size(rng, 2, 3),
@@ -271,9 +271,9 @@ def test_transformer(student, reference, rng):
 
 @pytest.mark.points(1)
 def test_transformer_is_causal(student, reference, rng):
-    """Transformer's logits match the reference, and changing later tokens leaves earlier logits
-    unchanged"""
-    config = _config(rng, attn_only=bool(_size(rng, 0, 1)))
+    """An attention-only Transformer matches the reference, and changing later tokens leaves
+    earlier logits unchanged"""
+    config = _config(rng, attn_only=True)
     state = _state(reference, "Transformer", config, rng)
     pos = _size(rng, 4, config["n_ctx"])
     tokens = torch.randint(0, config["d_vocab"], (2, pos), generator=rng)
@@ -573,8 +573,11 @@ def test_sample_next_token(student, reference, rng, seed):
                  rtol=0, atol=0, what=what)
 
     huge = 1e4 * torch.randn(5, 9, generator=rng)
+    while (huge.topk(2, dim=-1).values.diff(dim=-1) > -50).any():
+        huge = 1e4 * torch.randn(5, 9, generator=rng)
     what = "sample_next_token(logits (5, 9) of size 1e4, temperature=1)"
     got = _draws(student, huge, seed, {}, what)
+    # Each row's largest logit leads by more than 50: any other token has probability < 1e-21.
     assert_close(got, huge.argmax(dim=-1), rtol=0, atol=0,
                  what=f"{what} (each row's largest logit has probability 1)")
 
