@@ -210,7 +210,7 @@ def test_every_function_hangs_each_pays_its_limit_once(grade, tmp_path):
     for test in graded.tests:
         if "did not finish within" in test["output"]:
             timed_out.append(test["output"].split("it was running ")[1].split(" (")[0])
-        else:
+        elif "time budget for your code" not in test["output"]:  # the lab's budget ran out
             assert "without finishing and was stopped" in test["output"], test
             leashed.append(test["name"])
     assert len(timed_out) == len(set(timed_out)), f"a function timed out twice: {timed_out}"
@@ -251,10 +251,10 @@ def test_code_that_sleeps_under_every_limit_stays_within_the_budget(grade, tmp_p
     everything = grade(REFERENCE_BASICS.parent, extra=("-k", "not cartpole"))
     assert len(graded.tests) == len(everything.tests)
     assert graded.passed(), "no test ran before the budget ran out"
-    stopped = [t for t in graded.tests if "time budget (30 s for the whole lab) ran out" in
-               t["output"]]
+    budget = "time budget for your code (30 s for the whole lab) ran out"
+    stopped = [t for t in graded.tests if budget in t["output"]]
     assert stopped and all(t["status"] == "failed" for t in stopped)
-    assert graded.results["execution_time"] <= 30 + 15
+    assert graded.results["execution_time"] <= 30 + 60  # the reference's time on top
 
 
 def test_there_are_at_least_thirty_hostile_cases():

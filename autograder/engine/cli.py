@@ -334,8 +334,8 @@ def main(argv: list[str] | None = None) -> int:
                    "whether anything fails)")
     g.add_argument("--fail-on-failure", action="store_true", help="exit 1 when a test fails, "
                    "as pytest does (what `make test` runs)")
-    g.add_argument("--time-budget", type=float, help="seconds (times --timeout-scale) for the "
-                   "whole grading, after which no more submitted code runs (default 270)")
+    g.add_argument("--time-budget", type=float, help="seconds (times --timeout-scale) the "
+                   "submission's code may take over the whole grading (default 240)")
     g.add_argument("-v", "--verbose", action="store_true", help="show pytest's own report")
     g.add_argument("-q", "--quiet", action="store_true", help="print no table")
     g.add_argument("--progress", action="store_true", help="print how far grading got every "

@@ -314,8 +314,9 @@ class Implementation:
         self.sandbox = "not started"  # what the worker reported it could enforce
         self._process: _Process | None = None
         self.restarts = 0
-        # time.monotonic() after which no call runs (the lab's time budget); None: no budget
-        self.budget_deadline: float | None = None
+        # Seconds all calls together may take (the lab's time budget); None: no budget.
+        self.budget: float | None = None
+        self.spent = 0.0  # seconds spent in calls so far, worker starts included
         self.budget_note = ""  # what to say when the budget ran out
 
     # ------------------------------------------------------------------ public API
@@ -516,13 +517,22 @@ class Implementation:
     def _request(
         self, kind: str, target: str, args: tuple, kwargs: dict, timeout: float | None
     ) -> Any:
+        started = time.monotonic()
+        try:
+            return self._request_once(kind, target, args, kwargs, timeout)
+        finally:
+            self.spent += time.monotonic() - started
+
+    def _request_once(
+        self, kind: str, target: str, args: tuple, kwargs: dict, timeout: float | None
+    ) -> Any:
         timeout = (self.default_timeout if timeout is None else timeout) * self.timeout_scale
         module = target.partition(".")[0]
         shown = {"call": f"{target}()", "names": f"{module}.py"}.get(
             kind, f"{module}.py (probe {target})")
         if module in self.broken:
             raise CallFailed(f"{shown} could not run: {self.broken[module]}", "broken")
-        budget = None if self.budget_deadline is None else self.budget_deadline - time.monotonic()
+        budget = None if self.budget is None else self.budget - self.spent
         if budget is not None and budget <= 0.5:
             raise CallFailed(f"{shown} was not run: {self.budget_note}", "budget")
         if budget is not None and budget < timeout:
