@@ -37,12 +37,15 @@ def _shape(shape: tuple) -> str:
 def test_pairwise_distances(student, reference, rng):
     """pairwise_distances matches the reference"""
     # Docstring: "(n, m) with out[i, j] = ||x[i] - y[j]||_2", float32 in, float32 out.
-    # Case 1: random sizes, one row of y equal to a row of x (a distance of exactly 0, where
-    # sqrt(|x|^2 - 2 x.y + |y|^2) leaves ~1e-3 of rounding); case 2: a single row in x (n = 1).
+    # Case 1: random sizes, points far from the origin (offset 50, where sqrt(|x|^2 - 2 x.y +
+    # |y|^2) loses ~1e-3 to cancellation while x - y stays exact to ~1e-6), and one row of y
+    # equal to a row of x (a distance of exactly 0); case 2: a single row in x (n = 1).
     for case in range(2):
         n = 1 if case else _size(rng, 3, 9)
         m, d = _size(rng, 3, 9), _size(rng, 2, 6)
-        x, y = torch.randn(n, d, generator=rng) * 3, torch.randn(m, d, generator=rng) * 3
+        offset = 0.0 if case else 50.0
+        x = torch.randn(n, d, generator=rng) * 3 + offset
+        y = torch.randn(m, d, generator=rng) * 3 + offset
         y[_size(rng, 0, m - 1)] = x[0]
         got = student.call("basics.pairwise_distances", x, y)
         want = reference.call("basics.pairwise_distances", x, y)
