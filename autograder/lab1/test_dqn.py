@@ -891,9 +891,8 @@ def test_cartpole(student, reference, seed):
           "training starts, gradient_steps per training phase, how often you sync, and "
           "resetting after terminated or truncated.")
     # The learning, not only its end: the network train started from (recorded at its first
-    # epsilon_greedy call) must not already balance the pole, and must have changed. A
-    # controller written by hand and dressed up as a Q-network fails here. A freshly
-    # initialised QNetwork's greedy policy keeps the pole up for ~10-60 steps.
+    # epsilon_greedy call) must have changed. (Its own score is not a fair check: a random
+    # QNetwork's greedy policy balances the pole now and then, 349 at one seed we measured.)
     initial = got["initial"]
     check(isinstance(initial, dict) and set(initial) == set(checkpoints[-1]),
           "train never called epsilon_greedy with its q_network, so the grader could not see "
@@ -901,11 +900,6 @@ def test_cartpole(student, reference, seed):
     check(any(not torch.equal(initial[name], checkpoints[-1][name]) for name in initial),
           "train returned a Q-network whose weights are those it started with: it learned "
           "nothing")
-    start = reference.probe("dqn.best_greedy_return", [initial], hidden, CARTPOLE_EPISODES,
-                            run_seed + 1, CARTPOLE_THRESHOLD, timeout=90)
-    check(start[0] < CARTPOLE_THRESHOLD,
-          f"the Q-network train started from already scores {start[0]:.0f} greedily on "
-          "CartPole-v1: the policy must be learned by training, not built in")
 
 
 def _check_cartpole_weights(state_dict: dict) -> int:
