@@ -1,7 +1,10 @@
 """`make release`: the student repository has what students need and nothing of the staff's,
-and its `make test` / `make submit` work there on the stubs and on the reference."""
+cites nothing it does not hold, and its commands work there: `make test` (narrowed with PART
+and K, failing while a test fails), plain `pytest -k` / `--lf`, and `make submit`, on the
+stubs and on the reference. The release is built for lab 1 (the lab that is complete)."""
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -12,12 +15,12 @@ import zipfile
 import pytest
 
 from autograder import REPO_ROOT
-from autograder.engine.labs import available_labs, load_lab
-from autograder.engine.public_tests import declared_tests
-from autograder.engine.release import find_leaks
+from autograder.engine.labs import Lab, load_lab
+from autograder.engine.public_tests import declared_tests, public_test_source
+from autograder.engine.release import find_dangling_references, find_leaks
 from autograder.engine.stubs import BEGIN, END, generate_lab
 
-pytestmark = pytest.mark.slow
+LABS = ["lab1"]
 
 
 @pytest.fixture(scope="module")
@@ -25,7 +28,8 @@ def release(tmp_path_factory):
     destination = tmp_path_factory.mktemp("release") / "student"
     started = time.monotonic()
     completed = subprocess.run(
-        [sys.executable, "-m", "autograder", "release", "--out", str(destination)],
+        [sys.executable, "-m", "autograder", "release", "--out", str(destination),
+         *[argument for lab in LABS for argument in ("--lab", lab)]],
         cwd=REPO_ROOT, capture_output=True, text=True, timeout=1800)
     assert completed.returncode == 0, completed.stdout + completed.stderr
     print(f"make release: {time.monotonic() - started:.1f} s")
@@ -41,6 +45,14 @@ def make(release_dir, *args):
     return completed
 
 
+def pytest_in(release_dir, *args):
+    """Plain pytest in the release, as a student types it (the release's conftest.py loads the
+    plugin; its pyproject.toml points pytest at its tests and snapshots)."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith("PYTEST_")}
+    return subprocess.run([sys.executable, "-m", "pytest", *args], cwd=release_dir,
+                          capture_output=True, text=True, timeout=600, env=env)
+
+
 def solution_regions(lab):
     for path in sorted(lab.reference_dir.glob("*.py")):
         text = path.read_text()
@@ -48,12 +60,13 @@ def solution_regions(lab):
             yield path.name, match.group(1)
 
 
+@pytest.mark.slow
 def test_the_release_has_the_student_files_and_no_staff_ones(release, tmp_path):
     assert {p.name for p in release.iterdir()} >= {
         "README.md", "Makefile", "pyproject.toml", "requirements.txt", "assignments",
         "autograder", "snapshots"}
     assert not (release / "reference").exists()
-    for name in available_labs():
+    for name in LABS:
         lab = load_lab(name)
         generated = tmp_path / name
         generate_lab(lab.reference_dir, generated)
@@ -64,16 +77,19 @@ def test_the_release_has_the_student_files_and_no_staff_ones(release, tmp_path):
             if path.is_file():
                 assert (shipped / path.relative_to(generated)).read_bytes() == path.read_bytes()
         assert list((release / "snapshots" / name).glob("*.pt"))
-    assert find_leaks(release, [load_lab(name) for name in available_labs()]) == []
+    labs = [load_lab(name) for name in LABS]
+    assert find_leaks(release, labs) == []
+    assert find_dangling_references(release, labs) == []
 
 
+@pytest.mark.slow
 def test_no_solution_region_and_no_hidden_test_is_in_the_release(release):
     def flat(text):
         return "\n".join(line.strip() for line in text.splitlines() if line.strip())
 
     files = [p for p in release.rglob("*") if p.is_file() and p.suffix not in (".pt", ".png")]
     texts = {p: p.read_text() for p in files}
-    for name in available_labs():
+    for name in LABS:
         lab = load_lab(name)
         stubs = flat("\n".join(p.read_text() for p in lab.assignments_dir.glob("*.py")))
         # A region whose text the stubs contain anyway (a line given elsewhere) reveals nothing.
@@ -94,17 +110,124 @@ def test_no_solution_region_and_no_hidden_test_is_in_the_release(release):
                     assert not any(f"def {test}(" in text for text in texts.values()), test
 
 
-def test_make_test_runs_the_public_tests_on_the_stubs(release):
+@pytest.mark.slow
+def test_make_test_runs_the_public_tests_on_the_stubs_and_fails(release):
+    started = time.monotonic()
     completed = make(release, "test", "lab1")
-    assert completed.returncode == 0, completed.stdout + completed.stderr
+    seconds = time.monotonic() - started
+    output = completed.stdout + completed.stderr
+    assert completed.returncode != 0, output  # every test fails on the starter code
     results = json.loads((release / "build" / "results" / "lab1.json").read_text())
     assert results["tests"] and results["score"] == 0
     for test in results["tests"]:
         assert test["visibility"] == "visible"
         assert "not implemented yet" in test["output"], test
-    assert "internal error" not in completed.stdout
+    assert "internal error" not in output and "Sandbox" not in output
+    settings = json.loads((release / "autograder" / "release.json").read_text())
+    for part in load_lab("lab1").parts:
+        hidden = settings["hidden_points"]["lab1"][part]
+        assert re.search(rf"public tests: 0/\d+ points of {part}; the hidden tests "
+                         rf"\({hidden:g} more points\) check the same functions on other inputs",
+                         output), output[-2000:]
+    print(f"release make test lab1 (starter code): {seconds:.1f} s (budget 30 s)")
 
 
+@pytest.mark.slow
+def test_one_test_at_a_time_with_make_and_with_pytest(release, tmp_path):
+    completed = make(release, "test", "lab1", "PART=basics", "K=patchify")
+    assert completed.returncode != 0
+    results = json.loads((release / "build" / "results" / "lab1.json").read_text())
+    assert [t["name"] for t in results["tests"]] == [
+        t["name"] for t in results["tests"] if "patchify" in t["name"]] and \
+        len(results["tests"]) == 1, results["tests"]
+
+    copy = tmp_path / "student"  # a cache of its own for --lf
+    shutil.copytree(release, copy, ignore=shutil.ignore_patterns("build"))
+    completed = pytest_in(copy, "-k", "patchify")
+    assert completed.returncode == 1, completed.stdout + completed.stderr
+    assert "1 failed, " in completed.stdout and " deselected" in completed.stdout
+    assert "patchify(): not implemented yet" in completed.stdout
+    completed = pytest_in(copy, "--lf", "-q")
+    assert completed.returncode == 1, completed.stdout + completed.stderr
+    assert "1 failed" in completed.stdout and "test_patchify" in completed.stdout
+
+    graded = subprocess.run([sys.executable, "-m", "autograder", "grade", "lab1",
+                             "assignments/lab1", "--seed", "5"], cwd=release,
+                            capture_output=True, text=True, timeout=300)
+    assert graded.returncode == 2
+    assert "stored for seed" in graded.stderr and "leave out --seed" in graded.stderr
+
+
+@pytest.mark.slow
+def test_the_release_documents_its_commands(release):
+    shown = subprocess.run(["make", "help"], cwd=release, capture_output=True, text=True)
+    for command in ("make test lab1 PART=basics", "make test lab1 K=patchify", "make submit lab1",
+                    "pytest -k patchify", "--lf", "TORCH_INDEX"):
+        assert command in shown.stdout, command
+    readme = (release / "README.md").read_text()
+    for command in ("make test lab1 PART=", "K=name", "make submit lab1", "pytest -k patchify",
+                    "pytest --lf", "NotImplementedError", "non-zero exit status"):
+        assert command in readme, command
+
+
+STAFF_TESTS = """\
+import pytest
+
+
+@pytest.mark.points(1)
+@pytest.mark.public
+def test_softmax(student):
+    # Large logits are exercised by the stability test below.
+    pass
+
+
+@pytest.mark.points(1)
+def test_softmax_is_stable(student):
+    pass
+
+
+@pytest.mark.points(1)
+@pytest.mark.public
+def test_log_softmax(student):
+    pass
+
+
+@pytest.mark.points(1)
+@pytest.mark.public
+def test_cross_entropy(student):
+    # As in the log_softmax test above.
+    pass
+"""
+
+
+def test_citations_of_what_the_release_lacks_are_found(tmp_path):
+    staff = tmp_path / "staff"
+    staff.mkdir()
+    (staff / "test_basics.py").write_text(STAFF_TESTS)
+    lab = Lab(name="lab1", title="Lab 1", graded=("basics.py",), support=(), tests_dir=staff)
+    release = tmp_path / "student"
+    (release / "assignments" / "lab1").mkdir(parents=True)
+    (release / "autograder" / "lab1").mkdir(parents=True)
+    (release / "Makefile").write_text("help:\n\ttrue\ntest:\n\ttrue\n")
+    (release / "README.md").write_text("Run `make test lab1`; make each function work.\n")
+    (release / "assignments" / "lab1" / "dqn.py").write_text("")
+    (release / "assignments" / "lab1" / "README.md").write_text(
+        "Run `python dqn.py` and `python -m bench.dqn_cartpole --seeds 1-5`.\n\n"
+        "```bash\nmake bench\n```\n\nAs `test_softmax_is_stable` checks.\n")
+    (release / "autograder" / "lab1" / "test_basics.py").write_text(
+        public_test_source(STAFF_TESTS))
+    problems = "\n".join(find_dangling_references(release, [lab]))
+    assert "cites `python -m bench.dqn_cartpole`" in problems
+    assert "cites `make bench`" in problems
+    assert "names the hidden test test_softmax_is_stable" in problems
+    assert "'Large logits are exercised by the stability test below.' points at " \
+        "test_softmax_is_stable, a hidden test" in problems
+    assert "log_softmax test above" not in problems  # test_log_softmax ships
+    assert "dqn.py" not in problems and "make test" not in problems
+    assert "make each" not in problems  # prose, not a command
+
+
+@pytest.mark.slow
 def test_make_test_passes_the_reference_and_make_submit_zips_it(release, tmp_path):
     copy = tmp_path / "student"
     shutil.copytree(release, copy, ignore=shutil.ignore_patterns("build"))

@@ -14,8 +14,11 @@ for, and the build fails unless the reference passes every public test.
 
 from __future__ import annotations
 
+import ast
+import contextlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -106,20 +109,27 @@ def record_snapshots(lab: Lab, destination: Path, seed: int) -> dict:
     return results
 
 
-def _makefile(seed: int, torch: str) -> str:
-    return f"""\
+MAKEFILE = """\
 # The commands for the labs. `make help` lists them.
 #
-#   make test lab1        run lab1's public tests on your files in assignments/lab1
-#   make submit lab1      check your lab1 files and write dist/lab1-submission.zip to upload
+#   make test lab1                  run lab1's public tests on your files in assignments/lab1
+#   make test lab1 PART=basics      only the tests of one part (basics.py, bandits.py, ...)
+#   make test lab1 K=patchify       only the tests whose names match (pytest's -k expression)
+#   make test lab1 IMPL=path        test another folder, or a zip, instead of assignments/lab1
+#   make submit lab1                check your lab1 files and write dist/lab1-submission.zip
+#   make clean                      delete build/ and dist/
 #
-# On first use a virtual environment is made in .venv (PyTorch's CPU build first, then the
-# pinned requirements). PYTHON=/path/to/python uses that interpreter as it is instead.
+# `make test` fails (non-zero exit status) while any test fails, as pytest does. pytest works
+# too: `.venv/bin/pytest -k patchify`, `--lf` (the tests that failed last time), `-x`.
+# The first command makes a virtual environment in .venv: PyTorch's CPU build, then the
+# pinned requirements. TORCH_INDEX=URL takes torch from another index (a CUDA build), and
+# PYTHON=/path/to/python uses an interpreter you prepared instead of .venv.
 
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
 VENV ?= .venv
+TORCH_INDEX ?= @TORCH_INDEX@
 ifdef PYTHON
 PY := $(PYTHON)
 ENV_STAMP :=
@@ -129,9 +139,6 @@ ENV_STAMP := $(VENV)/.installed
 endif
 
 LABS := $(patsubst autograder/%/lab.toml,%,$(wildcard autograder/*/lab.toml))
-# The public tests' inputs are fixed by this seed: the snapshots in {SNAPSHOTS}/ were recorded
-# at it. (The grader draws fresh inputs, and runs more tests.)
-RELEASE_SEED := {seed}
 
 LAB_COMMANDS := test submit
 ifneq ($(filter $(firstword $(MAKECMDGOALS)),$(LAB_COMMANDS)),)
@@ -142,32 +149,33 @@ endif
 endif
 LAB ?= $(LAB_ARG)
 IMPL ?= assignments
+NARROW := $(foreach part,$(PART),--part $(part)) $(if $(K),-k "$(K)",)
 
 .PHONY: help venv test submit clean
 
 help:
-\t@sed -n '2,5p' Makefile | sed 's/^# \\{{0,1\\}}//'
+\t@awk 'NR > 1 && !/^#/ {exit} NR > 1 {sub(/^# ?/, ""); print}' Makefile
 \t@echo "labs: $(LABS)"
 
 $(VENV)/.installed: requirements.txt
 \t@test -x $(VENV)/bin/python || python3 -m venv $(VENV)
-\t$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check \\
-\t  --index-url {bundle.TORCH_CPU_INDEX} torch=={torch}
+\t$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check --no-deps \\
+\t  $(if $(TORCH_INDEX),--extra-index-url $(TORCH_INDEX),) torch==@TORCH@
 \t$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements.txt
 \t@touch $@
 
 venv: $(ENV_STAMP)
 
-# IMPL=assignments (default) or IMPL=path/to/folder-or.zip
+# The seed and the snapshots the public tests use are in autograder/release.json.
 test: $(ENV_STAMP)
 \t@labs="$(or $(LAB),$(LABS))"; status=0; for lab in $$labs; do \\
 \t  case "$(IMPL)" in assignments) impl="assignments/$$lab";; *) impl="$(IMPL)";; esac; \\
-\t  $(PY) -m autograder grade $$lab "$$impl" --snapshots {SNAPSHOTS} --seed $(RELEASE_SEED) \\
-\t    --public-only --results build/results/$$lab.json || status=$$?; \\
+\t  $(PY) -m autograder grade $$lab "$$impl" --results build/results/$$lab.json \\
+\t    --fail-on-failure $(NARROW) || status=$$?; \\
 \tdone; exit $$status
 
 submit: $(ENV_STAMP)
-\t@test -n "$(LAB)" || {{ echo "usage: make submit lab1"; exit 2; }}
+\t@test -n "$(LAB)" || { echo "usage: make submit lab1"; exit 2; }
 \t@case "$(IMPL)" in assignments) impl="assignments/$(LAB)";; *) impl="$(IMPL)";; esac; \\
 \t  $(PY) -m autograder submit $(LAB) "$$impl" --out dist/$(LAB)-submission.zip \\
 \t    $(if $(FORCE),--force,)
@@ -177,10 +185,18 @@ clean:
 """
 
 
-def _readme(labs: list[Lab], seed: int) -> str:
+def _makefile(torch: str) -> str:
+    return MAKEFILE.replace("@TORCH_INDEX@", bundle.TORCH_CPU_INDEX).replace("@TORCH@", torch)
+
+
+def _readme(labs: list[Lab], seed: int, points: dict[str, dict[str, dict[str, float]]]
+            ) -> str:
     rows = "\n".join(f"| {lab.name} | {lab.title} | `assignments/{lab.name}/README.md` |"
                      for lab in labs)
-    first = labs[0].name
+    first = labs[0]
+    part = first.parts[0]
+    public, hidden = (points[first.name].get(part, {}).get(kind, 0)
+                      for kind in ("public", "hidden"))
     return f"""\
 # AI-safety labs
 
@@ -196,19 +212,34 @@ in `assignments/LAB/`; each lab's handout (its README) says what each function m
 With Python 3.11+ and `make`:
 
 ```bash
-make test {first}      # the first run makes a virtual environment in .venv (a few minutes)
+make test {first.name}      # the first run makes a virtual environment in .venv (a few minutes)
 ```
 
 It installs PyTorch's CPU build and the pinned versions in `requirements.txt`, the same ones
-the grader uses. `PYTHON=/path/to/python make ...` uses an interpreter you prepared instead.
+the grader uses. `PYTHON=/path/to/python make ...` uses an interpreter you prepared instead,
+and `TORCH_INDEX=URL` takes torch from another index (say, a CUDA build for your GPU).
 Everything runs on a CPU; nothing is downloaded once the environment exists.
 
-## The two commands
+## The commands
 
-- `make test {first}` runs {first}'s public tests on your files in `assignments/{first}` and
-  prints what failed and why (`IMPL=path` tests another folder or zip).
-- `make submit {first}` checks that your files import quickly and define every function and
-  class the lab asks for, then writes `dist/{first}-submission.zip`: upload that to Gradescope.
+- `make test {first.name}` runs {first.name}'s public tests on your files in
+  `assignments/{first.name}` and prints what failed and why.
+- `make test {first.name} PART={part}` runs only the tests of one part (`{part}.py`);
+  `make test {first.name} K=name` only the tests whose names match (pytest's `-k` expression,
+  such as `K="softmax and not stable"`); `IMPL=path` tests another folder, or a zip.
+- `make submit {first.name}` checks that your files import quickly and define every function
+  and class the lab asks for, lists the functions that still raise `NotImplementedError`,
+  then writes `dist/{first.name}-submission.zip`: upload that to Gradescope.
+- `make help` lists these.
+
+`make test` ends with one line per part, such as "public tests: {public:g}/{public:g} points
+of {part}; the hidden tests ({hidden:g} more points) check the same functions on other
+inputs", and fails (a non-zero exit status) while any test fails, as pytest does. So on the
+starter code it prints every test as failed, with "not implemented yet", and fails.
+
+pytest works here as everywhere: `.venv/bin/pytest -k patchify` runs one test,
+`.venv/bin/pytest --lf` the ones that failed last time, `-x` stops at the first failure.
+(With the environment activated, `source .venv/bin/activate`, plain `pytest` does.)
 
 ## What the public tests tell you
 
@@ -223,7 +254,24 @@ long work out of module level (put it under `if __name__ == "__main__":`).
 """
 
 
-def _pyproject() -> str:
+CONFTEST = '''\
+"""Loads the grading plugin, so that plain `pytest` (`pytest -k patchify`, `pytest --lf`) runs
+the public tests from here, with the options in pyproject.toml."""
+
+pytest_plugins = ["autograder.engine.plugin"]
+'''
+
+
+def _pyproject(grading_options: str = "") -> str:
+    """The release's pyproject.toml: pytest runs the release's own tests (the plugin comes from
+    conftest.py), with `grading_options` (snapshots, seed, public tests only) once recorded."""
+    settings = bundle.pytest_settings()
+    for old, new in (('addopts = "-p autograder.engine.plugin"', f'addopts = "{grading_options}"'),
+                     ('testpaths = ["tests"]', 'testpaths = ["autograder"]')):
+        if old not in settings:
+            raise ReleaseError(f"pyproject.toml's pytest settings no longer contain {old!r}; "
+                               "update release._pyproject")
+        settings = settings.replace(old, new)
     return f"""\
 [project]
 name = "ai-safety-labs-student"
@@ -231,7 +279,7 @@ version = "0.1.0"
 description = "The student repository of the AI-safety labs"
 requires-python = ">=3.11"
 
-{bundle.pytest_settings()}"""
+{settings}"""
 
 
 def _code_lines(text: str) -> list[str]:
@@ -287,6 +335,115 @@ def _hidden_tests(lab: Lab) -> dict[str, str]:
     return hidden
 
 
+class _PointsCollector:
+    """A pytest plugin that sums the points of the collected tests per part and visibility."""
+
+    def __init__(self) -> None:
+        self.points: dict[str, dict[str, float]] = {}
+
+    def pytest_collection_modifyitems(self, items: list) -> None:
+        for item in items:
+            part = Path(item.path).stem.removeprefix("test_")
+            kind = "public" if item.get_closest_marker("public") is not None else "hidden"
+            marker = item.get_closest_marker("points")
+            totals = self.points.setdefault(part, {"public": 0.0, "hidden": 0.0})
+            totals[kind] += float(marker.args[0]) if marker is not None else 0.0
+
+
+def points_by_part(lab: Lab) -> dict[str, dict[str, float]]:
+    """Part -> {"public": points, "hidden": points} of the staff suite, by collecting it."""
+    import pytest
+
+    files = [str(lab.test_file(part)) for part in lab.parts if lab.test_file(part).is_file()]
+    if not files:
+        return {}
+    collector = _PointsCollector()
+    with open(os.devnull, "w") as sink, contextlib.redirect_stdout(sink):
+        code = pytest.main([*files, "-c", str(REPO_ROOT / "pyproject.toml"), "--rootdir",
+                            str(REPO_ROOT), "--collect-only", "-qq", "-p", "no:cacheprovider"],
+                           plugins=[collector])
+    if code != 0:
+        raise ReleaseError(f"the tests of {lab.name} could not be collected (pytest exit code "
+                           f"{int(code)}); run `pytest {' '.join(files)} --collect-only`")
+    return collector.points
+
+
+COMMAND = re.compile(r"\bpython3? +(-m +)?([\w./-]+)")
+MAKE_TARGET = re.compile(r"\bmake +([a-z][\w-]*)")
+POSITIONAL = re.compile(r"\btests? +(below|above)\b|\b(below|above) +tests?\b", re.I)
+
+
+def _code_in_markdown(text: str) -> str:
+    """The commands of a Markdown text: its fenced blocks and `inline code`, one per line."""
+    blocks = re.findall(r"^```[^\n]*\n(.*?)^```", text, re.M | re.S)
+    prose = re.sub(r"^```[^\n]*\n.*?^```", "", text, flags=re.M | re.S)
+    return "\n".join([*blocks, *re.findall(r"`([^`\n]+)`", prose)])
+
+
+def _makefile_targets(text: str) -> set[str]:
+    return set(re.findall(r"^([A-Za-z][\w-]*):", text, re.M))
+
+
+def _stripped_neighbours(staff: Path, shipped: str, relative: Path) -> list[str]:
+    """Comments of a shipped test file that point at "the test below/above" where, in the
+    staff file, the nearest test that way is hidden: the release stripped what they cite."""
+    source = staff.read_text()
+    visibility = declared_tests(source, str(staff))
+    tests = [(node.lineno, node.end_lineno or node.lineno, node.name)
+             for node in ast.parse(source).body if getattr(node, "name", None) in visibility]
+    problems = []
+    for number, line in enumerate(source.splitlines(), start=1):
+        comment = line.split("#", 1)[1] if "#" in line else ""
+        match = POSITIONAL.search(comment)
+        if not match or line.strip() not in shipped:
+            continue
+        below = "below" in match.group(0).lower()
+        nearest = [name for start, end, name in tests
+                   if (start > number if below else end < number)]
+        cited = (nearest[0] if below else nearest[-1]) if nearest else None
+        if cited is not None and visibility[cited] == "hidden":
+            problems.append(f"{relative}: {comment.strip()!r} points at {cited}, a hidden test "
+                            "the release strips; say what that test checks instead")
+    return problems
+
+
+def find_dangling_references(release: Path, labs: list[Lab]) -> list[str]:
+    """What the release's handouts and public tests cite that the release does not hold: a
+    `python -m` module or `python file.py` outside it (a staff tool), a `make` target its
+    Makefile lacks, a test that was stripped (by name, or by position: "the test below")."""
+    problems = []
+    targets = _makefile_targets((release / "Makefile").read_text())
+    hidden = {name: origin for lab in labs for name, origin in _hidden_tests(lab).items()}
+    handouts = [release / "README.md", *sorted((release / "assignments").rglob("*.md"))]
+    for path in handouts:
+        folders = [release, path.parent]
+        text = _code_in_markdown(path.read_text(errors="replace"))
+        relative = path.relative_to(release)
+        for module, name in COMMAND.findall(text):
+            if module:
+                candidates = [name.replace(".", "/") + suffix for suffix in (".py", "/__init__.py")]
+            elif name.endswith(".py"):
+                candidates = [name]
+            else:
+                continue
+            if not any((folder / candidate).is_file() for folder in folders
+                       for candidate in candidates):
+                problems.append(f"{relative} cites `python {module}{name}`, which the release "
+                                "does not hold (a staff tool?): give students a command they can "
+                                "run, or say where the number comes from without one")
+        for target in MAKE_TARGET.findall(text):
+            if target not in targets:
+                problems.append(f"{relative} cites `make {target}`, which the student Makefile "
+                                "does not have")
+        for name in sorted(set(re.findall(r"\btest_\w+", text)) & hidden.keys()):
+            problems.append(f"{relative} names the hidden test {name} ({hidden[name]})")
+    for lab in labs:
+        for path in sorted((release / "autograder" / lab.name).glob("test_*.py")):
+            problems.extend(_stripped_neighbours(lab.tests_dir / path.name, path.read_text(),
+                                                 path.relative_to(release)))
+    return problems
+
+
 def find_leaks(release: Path, labs: list[Lab]) -> list[str]:
     """Everything in `release` that should not be there: reference or cache folders, solution
     lines, hidden tests; empty when the release is clean."""
@@ -331,10 +488,12 @@ def build_release(destination: Path, *, labs: list[str] | None = None,
         bundle.write_assignments(lab, destination)
         warnings.extend(reduce_lab_tests(lab, destination))
     torch, _ = bundle.pinned_requirements()
+    points = {lab.name: points_by_part(lab) for lab in chosen}
     (destination / "requirements.txt").write_text(bundle.requirements_text(
         "The versions the grader uses (generated by the staff's `make release`)."))
-    (destination / "Makefile").write_text(_makefile(seed, torch))
-    (destination / "README.md").write_text(_readme(chosen, seed))
+    (destination / "Makefile").write_text(_makefile(torch))
+    (destination / "README.md").write_text(_readme(chosen, seed, points))
+    (destination / "conftest.py").write_text(CONFTEST)
     (destination / "pyproject.toml").write_text(_pyproject())
     (destination / ".gitignore").write_text(".venv/\nbuild/\ndist/\n__pycache__/\n*.pyc\n"
                                             ".pytest_cache/\n")
@@ -343,11 +502,23 @@ def build_release(destination: Path, *, labs: list[str] | None = None,
         print(f"  {lab.name}: {len(results['tests'])} public tests, "
               f"{len(list((destination / SNAPSHOTS / lab.name).glob('*.pt')))} snapshots",
               flush=True)
-    for leftover in [*destination.rglob("__pycache__"), destination / "build"]:
+    # Only now, with the snapshots recorded from the reference, does grading in the release
+    # default to them: `make test`, `python -m autograder grade` and plain `pytest` alike.
+    (destination / "pyproject.toml").write_text(
+        _pyproject(f"--snapshots {SNAPSHOTS} --seed {seed} --public-only"))
+    settings = {"seed": seed, "snapshots": SNAPSHOTS,
+                "hidden_points": {name: {part: kinds["hidden"] for part, kinds in parts.items()}
+                                  for name, parts in points.items()}}
+    (destination / "autograder" / "release.json").write_text(json.dumps(settings, indent=2) + "\n")
+    for leftover in [*destination.rglob("__pycache__"), *destination.rglob(".pytest_cache"),
+                     destination / "build"]:
         shutil.rmtree(leftover, ignore_errors=True)
     leaks = find_leaks(destination, chosen)
     if leaks:
         raise ReleaseError("the release would leak staff material:\n" + "\n".join(leaks))
+    dangling = find_dangling_references(destination, chosen)
+    if dangling:
+        raise ReleaseError("the release cites what it does not hold:\n" + "\n".join(dangling))
     print(f"Student release written to {destination} in {time.monotonic() - started:.0f} s",
           flush=True)
     return warnings
