@@ -271,8 +271,7 @@ def test_full_transformer(student, reference, rng):
 
 @pytest.mark.points(1)
 def test_transformer_is_causal(student, reference, rng):
-    """An attention-only Transformer matches the reference, and changing later tokens leaves
-    earlier logits unchanged"""
+    """An attention-only Transformer matches the reference and no logit depends on later tokens"""
     config = _config(rng, attn_only=True)
     state = _state(reference, "Transformer", config, rng)
     pos = _size(rng, 4, config["n_ctx"])
@@ -487,7 +486,8 @@ def test_train_reaches_the_entropy_floor(student, reference, seed):
 
 def _filter_case(student, reference, function: str, logits: torch.Tensor, argument,
                  label: str) -> None:
-    what = f"{function}(logits {_shape(logits.shape)} {label}, {argument!r})"
+    described = f"logits {_shape(logits.shape)}{' ' + label if label else ''}"
+    what = f"{function}({described}, {argument:.6g})"
     got = student.probe("transformer.filter_logits", function, logits, argument)
     want = reference.probe("transformer.filter_logits", function, logits, argument)
     check(not got["input_changed"], f"{what} changed its input; return a new tensor "
@@ -508,8 +508,7 @@ def _filter_case(student, reference, function: str, logits: torch.Tensor, argume
 @pytest.mark.points(1)
 @pytest.mark.public
 def test_top_k_filter(student, reference, rng):
-    """top_k_filter keeps the k largest logits (ties at the k-th all kept; k beyond the
-    vocabulary keeps all)"""
+    """top_k_filter keeps the k largest logits (all ties at the k-th; every token if k > d_vocab)"""
     d_vocab = _size(rng, 6, 12)
     logits = 2 * torch.randn(3, d_vocab, generator=rng)
     _filter_case(student, reference, "top_k_filter", logits, _size(rng, 2, d_vocab - 1), "")
@@ -533,8 +532,7 @@ def _nucleus_p(rng: torch.Generator, logits: torch.Tensor, low: float, high: flo
 @pytest.mark.points(1)
 @pytest.mark.public
 def test_top_p_filter(student, reference, rng):
-    """top_p_filter keeps the smallest set reaching p, the token that crosses p included
-    (logits already -inf, a tiny p, logits of size 1e4)"""
+    """top_p_filter keeps the smallest set reaching p, including the token that crosses p"""
     logits = 1.5 * torch.randn(4, _size(rng, 6, 12), generator=rng, dtype=torch.float64)
     _filter_case(student, reference, "top_p_filter", logits, _nucleus_p(rng, logits, 0.3, 0.95),
                  "")
@@ -564,8 +562,7 @@ def _draws(student, logits: torch.Tensor, seed: int, options: dict, what: str) -
 @pytest.mark.points(1)
 @pytest.mark.public
 def test_sample_next_token(student, reference, rng, seed):
-    """sample_next_token: greedy exactly, and draws from the temperature-scaled, filtered
-    softmax"""
+    """sample_next_token: greedy exactly; draws from the tempered, filtered softmax"""
     ties = torch.randint(0, 3, (6, 7), generator=rng).float()
     what = f"sample_next_token(logits {_shape(ties.shape)} with ties, temperature=0)"
     got = _draws(student, ties, seed, {"temperature": 0.0}, what)
@@ -617,8 +614,7 @@ def test_sample_next_token(student, reference, rng, seed):
 @pytest.mark.points(1)
 @pytest.mark.public
 def test_generate(student, reference, rng):
-    """generate runs the model on the last n_ctx tokens and appends what sample_next_token
-    picks from the last position's logits"""
+    """generate feeds the last n_ctx tokens and appends what sample_next_token picks"""
     d_vocab, n_ctx = _size(rng, 5, 10), _size(rng, 4, 6)
     weights = {key: torch.randn(rows, d_vocab, generator=rng)
                for key, rows in (("token", d_vocab), ("first", d_vocab), ("position", n_ctx))}

@@ -36,6 +36,14 @@ def module_forward(name: str, config: dict, state: dict, x: torch.Tensor, dtype:
     return {"output": output, "cache": cache}
 
 
+def _losses(losses) -> list[float]:
+    """train's return value as floats, or a sentence saying what it returned instead."""
+    if not isinstance(losses, (list, tuple)):
+        raise TypeError(f"train returned a {type(losses).__name__}; return the list of every "
+                        "step's loss as Python floats")
+    return [float(loss) for loss in losses]
+
+
 class _Bigram(nn.Module):
     """A stand-in model for the training tests, so that they need no Transformer: the logits
     at each position are a learned function of that position's token."""
@@ -64,7 +72,7 @@ def train_steps(table: torch.Tensor, bias: torch.Tensor, *, steps: int, batch: i
     generator = torch.Generator().manual_seed(seed)
     losses = transformer.train(model, batches, steps=steps, lr=lr, weight_decay=weight_decay,
                                generator=generator, device="cpu", progress=False)
-    return {"losses": [float(loss) for loss in losses],
+    return {"losses": _losses(losses),
             "loss_types": sorted({type(loss).__name__ for loss in losses}),
             "batch_calls": len(calls),
             "given_generator": all(g is generator for g in calls),
@@ -115,7 +123,7 @@ def train_on_language(transition: torch.Tensor, start: torch.Tensor, eval_tokens
     model.cpu()
     with torch.no_grad():
         logits = model(eval_tokens)
-    return {"losses": [float(loss) for loss in losses], "logits": logits}
+    return {"losses": _losses(losses), "logits": logits}
 
 
 def language(d_vocab: int, branching: int, seed: int, batch: int, pos: int) -> dict:
