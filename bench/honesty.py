@@ -286,7 +286,7 @@ class PartHonesty:
         self.timeout_scale = timeout_scale
         self.skip = skip
         self.keyword = "not (" + " or ".join(skip) + ")" if skip else None
-        self.passing: set[str] = set()
+        self.passing: set[str] | None = None  # tests that pass on the reference, once graded
         self.reference: SuiteRun | None = None
         self.source = (root / "reference" / lab.name / f"{part}.py").read_text()
         self._numbers = iter(range(1, 10**6))
@@ -314,7 +314,10 @@ class PartHonesty:
     def judge(self, function: str, replacements: list[Replacement]) -> FunctionVerdict:
         text, _ = stubbed(self.source, {function})
         stub = self._run(text, f"{_slug(function)}-stub", self.keyword)
-        callers = sorted(stub.failed & self.passing)
+        # Without the reference's grading, a test failing on the stub is taken to call the
+        # function: one that fails on the reference too can only fail its replacements.
+        callers = sorted(stub.failed & self.passing if self.passing is not None
+                         else stub.failed)
         verdict = FunctionVerdict(function, callers, [], stub.problem)
         if not callers:
             return verdict
@@ -466,6 +469,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     parser.add_argument("--list", action="store_true", help="list the replacements and stop")
     args = parser.parse_args(argv)
+    args.out = args.out.resolve()  # the gradings run in the snapshot's folder
 
     exceptions = load_exceptions()
     chosen = set(args.function) if args.function else None

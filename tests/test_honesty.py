@@ -180,10 +180,7 @@ def test_a_sample_of_trivial_implementations_scores_nothing(tmp_path: Path,
         found = honesty.replacements_of(run.source, lab_name, part, set(functions))
         work += [(run, function, [r for r in found if r.function == function])
                  for function in functions]
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        references = list(pool.map(lambda run: run.prepare(), {item[0] for item in work}))
-    for reference in references:
-        assert not reference.problem, reference.problem
+    # The reference is not graded first (as `make honesty` does) to save a grading per part.
     with ThreadPoolExecutor(max_workers=2) as pool:
         verdicts = list(pool.map(lambda item: (item[0].part, item[0].judge(*item[1:])), work))
     problems = [f"{part}.{line}" for part, verdict in verdicts
