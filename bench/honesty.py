@@ -10,9 +10,10 @@ region is replaced by trivial code, one replacement at a time:
 
 - returns None: `return None` (a function that gives a value);
 - returns its first argument: `return x` (unless both are annotated with different types);
-- zeros, ones, mean: the reference's own code, with each value it returns replaced by one of the
-  same structure, shape, dtype, device and `requires_grad`, holding zeros, ones, or the mean of
-  each array (a uniform distribution where the answer is one, an average loss, ...);
+- zeros, ones, mean: the reference's own code, run on copies of the arguments (so that nothing
+  else happens: no training, no generator advanced), with each value it returns replaced by one
+  of the same structure, shape, dtype, device and `requires_grad`, holding zeros, ones, or the
+  mean of each array (a uniform distribution where the answer is one, an average loss, ...);
 - does nothing: `pass` (a procedure or method that gives no value).
 
 The constants are computed from the reference's answer *at every call*, on the inputs the
@@ -191,10 +192,22 @@ def _first_argument_fits(function: StudentFunction) -> bool:
     return given is None or promised is None or given == promised or {given, promised} <= NUMBERS
 
 
+def _honesty_copies(values: tuple) -> tuple:
+    """Deep copies of a call's arguments (together, so that an optimiser keeps pointing at its
+    network's copy), or the arguments themselves where they cannot be copied."""
+    import copy
+
+    try:
+        return copy.deepcopy(values)
+    except Exception:  # noqa: BLE001 - an argument that cannot be copied is used as it is
+        return values
+
+
 def _helper_source() -> str:
-    """_honesty_trivial's code without annotations: a file without `from __future__ import
+    """The helpers' code without annotations: a file without `from __future__ import
     annotations` would evaluate them, and may not import what they name."""
-    tree = ast.parse(inspect.getsource(_honesty_trivial))
+    tree = ast.parse(inspect.getsource(_honesty_copies) + "\n\n"
+                     + inspect.getsource(_honesty_trivial))
     for node in ast.walk(tree):
         if isinstance(node, ast.FunctionDef):
             node.returns = None
@@ -228,7 +241,12 @@ def replacements_of(source: str, lab: str, part: str,
                     bodies[region] = "pass"
                 else:
                     tree = _TrivialReturns(kind).visit(ast.parse(region_code(source, region)))
-                    bodies[region] = ast.unparse(ast.fix_missing_locations(tree))
+                    names = ", ".join(function.names)
+                    # The answer is computed on copies of the arguments: nothing else happens
+                    # (a training loop trains nothing, a generator is not advanced).
+                    bodies[region] = (f"({names},) = _honesty_copies(({names},))\n"
+                                      if names else "") + ast.unparse(
+                                          ast.fix_missing_locations(tree))
             text, _ = replace_regions(source, bodies)
             if kind in VALUE_KINDS:
                 text = f"{text.rstrip()}\n\n\n{helper}"

@@ -48,6 +48,7 @@ class StudentFunction:
     parameter_annotations: tuple[str | None, ...]
     returns: str | None  # the return annotation as written, if any
     gives_value: bool  # a region holds `return VALUE` (a function, not a procedure)
+    names: tuple[str, ...] = ()  # every parameter's name, self and *args / **kwargs included
 
 
 def _own_returns(statements: Sequence[ast.stmt]) -> list[ast.Return]:
@@ -95,6 +96,7 @@ def student_functions(source: str) -> list[StudentFunction]:
             name, tuple(regions), tuple(a.arg for a in arguments),
             tuple(ast.unparse(a.annotation) if a.annotation else None for a in arguments),
             ast.unparse(node.returns) if node.returns else None, gives_value,
+            tuple(a.arg for a in ast.walk(node.args) if isinstance(a, ast.arg)),
         ))
     return functions
 

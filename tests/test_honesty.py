@@ -89,6 +89,22 @@ def test_replacements_change_only_the_regions_and_do_what_they_say():
             assert torch.allclose(got, torch.full_like(right, fill)), key
 
 
+def test_trivial_values_are_computed_without_side_effects():
+    source = (
+        "def train(model: list, steps: int) -> list:\n"
+        "    # BEGIN SOLUTION\n"
+        "    model.extend(range(steps))\n"
+        "    return [float(len(model))] * steps\n"
+        "    # END SOLUTION\n"
+    )
+    for replacement in honesty.replacements_of(source, "lab", "part"):
+        model = [7]
+        result = _namespace(replacement.source)["train"](model, 3)
+        assert model == [7], f"{replacement.key} trained the model"
+        if replacement.kind == "zeros":
+            assert result == [0.0, 0.0, 0.0]
+
+
 def test_the_first_argument_is_returned_only_where_its_type_fits():
     source = REFERENCE.replace("def scale(x: torch.Tensor,", "def scale(x: list,")
     keys = {r.key for r in honesty.replacements_of(source, "lab", "part")}
