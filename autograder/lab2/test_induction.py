@@ -47,12 +47,12 @@ def _repeated(rng: torch.Generator, batch: int, block_len: int, d_vocab: int) ->
     return torch.cat([block, block], dim=1)
 
 
-def _planted_model(rng: torch.Generator, d_vocab: int, block_len: int,
-                   n_heads: int) -> tuple[dict, int, int]:
+def _planted_model(rng: torch.Generator, d_vocab: int, block_len: int, n_heads: int,
+                   previous_head: int, induction_head: int) -> dict:
     """Weights of the probes' two-layer attention-only model (no LayerNorm) that make one
     layer-0 head a previous-token head and one layer-1 head an induction head; the other heads
     have random weights and write only into a junk subspace that the unembedding reads a little.
-    Returns (state dict, previous-token head, induction head).
+    Returns the state dict.
 
     Residual stream: [token one-hot | position one-hot | previous token | output | junk].
     Layer-0 head p: query position i matches key position i - 1, copies that token into
@@ -82,7 +82,6 @@ def _planted_model(rng: torch.Generator, d_vocab: int, block_len: int,
         weights["W_O"][:, :, junk:] = randn(n_heads, d_head, d_model - junk) / math.sqrt(d_head)
         for name, tensor in weights.items():
             state[f"blocks.{layer}.attn.{name}"] = tensor
-    previous_head, induction_head = _size(rng, 0, n_heads - 1), _size(rng, 0, n_heads - 1)
     head = {name: state[f"blocks.0.attn.{name}"][previous_head]
             for name in ("W_Q", "W_K", "W_V", "W_O")}
     for tensor in head.values():
@@ -99,14 +98,23 @@ def _planted_model(rng: torch.Generator, d_vocab: int, block_len: int,
     head["W_K"][prev + vocab, vocab] = 1.0
     head["W_V"][tok + vocab, vocab] = 1.0
     head["W_O"][vocab, out + vocab] = 1.0
-    return state, previous_head, induction_head
+    return state
 
 
-def _planted_case(rng: torch.Generator) -> tuple[dict, torch.Tensor, int, int]:
-    d_vocab, block_len, n_heads = _size(rng, 16, 24), _size(rng, 4, 8), _size(rng, 2, 4)
-    state, previous_head, induction_head = _planted_model(rng, d_vocab, block_len, n_heads)
-    tokens = _repeated(rng, _size(rng, 3, 6), block_len, d_vocab)
-    return state, tokens, previous_head, induction_head
+def _planted_cases(rng: torch.Generator, count: int) -> list[tuple[dict, torch.Tensor, int, int]]:
+    """`count` planted models with the same number of heads, each with repeated tokens: (state,
+    tokens, previous-token head, induction head). No two put a planted head at the same index
+    (so no constant answer fits them all)."""
+    n_heads = _size(rng, max(2, count), 4)
+    previous = torch.randperm(n_heads, generator=rng)[:count].tolist()
+    induction = torch.randperm(n_heads, generator=rng)[:count].tolist()
+    cases = []
+    for previous_head, induction_head in zip(previous, induction, strict=True):
+        d_vocab, block_len = _size(rng, 16, 24), _size(rng, 4, 8)
+        state = _planted_model(rng, d_vocab, block_len, n_heads, previous_head, induction_head)
+        tokens = _repeated(rng, _size(rng, 3, 6), block_len, d_vocab)
+        cases.append((state, tokens, previous_head, induction_head))
+    return cases
 
 
 # ----------------------------------------------------------------------------- repeated tokens
@@ -229,8 +237,7 @@ def test_loss_by_position(student, reference, rng):
 @pytest.mark.public
 def test_head_scores(student, reference, rng):
     """head_scores matches the reference on a model with planted heads"""
-    for _ in range(2):
-        state, tokens, _, _ = _planted_case(rng)
+    for state, tokens, _, _ in _planted_cases(rng, 2):
         n_heads = state["blocks.0.attn.W_Q"].shape[0]
         what = (f"head_scores(the grader's 2-layer model with {n_heads} heads, "
                 f"tokens {_shape(tokens.shape)}) (it uses your induction_scores and "
@@ -297,7 +304,7 @@ def _check_ablation(student, reference, state, tokens, layer, head,
 @pytest.mark.public
 def test_ablate_head(student, reference, rng):
     """ablate_head matches the reference and leaves the model as it was"""
-    state, tokens, previous_head, induction_head = _planted_case(rng)
+    [(state, tokens, _, _)] = _planted_cases(rng, 1)
     n_heads = state["blocks.0.attn.W_Q"].shape[0]
     for layer in (0, 1):
         head = _size(rng, 0, n_heads - 1)
@@ -309,36 +316,36 @@ def test_ablate_head(student, reference, rng):
 @pytest.mark.points(1)
 def test_heads_found_on_planted_model(student, rng):
     """head_scores and find_heads find the planted heads"""
-    state, tokens, previous_head, induction_head = _planted_case(rng)
-    n_heads = state["blocks.0.attn.W_Q"].shape[0]
-    model = f"the grader's 2-layer model with {n_heads} heads"
-    scores = student.probe("induction.head_scores", state, tokens)
-    check(isinstance(scores, dict), f"head_scores({model}, tokens): expected a dict")
-    found = student.call("induction.find_heads", scores)
-    check(isinstance(found, (tuple, list)) and tuple(found) == (previous_head, induction_head),
-          f"find_heads(head_scores({model}, tokens {_shape(tokens.shape)})) returned {found!r}; "
-          f"the model's previous-token head is 0.{previous_head} and its induction head "
-          f"1.{induction_head}. Check head_scores, the induction_scores and "
-          f"previous_token_scores it uses, and find_heads.")
+    for state, tokens, previous_head, induction_head in _planted_cases(rng, 2):
+        n_heads = state["blocks.0.attn.W_Q"].shape[0]
+        model = f"the grader's 2-layer model with {n_heads} heads"
+        scores = student.probe("induction.head_scores", state, tokens)
+        check(isinstance(scores, dict), f"head_scores({model}, tokens): expected a dict")
+        found = student.call("induction.find_heads", scores)
+        check(isinstance(found, (tuple, list)) and tuple(found) == (previous_head,
+                                                                     induction_head),
+              f"find_heads(head_scores({model}, tokens {_shape(tokens.shape)})) returned "
+              f"{found!r}; the model's previous-token head is 0.{previous_head} and its "
+              f"induction head 1.{induction_head}. Check head_scores, the induction_scores and "
+              f"previous_token_scores it uses, and find_heads.")
 
 
 @pytest.mark.points(1)
 def test_ablating_planted_heads_raises_the_loss(student, reference, rng):
     """ablate_head on the planted heads matches the reference and raises the second-copy loss"""
-    state, tokens, previous_head, induction_head = _planted_case(rng)
+    [(state, tokens, previous_head, induction_head)] = _planted_cases(rng, 1)
     n_heads = state["blocks.0.attn.W_Q"].shape[0]
     model = f"the grader's 2-layer model with {n_heads} heads"
-    for layer, head, name in [(1, induction_head, "induction"),
-                              (0, previous_head, "previous-token")]:
+    for layer, head in [(0, previous_head), (1, induction_head)]:
         what = f"ablate_head({model}, tokens {_shape(tokens.shape)}, layer={layer}, head={head})"
         clean, ablated = _check_ablation(student, reference, state, tokens, layer, head, what)
-        before, after = _second_half_loss(clean, tokens), _second_half_loss(ablated, tokens)
-        # The planted circuit predicts the second copy well (0.4-0.9 nats: repeats inside the
-        # block split its attention); without either head about uniformly (~3). Over 300 drawn
-        # models the smallest rise was 1.2 nats.
-        check(after > before + 0.5,
-              f"{what}: ablating the {name} head should raise the loss on the second copy by "
-              f"more than 0.5 nats; it went from {before:.3f} to {after:.3f}")
+    before, after = _second_half_loss(clean, tokens), _second_half_loss(ablated, tokens)
+    # The planted circuit predicts the second copy well (0.4-0.9 nats: repeats inside the
+    # block split its attention); without the induction head about uniformly (~3). Over 1500
+    # drawn models the smallest rise was 1.08 nats (0.1% quantile 1.24).
+    check(after > before + 0.5,
+          f"{what}: ablating the induction head should raise the loss on the second copy by "
+          f"more than 0.5 nats; it went from {before:.3f} to {after:.3f}")
 
 
 # ----------------------------------------------------------------------------- training
@@ -378,44 +385,54 @@ def test_train_induction_model_plumbing(student, reference, rng):
               f"{what} should return (the model it trained, the losses train returned)")
 
 
-# Trained at grade time with the submission's own Transformer and train: DESIGN's recipe at a
-# higher learning rate and fewer steps. The reference forms its induction head at about step
-# 250-300 of these 400 (scores of 0.65-0.8 by step 350, over 8 seeds); the threshold is well
-# below that, and the layer-0 heads of a model without an induction head score about 0.05.
+# Trained at grade time with the submission's own Transformer and train: DESIGN's recipe with
+# 400 steps. Measured on the reference (11 seeds): 10 formed an induction head between steps 150
+# and 300 and scored 0.66-0.79 at step 400 on 16-token blocks; one never formed one (0.03 after
+# 800 steps: it settles on "predict a token seen before", about log(16) nats on the second
+# copy). A model without an induction head scores about 0.04. So the test allows a second run
+# with another seed when the first forms no head: both fail for about 1 in 100 correct
+# submissions if runs fail independently at the measured 1 in 11 (an open problem of the
+# recipe, not of the submission; see the part's report).
 TRAINING_RUN = {"d_vocab": 64, "n_ctx": 64, "d_model": 64, "n_heads": 4, "n_layers": 2,
                 "min_block": 4, "batch_size": 32, "steps": 400, "lr": 3e-3}
 INDUCTION_THRESHOLD = 0.3
 EVALUATION_BLOCK = 16  # block_len of the tokens the trained model is scored on
+ATTEMPTS = 2
 
 
 @pytest.mark.points(3)
 def test_trained_model_forms_an_induction_head(student, reference, rng, seed):
     """your attention-only Transformer trained on repeated blocks forms an induction head"""
-    run = {**TRAINING_RUN, "seed": seed % 1000}
     depends = ("This test trains your own Transformer with your own train from transformer.py "
                "(through train_induction_model), so a mistake there can fail it too.")
-    trained = student.probe("induction.train_induction", run, seed % 2**31, timeout=240)
-    check(isinstance(trained, dict) and isinstance(trained.get("state"), dict),
-          f"train_induction_model did not return a model. {depends}")
-    losses = trained["losses"]
-    check(len(losses) == run["steps"] and all(math.isfinite(x) for x in losses),
-          f"train_induction_model returned {len(losses)} losses (expected {run['steps']}, all "
-          f"finite). {depends}")
-    tokens = _repeated(rng, 64, EVALUATION_BLOCK, run["d_vocab"])
-    # The reference's Transformer reads the trained weights: the scores are not the worker's.
-    report = reference.probe("induction.trained_model_report", trained["state"], run, tokens)
-    if "scores" not in report:
-        fail(f"the weights of your trained Transformer do not fit transformer.py's weight "
-             f"contract (missing: {report['missing']}, wrong shape: {report['wrong_shape']}), "
-             f"so they cannot be scored. {depends}")
-    layer_one = report["scores"]["induction"][1]
-    curve = report["loss_by_position"]
-    first, second = float(curve[:EVALUATION_BLOCK - 1].mean()), float(
-        curve[EVALUATION_BLOCK:].mean())
-    check(float(layer_one.max()) > INDUCTION_THRESHOLD,
-          f"after train_induction_model ({run['steps']} steps of InductionRun({run})), the best "
-          f"layer-1 induction score on repeated blocks of {EVALUATION_BLOCK} tokens is "
-          f"{float(layer_one.max()):.3f} (heads: {[round(float(x), 3) for x in layer_one]}); "
-          f"expected above {INDUCTION_THRESHOLD}. The loss is {first:.2f} nats on the first "
-          f"copy and {second:.2f} on the second (an induction head makes the second much "
-          f"lower). {depends}")
+    tokens = _repeated(rng, 64, EVALUATION_BLOCK, TRAINING_RUN["d_vocab"])
+    outcomes = []
+    for attempt in range(ATTEMPTS):
+        run = {**TRAINING_RUN, "seed": (seed + attempt) % 1000}
+        trained = student.probe("induction.train_induction", run, (seed + attempt) % 2**31,
+                                timeout=240)
+        check(isinstance(trained, dict) and isinstance(trained.get("state"), dict),
+              f"train_induction_model did not return a model. {depends}")
+        losses = trained["losses"]
+        check(len(losses) == run["steps"] and all(math.isfinite(x) for x in losses),
+              f"train_induction_model returned {len(losses)} losses (expected {run['steps']}, "
+              f"all finite). {depends}")
+        # The reference's Transformer reads the trained weights: the scores are not the worker's.
+        report = reference.probe("induction.trained_model_report", trained["state"], run, tokens)
+        if "scores" not in report:
+            fail(f"the weights of your trained Transformer do not fit transformer.py's weight "
+                 f"contract (missing: {report['missing']}, wrong shape: "
+                 f"{report['wrong_shape']}), so they cannot be scored. {depends}")
+        layer_one = report["scores"]["induction"][1]
+        if float(layer_one.max()) > INDUCTION_THRESHOLD:
+            return
+        curve = report["loss_by_position"]
+        outcomes.append(
+            f"run {attempt + 1} (InductionRun({run})): best layer-1 induction score "
+            f"{float(layer_one.max()):.3f} (heads: {[round(float(x), 3) for x in layer_one]}), "
+            f"loss {float(curve[:EVALUATION_BLOCK - 1].mean()):.2f} nats on the first copy and "
+            f"{float(curve[EVALUATION_BLOCK:].mean()):.2f} on the second")
+    fail(f"after train_induction_model, no layer-1 head has an induction score above "
+         f"{INDUCTION_THRESHOLD} on repeated blocks of {EVALUATION_BLOCK} tokens, in "
+         f"{ATTEMPTS} runs: {'; '.join(outcomes)}. An induction head makes the second copy's "
+         f"loss much lower than the first's. {depends}")
