@@ -5,6 +5,12 @@ reference. Deterministic pieces (value updates, the softmax policy, the gradient
 constructed counts, the runner's bookkeeping) are compared with the reference; random choices
 are judged statistically. Every statistical test states its false-failure probability (at
 most 1e-6 per test, split over its checks with the union bound) and how it was computed.
+Comments starting "Docstring:" name the sentence of bandits.py a check enforces.
+
+Docstring (module): "write every function without a Python loop over runs or arms": not
+checked as such; the figure tests give each agent 15 s (times the timeout scale) for 2000
+runs x 1000 steps. "All randomness comes from the np.random.Generator the caller
+hands in": same_choices_whatever_the_globals, in every test of a random choice.
 """
 
 from __future__ import annotations
@@ -142,6 +148,12 @@ def distinct_values(np_rng: np.random.Generator, runs: int, k: int) -> np.ndarra
 @pytest.mark.public
 def test_testbed_draws_values_rewards_and_drift(student, np_rng, seed):
     """Testbed: q* ~ N(mean, std^2), rewards q*(A) + N(0, 1), random-walk drift."""
+    # Docstring (Testbed.reset): "q_star[run, a] ~ N(q_star_mean, q_star_std**2), all
+    # independent. Sets self.q_star to a float array of shape (runs, k)". (Testbed.pull):
+    # "Returns float of shape (runs,)", "reward[run] = q_star[run, actions[run]] + N(0, 1)
+    # noise. Afterwards, if drift_std > 0, add independent N(0, drift_std**2) noise to every
+    # entry of q_star": the noise is measured against q_star from before the pull, the drift
+    # as the change of every entry during it, and drift_std = 0 must leave q_star fixed.
     runs, k, steps = 400, 10, 25
     mean = float(np.round(np_rng.uniform(-2, 4), 2))
     std = float(np.round(np_rng.uniform(0.5, 2), 2))
@@ -206,6 +218,10 @@ def test_testbed_draws_values_rewards_and_drift(student, np_rng, seed):
 @pytest.mark.public
 def test_environment_passes_check_env(student, np_rng, seed):
     """BanditEnv passes gymnasium's check_env and reports the optimal arm."""
+    # BanditEnv is given code; it is graded here through the Testbed the student wrote.
+    # Docstring (BanditEnv): "Observation: always 0", "terminated and truncated are always
+    # False", "info["optimal_action"] is the best arm at the moment the action was chosen"; the
+    # rewards are q_star[action] + N(0, 1) noise (Testbed.pull) with the seed's own problem.
     # The probe sends the environment's true values and rewards back; every fact (same
     # problem after the same seed, another after another seed, the optimal arm, the noise) is
     # recomputed here from them. A testbed whose reset draws nothing fails "another seed".
@@ -252,6 +268,8 @@ def test_environment_passes_check_env(student, np_rng, seed):
 @pytest.mark.public
 def test_greedy_picks_the_largest_value(student, np_rng, seed):
     """greedy returns the arm with the largest value in every row."""
+    # Docstring: "The arm with the largest value in every row"; "Returns an int array of
+    # shape (runs,)" (choices() checks shape, dtype and range before anything else).
     # Docstring: "entries may be +inf": case 2 puts +inf at each row's maximum. Two cases.
     for case in range(2):
         runs, k = 50, int(np_rng.integers(3, 12))
@@ -280,6 +298,8 @@ def check_greedy_choices(student, values: np.ndarray, seed: int) -> None:
 @pytest.mark.public
 def test_greedy_breaks_ties_at_random(student, np_rng, seed):
     """greedy chooses uniformly among tied maxima (finite or +inf)."""
+    # Docstring: "ties broken uniformly at random"; "in each row, every arm holding the row's
+    # maximum is equally likely to be chosen" (each row on its own random numbers).
     runs, k, tied = 3000, 8, 3
     values = np_rng.normal(size=(runs, k))
     # The same arms are tied in every row, so that rows sharing one random draw would all
@@ -323,6 +343,8 @@ def test_greedy_breaks_ties_at_random(student, np_rng, seed):
 @pytest.mark.public
 def test_random_agent_is_uniform(student, np_rng, seed):
     """RandomAgent chooses every arm with probability 1/k."""
+    # Docstring: "One arm per run, uniformly at random among all k. Returns int, shape
+    # (runs,)"; k = 2 is the edge where leaving out the last arm leaves a constant.
     # Two cases (k = 2 and k drawn from 3-10), each with k checks (one per arm) at alpha =
     # 1e-6 / (2 k) and Bernstein's half-width for n = 20000 runs and p = 1/k: false-failure
     # probability at most 1e-6 for the test.
@@ -356,6 +378,10 @@ def chosen_ranks(values: np.ndarray, choices: np.ndarray) -> np.ndarray:
 @pytest.mark.public
 def test_epsilon_greedy_explores_at_rate_epsilon(student, np_rng, seed):
     """EpsilonGreedyAgent explores with probability epsilon, uniformly over all arms."""
+    # Docstring: "Epsilon-greedy choice, independently in every run"; "With probability
+    # epsilon the run explores: an arm uniformly at random among all k (the greedy arm
+    # included). Otherwise it exploits". (Exploiting through greedy, ties at random: the
+    # figure tests' first step, where every estimate is tied.)
     runs, k = 20000, 10
     # epsilon stays below 0.3 so that exploring with probability 1 - epsilon (a common slip)
     # cannot look right: then the greedy arm would get epsilon + (1 - epsilon) / k instead.
@@ -406,6 +432,8 @@ def test_epsilon_greedy_explores_at_rate_epsilon(student, np_rng, seed):
 @pytest.mark.points(1)
 def test_epsilon_zero_is_greedy_and_epsilon_one_is_uniform(student, np_rng, seed):
     """EpsilonGreedyAgent with epsilon 0 always exploits; with epsilon 1 it is uniform."""
+    # Docstring: "With probability epsilon the run explores ... Otherwise it exploits", at
+    # the two ends of the range.
     runs, k = 20000, int(np_rng.integers(3, 11))
     values = np.tile(distinct_values(np_rng, 1, k), (runs, 1))  # the same values in every row
     never = choices(student.probe("bandits.epsilon_greedy_choices", tensor(values), 0.0, seed),
@@ -474,6 +502,10 @@ def explain_value_mismatch(
 @pytest.mark.public
 def test_sample_average_update(student, reference, np_rng):
     """EpsilonGreedyAgent.update keeps the sample average of each arm's rewards."""
+    # Docstring: "In every run, only the chosen arm A changes: N(A) <- N(A) + 1, Q(A) <- Q(A)
+    # + step * (R - Q(A)), step = 1 / N(A) (the new count) for sample averages". Values and
+    # counts are read after every update. ("Update self.counts and self.values in place" is
+    # advice: the grader reads agent.values and agent.counts, so a reassigned array passes.)
     steps, runs, k = 15, 5, 4
     actions, rewards = update_sequence(np_rng, steps, runs, k)
     args = (tensor(actions), tensor(rewards), k, None, 0.0)
@@ -490,6 +522,8 @@ def test_sample_average_update(student, reference, np_rng):
 @pytest.mark.points(2)
 def test_constant_step_size_update_from_optimistic_values(student, reference, np_rng):
     """EpsilonGreedyAgent.update with a constant step size, from optimistic initial values."""
+    # Docstring: "or step = step_size when it is set"; class docstring: the estimates "start
+    # at initial_value".
     steps, runs, k = 15, 5, 4
     step_size = float(np.round(np_rng.uniform(0.05, 0.5), 3))
     initial = float(np.round(np_rng.uniform(2.0, 6.0), 2))
@@ -572,6 +606,9 @@ def ucb_cases(np_rng: np.random.Generator, runs: int, k: int, c: float):
 @pytest.mark.public
 def test_ucb_choice_on_constructed_counts(student, reference, np_rng, seed):
     """UCBAgent.act maximises Q(a) + c sqrt(ln t / N(a))."""
+    # Docstring: "the arm maximising Q(a) + c * sqrt(ln(t) / N(a))"; "t is the number of the
+    # current step, counting from 1: t = counts.sum(axis=1) + 1" (a fifth of the rows choose
+    # differently with t - 1 or t + 1); "Returns int, shape (runs,)".
     runs, k = 200, 6
     c = float(np.round(np_rng.uniform(0.5, 3.0), 2))
     values, counts = ucb_cases(np_rng, runs, k, c)
@@ -609,6 +646,8 @@ def test_ucb_choice_on_constructed_counts(student, reference, np_rng, seed):
 @pytest.mark.points(1)
 def test_ucb_tries_untried_arms_first(student, np_rng, seed):
     """UCBAgent.act chooses an arm never tried (N(a) = 0) while there is one."""
+    # Docstring: "An arm never tried (N(a) = 0) counts as maximising, so all arms get tried
+    # first" (rows with untried arms, and the first step, t = 1, where nothing is tried).
     runs, k = 500, 6
     c = float(np.round(np_rng.uniform(0.5, 3.0), 2))
     values = np_rng.normal(size=(runs, k)) + np.where(np_rng.random((runs, k)) < 0.5, 3.0, 0.0)
@@ -643,8 +682,9 @@ def test_ucb_tries_untried_arms_first(student, np_rng, seed):
     check(abs(shares[worst] - 1 / k) <= allowed,
           f"UCBAgent({first_runs}, {k}, c={c}).act at the first step (N = 0 for every arm): arm "
           f"{worst} was chosen in {100 * shares[worst]:.1f}% of the runs; untried arms are tried "
-          f"in random order, so each should get {100 / k:.1f}% +- {100 * allowed:.1f}% (hand the "
-          "scores to greedy, which breaks ties at random).")
+          f"in random order, so each should get {100 / k:.1f}% +- {100 * allowed:.1f}%: give "
+          "untried arms the score +inf (at t = 1, ln(t) / N is 0 / 0) and hand the scores to "
+          "greedy, which breaks ties at random.")
 
 
 # ============================================================================ gradient bandit
@@ -659,6 +699,8 @@ def softmax(preferences: np.ndarray) -> np.ndarray:
 @pytest.mark.public
 def test_gradient_bandit_policy_is_a_stable_softmax(student, reference, np_rng):
     """GradientBanditAgent.policy is the softmax of the preferences, stable for large ones."""
+    # Docstring: "pi(a) = exp(H(a)) / sum_b exp(H(b)), row by row. Returns float, shape
+    # (runs, k); each row sums to 1, even for preferences like 1000".
     runs, k = 8, int(np_rng.integers(3, 11))
     preferences = np_rng.normal(0.0, 3.0, size=(runs, k))
     preferences[-3] += 1000.0
@@ -678,6 +720,8 @@ def test_gradient_bandit_policy_is_a_stable_softmax(student, reference, np_rng):
 @pytest.mark.public
 def test_gradient_bandit_samples_from_its_policy(student, np_rng, seed):
     """GradientBanditAgent.act samples each arm with probability pi(a)."""
+    # Docstring: "Sample one arm per run from self.policy(). Returns int, shape (runs,)";
+    # every row holds the same preferences, so runs sharing one draw pile onto one arm.
     runs, k = 20000, 5
     preferences = np.tile(np_rng.normal(0.0, 1.0, size=k), (runs, 1))
     got = choices(student.probe("bandits.gradient_choices", tensor(preferences), seed), runs, k,
@@ -773,12 +817,18 @@ def check_gradient_step(student, reference, case: dict[str, Any], baseline: bool
 @pytest.mark.public
 def test_gradient_bandit_update_with_baseline(student, reference, np_rng):
     """GradientBanditAgent.update with the average-reward baseline, on a constructed step."""
+    # Docstring: "steps <- steps + 1, mean_reward <- mean_reward + (R - mean_reward) /
+    # steps"; "H(a) <- H(a) + step_size * (R - baseline) * (1[a == A] - pi(a))" with "pi the
+    # policy from *before* this update" and "baseline the new mean_reward (this reward
+    # included)"; state constructed with steps > 0, so the order of the two updates shows.
     check_gradient_step(student, reference, gradient_case(np_rng, 6, 5), baseline=True)
 
 
 @pytest.mark.points(1)
 def test_gradient_bandit_update_without_baseline(student, reference, np_rng):
     """GradientBanditAgent.update without a baseline, on a constructed step."""
+    # Docstring: "or 0 when self.baseline is False"; class docstring: "With baseline=False
+    # the agent updates as if the baseline were always 0".
     check_gradient_step(student, reference, gradient_case(np_rng, 6, 5), baseline=False)
 
 
@@ -789,6 +839,11 @@ def test_gradient_bandit_update_without_baseline(student, reference, np_rng):
 @pytest.mark.public
 def test_runner_records_reward_and_optimal_actions(student, reference, np_rng, seed):
     """run_experiment returns per-step average reward and fraction of optimal actions."""
+    # Docstring: "First reset the testbed with rng"; "at every step: the agent chooses ...,
+    # the testbed pays ..., and the agent learns from them"; "Record the mean reward over the
+    # runs and the fraction of runs whose arm was optimal *when it was chosen* (ask
+    # testbed.optimal_arms() before pulling)"; "Returns Curves with two float arrays of shape
+    # (steps,)". A scripted agent and testbed count the calls and script the rewards.
     steps, runs, k = 6, 5, 3
     actions = np_rng.integers(k, size=(steps, runs))
     rewards = np.round(np_rng.normal(size=(steps, runs, k)), 2)

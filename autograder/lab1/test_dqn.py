@@ -4,7 +4,8 @@ RL is tested where it is deterministic. The schedule, the buffer, the TD target,
 step, the target sync and greedy evaluation are compared with the reference on inputs drawn
 at grade time (weights, batches, seeds). Epsilon-greedy is judged statistically. Learning is
 judged on the probe environments, whose Q-values are known exactly, and on one CartPole run
-with a step budget, whose trained network the reference evaluates greedily.
+with a step budget, whose trained network the reference evaluates greedily. Comments starting
+"Docstring:" name the sentence of dqn.py a check enforces.
 """
 
 from __future__ import annotations
@@ -100,6 +101,9 @@ def _mlp_output(weights: list, obs: torch.Tensor) -> torch.Tensor:
 @pytest.mark.public
 def test_qnetwork_parameters(student, rng):
     """QNetwork has the layers fc1, fc2 and head with the specified shapes"""
+    # Docstring: "Layers, with these exact attribute names: fc1: nn.Linear(obs_dim,
+    # hidden_dim), then ReLU; fc2: nn.Linear(hidden_dim, hidden_dim), then ReLU; head:
+    # nn.Linear(hidden_dim, num_actions), no activation"; batch 1 here.
     obs_dim, actions, hidden = _size(rng, 2, 6), _size(rng, 2, 5), _size(rng, 8, 24)
     weights = _qnetwork_weights(rng, obs_dim, actions, hidden)
     obs = torch.randn(1, obs_dim, generator=rng)
@@ -151,6 +155,11 @@ BUFFER_FIELDS = ("observations", "actions", "rewards", "next_observations", "ter
 @pytest.mark.public
 def test_replay_buffer_wraps_around(student, reference, rng):
     """ReplayBuffer.add fills slots in order and overwrites the oldest once full"""
+    # Docstring (ReplayBuffer): "the k-th transition added (counting from 0) lives in slot
+    # k % capacity". (add): "Store one transition in slot self.next_index, then advance
+    # next_index and size. next_index wraps around to 0 after capacity - 1; size stops growing
+    # at capacity": len() after every add, next_index at the end, and every field of every
+    # slot (truncated included: "truncated is stored").
     capacity, obs_dim = _size(rng, 4, 9), _size(rng, 2, 5)
     adds = capacity + _size(rng, 2, capacity + 2)
     transitions = _transitions(rng, adds, obs_dim, 3)
@@ -184,6 +193,9 @@ def test_replay_buffer_wraps_around(student, reference, rng):
 @pytest.mark.public
 def test_replay_buffer_sample(student, reference, rng, seed):
     """ReplayBuffer.sample returns stored transitions with the specified shapes and dtypes"""
+    # Docstring: "Draw batch_size stored transitions uniformly, with replacement. Draw the
+    # slots with exactly one call, rng.integers(0, len(self), size=batch_size)": every row is
+    # one whole stored transition, and the draws are those of the reference's generator.
     # Two cases: a buffer that has wrapped around, and one sampled before it is full (only
     # the filled slots may be drawn: rng.integers(0, len(self))).
     capacity = _size(rng, 6, 12)
@@ -246,6 +258,10 @@ def check_buffer_sample(student, reference, rng, seed, capacity: int, adds: int)
 @pytest.mark.public
 def test_linear_schedule(student, reference, rng):
     """linear_schedule decays over exploration_fraction * total_timesteps, then stays flat"""
+    # Docstring: "Epsilon falls linearly from start_e at step 0 to end_e at step
+    # exploration_fraction * total_timesteps, and stays at end_e from then on (so with
+    # exploration_fraction 0 it is end_e from step 0)": steps inside and after the decay,
+    # then fraction 0, then the docstring's example.
     total = _size(rng, 1000, 50_000)
     fraction = _uniform(rng, 0.1, 0.6)
     start_e, end_e = _uniform(rng, 0.8, 1.0), _uniform(rng, 0.01, 0.1)
@@ -306,6 +322,8 @@ def _actions(got: dict, count: int, num_actions: int, what: str) -> list[int]:
 @pytest.mark.public
 def test_epsilon_greedy_exploits(student, rng, seed):
     """epsilon_greedy with epsilon = 0 always takes the greedy action"""
+    # Docstring: "otherwise the greedy action argmax_a Q(obs, a)", for one observation
+    # "(shape obs_shape, not batched)".
     # A network with weights drawn here and a different observation at every call: the
     # greedy action (argmax_a Q(obs, a)) is computed here, so it takes running the network.
     # Docstring: "Returns a Python int".
@@ -330,6 +348,8 @@ def test_epsilon_greedy_exploits(student, rng, seed):
 @pytest.mark.public
 def test_epsilon_greedy_explores(student, rng, seed):
     """epsilon_greedy explores uniformly over all actions with probability epsilon"""
+    # Docstring: "With probability epsilon, a uniformly random action in 0 .. num_actions - 1
+    # (any of them, the greedy one included)".
     obs_dim, actions = 3, _size(rng, 2, 4)
     weights = _weights(rng, [obs_dim, 16, actions])
     obs = torch.randn(1, obs_dim, generator=rng)
@@ -403,6 +423,9 @@ def _describe_target_rows(batch: dict, got: torch.Tensor, want: torch.Tensor) ->
 @pytest.mark.public
 def test_td_target(student, reference, rng):
     """td_target bootstraps unless terminated (truncated transitions still bootstrap)"""
+    # Docstring: "y = r + gamma * (1 - terminated) * max_a' Q_target(s', a'), shape (B,)";
+    # "A terminated transition ... no bootstrap. A truncated one ... *does* bootstrap": the
+    # batch holds all four (terminated, truncated) combinations.
     obs_dim, actions, size = _size(rng, 2, 5), _size(rng, 2, 4), _size(rng, 8, 16)
     weights = _weights(rng, [obs_dim, 16, actions])
     batch = _batch(rng, size, obs_dim, actions)
@@ -425,6 +448,7 @@ def test_td_target(student, reference, rng):
 @pytest.mark.points(1)
 def test_td_target_has_no_gradient(student, rng):
     """td_target returns a target that no gradient can flow through"""
+    # Docstring: "No gradient may flow into the target network".
     # "No gradient" is what code that computes nothing satisfies too, so it is asserted with
     # the target's values, computed here from the weights and batch drawn here. The gradient
     # is judged from data: a backward pass through the returned target must leave no
@@ -464,6 +488,10 @@ def _train_step_case(rng: torch.Generator) -> tuple:
 @pytest.mark.public
 def test_train_step(student, reference, rng):
     """train_step gives the reference's loss and updated weights over two steps"""
+    # Docstring: "loss = mean over the batch of huber(Q(s, a) - y)" with "Q(s, a) the
+    # q_network's value of the action taken" and "y = td_target(...)"; "Zero the gradients,
+    # backward, optimizer.step()" (two steps: gradients left over from step 1 change step 2);
+    # "returns the loss as a Python float".
     online, target, batches, gamma = _train_step_case(rng)
     learning_rate = 1e-2
     got = student.probe("dqn.train_steps", online, target, batches, gamma, learning_rate)
@@ -494,6 +522,7 @@ def test_train_step(student, reference, rng):
 @pytest.mark.points(1)
 def test_train_step_leaves_target_alone(student, reference, rng):
     """train_step sends no gradient into the target network and does not change it"""
+    # Docstring: "Only the q_network learns: the target network gets no gradient".
     # A train_step that does nothing leaves the target alone too, so the same test requires
     # the step's loss and the q_network's new weights (values only the work produces).
     online, target, batches, gamma = _train_step_case(rng)
@@ -505,7 +534,8 @@ def test_train_step_leaves_target_alone(student, reference, rng):
         what = f"train_step number {number}"
         check(step["loss"] is not None, f"{what} returned a {step['loss_type']}, not the loss")
         assert_close(step["loss"], want_step["loss"], rtol=1e-4, atol=1e-6,
-                     what=f"{what}: the loss")
+                     what=f"{what}: the loss (train_step uses your td_target: if the TD-target "
+                     "tests fail too, fix those first)")
         assert_close(step["online"], want_step["online"], rtol=1e-4, atol=1e-6,
                      what=f"{what}: q_network's parameters after the update")
         with_gradient = [i for i, g in enumerate(step["target_gradients"])
@@ -522,6 +552,9 @@ def test_train_step_leaves_target_alone(student, reference, rng):
 @pytest.mark.public
 def test_sync_target(student, rng):
     """sync_target copies q_network's values into target_network, without sharing tensors"""
+    # Docstring: "Copy every parameter of q_network into target_network"; "Afterwards the two
+    # networks compute the same function, but training q_network further must not change
+    # target_network (copy values, do not share tensors)".
     # Judged from the target network's Q-values at observations drawn here, compared with
     # q_network's computed here: "copied" is never taken on the worker's word.
     for _ in range(2):
@@ -549,6 +582,11 @@ def test_sync_target(student, rng):
 @pytest.mark.public
 def test_evaluate(student, reference, rng, seed):
     """evaluate plays greedy episodes seeded seed, seed + 1, ... and returns their returns"""
+    # Docstring: "The undiscounted return of num_episodes greedy episodes (epsilon = 0), in
+    # order"; "start episode i with env.reset(seed=seed + i) and play until it terminates or
+    # is truncated, always taking argmax_a Q(obs, a)" (CartPole truncates at 500; the linear
+    # policy reaches it). "ties go to the lowest action": not separately tested (continuous
+    # Q-values of random weights do not tie).
     # A linear policy that pushes the cart towards where the pole falls (long episodes), a
     # random MLP (short ones) and a probe whose observation is random.
     falling = torch.tensor([0.0, 0.0, 3.0, 1.0]) + 0.3 * torch.randn(4, generator=rng)
@@ -665,6 +703,8 @@ def _check_learned(got: dict, probe: int, scale: float, overrides: dict) -> None
 @pytest.mark.parametrize("probe", [1, 2, 3, 4, 5, 6])
 def test_learns_probe(student, seed, probe):
     """train learns probe environment {probe}'s Q-values"""
+    # Docstring (train), steps 1-4 as a whole: a loop that explores, stores, resets, trains
+    # and syncs as specified learns each probe's Q-values; PROBES says what each one isolates.
     got, overrides, scale = _train_probe(student, probe, seed)
     _check_learned(got, probe, scale, overrides)
 
@@ -682,6 +722,8 @@ def test_train_learns_probe_4(student, seed):
 @pytest.mark.points(1)
 def test_target_network_is_synced(student, seed):
     """train syncs the target network: after training on probe 3 it agrees with q_network"""
+    # Docstring (train), step 4: "every config.target_network_frequency steps ... call
+    # sync_target".
     # Asserted with the learned values (a network that learned nothing could report two
     # equal tables): q_network must have learned probe 3, and the target must agree with it.
     got, overrides, scale = _train_probe(student, 3, seed)
@@ -701,6 +743,9 @@ def test_target_network_is_synced(student, seed):
 @pytest.mark.points(1)
 def test_train_stores_truncation(student, seed):
     """train stores truncated transitions as truncated, not terminated, one per env step"""
+    # Docstring (train), step 2: "add the transition to the buffer with its own terminated
+    # and truncated flags and the true next observation"; step 3: "if the episode ended ...
+    # env.reset()".
     # The flags come with the rewards stored (the drawn scale at every step) and with the
     # value learned on probe 6, which only correct flags give.
     got, overrides, scale = _train_probe(student, 6, seed)
@@ -728,6 +773,12 @@ def test_train_stores_truncation(student, seed):
 @pytest.mark.points(1)
 def test_train_bookkeeping(student, reference, rng, seed):
     """train explores with the schedule's epsilon, logs its episodes and its evaluations"""
+    # Docstring (train), step 1: "epsilon = linear_schedule(step, ...); action =
+    # epsilon_greedy(...)"; step 2: "add the reward to the episode's return"; step 3: "append
+    # its return to result.episode_returns and step to result.episode_end_steps"; step 5:
+    # "append step + 1 to result.eval_steps and the mean of evaluate(...) with
+    # config.eval_episodes episodes and seed config.seed + 10_000 to result.eval_returns".
+    # "Advance the progress bar ... once per step": not graded (progress is off in grading).
     every, evaluations, episodes = _size(rng, 100, 200), _size(rng, 2, 4), _size(rng, 2, 5)
     total = every * evaluations
     schedule = {"start_e": _uniform(rng, 0.8, 1.0), "end_e": _uniform(rng, 0.01, 0.1),
@@ -799,6 +850,10 @@ def test_train_bookkeeping(student, reference, rng, seed):
 @pytest.mark.points(1)
 def test_train_updates_on_schedule(student, rng, seed):
     """train takes gradient_steps steps every train_frequency steps, syncs on schedule"""
+    # Docstring (train), step 4: "once step >= config.learning_starts: every
+    # config.train_frequency steps (step % train_frequency == 0) take config.gradient_steps
+    # gradient steps, each on a fresh batch sampled with rng and passed to train_step; then,
+    # every config.target_network_frequency steps ..., call sync_target".
     total = _size(rng, 300, 600)
     train_frequency = _size(rng, 3, 7)
     # learning_starts a multiple of train_frequency: the first training step is at the boundary
@@ -875,6 +930,8 @@ REFERENCE_PASS_RATE = "20 of 20 (grading seeds 0-19; 19 of 20 even at 475)"
 @pytest.mark.points(4)
 def test_cartpole(student, reference, seed):
     """train reaches a greedy return of 300 on CartPole-v1 within 40k steps"""
+    # Docstring (DQNConfig): "The defaults solve CartPole-v1"; (module) "about a minute on a
+    # laptop": the run has 120 s (times the timeout scale).
     run_seed = seed % 2**31
     got = student.probe("dqn.train_cartpole", {**CARTPOLE_RUN, "seed": run_seed}, timeout=120)
     checkpoints = got["checkpoints"]
