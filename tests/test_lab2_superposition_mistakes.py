@@ -70,7 +70,7 @@ def grade_variant(grade, tmp_path: Path, reference: Path, lab: str, name: str,
     submission = tmp_path / f"submission-{name}"
     submission.mkdir()
     (submission / reference.name).write_text(source)
-    graded = grade(submission, lab, parts=(reference.stem,), timeout_scale=2.0, extra=extra)
+    graded = grade(submission, lab, parts=(reference.stem,), timeout_scale=4.0, extra=extra)
     assert graded.returncode == 0, graded.output[-2000:]
     return graded
 

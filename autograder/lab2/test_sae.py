@@ -19,11 +19,13 @@ from autograder.engine.checks import assert_close, assert_finite, assert_shape, 
 EXACT = {"rtol": 1e-9, "atol": 1e-12}
 STEP = {"rtol": 1e-7, "atol": 1e-10}  # float64 Adam: a reordered sum moves weights ~1e-15
 # The decoder after a step: normalising W_dec inside decode (a parametrisation) instead of
-# projecting the gradient and renormalising after the step gives the same first step, and later
-# steps whose gradients differ by a factor 1 / ||W_dec column|| = 1 - O(lr^2): ~1e-7 relative
-# over a few steps at lr 1e-2. A wrong update misses by ~lr; a skipped renormalisation is caught
-# by the unit-norm check (1e-6) before this comparison.
-DECODER_STEP = {"rtol": 1e-5, "atol": 1e-8}
+# projecting the gradient and renormalising after the step gives the same first step; later
+# steps see columns whose norm drifted by ~lr (Adam's update is not orthogonal to the column),
+# so their gradients are scaled by 1 - O(lr) and the decoders part by ~lr^2 per step. At lr 1e-3
+# that is ~1e-6 over a few steps, inside 2e-5; a wrong update misses by ~lr = 1e-3, and a
+# skipped renormalisation is caught by the unit-norm check (1e-6) before this comparison.
+DECODER_STEP = {"rtol": 0, "atol": 2e-5}
+LR = 1e-3
 NAMES = ("W_enc", "b_enc", "W_dec", "b_dec")
 
 
@@ -190,7 +192,7 @@ def test_train_step(student, reference, rng):
         state = _state(rng, d_in, d_sae)
         moments = _moments(rng, state)
         batches = [_inputs(rng, _size(rng, 8, 16), d_in) for _ in range(2)]
-        lr = 1e-2
+        lr = LR
         args = (state, k, moments, batches, l1_coefficient, lr)
         got = student.probe("sae.train_steps", *args)
         want = reference.probe("sae.train_steps", *args)
@@ -281,7 +283,7 @@ def test_resample_dead_latents(student, reference, rng):
           f"{what} drew from the generator; with no dead latent draw nothing")
 
 
-LOOP = {"steps": 7, "batch_size": 8, "lr": 0.01, "l1_coefficient": 0.1, "resample_every": 3,
+LOOP = {"steps": 7, "batch_size": 8, "lr": LR, "l1_coefficient": 0.1, "resample_every": 3,
         "window": 2}
 
 
@@ -310,8 +312,8 @@ def test_train_sae_loop(student, reference, rng):
           f"{what} found {got['dead']} dead latents at its resamplings; expected {want['dead']}"
           " (record which latents fire on each batch, before its step; dead_latents over the "
           "last `window` steps every `resample_every` steps)")
-    # Losses follow the decoder: 1e-6 relative (see DECODER_STEP); a wrong batch is off by ~1.
-    assert_close(got["losses"], want["losses"], rtol=1e-6, atol=1e-9,
+    # Losses follow the decoder: ~1e-6 relative (see DECODER_STEP); a wrong batch is off by ~1.
+    assert_close(got["losses"], want["losses"], rtol=2e-5, atol=1e-9,
                  what=f"{what}: the losses, one per step (the batches are activations["
                       "torch.randint(n, (batch_size,), generator=generator)])")
     _compare_parameters(got, want, f"{what}, after training (if the tests of train_step or "
@@ -373,17 +375,25 @@ def test_best_cosines(student, reference, rng):
 
 # ----------------------------------------------------------------------------- trained outcomes
 
-# The toy model: 5 random unit feature directions in 6 dimensions (drawn at grade time), each
-# feature zero with probability 0.8, else uniform on [0, 1); 4000 activations h = W x. The SAE
-# has 5 latents and starts with 2 of them dead (encoder bias -10). Measured with the reference
-# (650 steps of 128, lr 0.02, resampling every 100 steps over a window of 50): ... (see below).
+# The toy model: 5 random unit feature directions in 6 dimensions (drawn at grade time, no two
+# closer than 60 degrees), each
+# feature zero with probability 0.8, else uniform on [0, 1); 4000 activations h = W x. Each SAE
+# has 5 latents and starts with 2 of them dead (encoder bias -10). With 5 latents for 5
+# directions one latent stuck on a direction another already covers costs a direction, and the
+# reference's training (650 steps of 128, lr 0.02, L1 0.1, resampling every 100 steps over a
+# window of 50; 0.5 s of CPU) ends that way about once in six: the ReLU test trains SIZE SAEs
+# from different weights and passes when one of them has no dead latent and recovers >= 4.
 TRAINING = {"steps": 650, "batch_size": 128, "lr": 0.02, "resample_every": 100, "window": 50}
 RECOVERED = 0.99  # a true direction is recovered when a decoder column has cosine above this
+SIZE = 3
 
 
 def _toy(rng: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-    true = torch.randn(6, 5, generator=rng)
-    true = true / true.norm(dim=0)
+    while True:  # directions at least 60 degrees apart (|cosine| < 0.5), as features tend to be
+        true = torch.randn(6, 5, generator=rng)
+        true = true / true.norm(dim=0)
+        if (true.T @ true - torch.eye(5)).abs().max() < 0.5:
+            break
     features = torch.rand(4000, 5, generator=rng)
     features = features * (torch.rand(4000, 5, generator=rng) >= 0.8)
     return true, features @ true.T
@@ -407,57 +417,64 @@ def _trusted_latents(got: dict, activations: torch.Tensor, k: int | None) -> tor
     return torch.zeros_like(pre).scatter(-1, top.indices, torch.relu(top.values))
 
 
-def _check_trained(got: dict, what: str) -> None:
-    for name in ("W_enc", "b_enc", "b_dec", "decoder", "latents"):
-        assert_finite(got[name], f"{what}: {name}")
+def _trained(student, rng: torch.Generator, seed: int, k: int | None, options: dict,
+             count: int, what: str) -> tuple[torch.Tensor, torch.Tensor, list[dict]]:
+    true, activations = _toy(rng)
+    states = [_initial(rng, 6, 5) for _ in range(count)]
+    seeds = [(seed + 7919 * i) % 2**31 for i in range(count)]
+    got = student.probe("sae.train_outcome", states, k, activations, options, seeds,
+                        timeout=30 * count)
+    check(isinstance(got, list) and len(got) == count, f"{what}: the training did not finish")
+    for result in got:
+        for name in ("W_enc", "b_enc", "b_dec", "decoder", "latents"):
+            assert_finite(result[name], f"{what}: {name}")
+    return true, activations, got
 
 
 @pytest.mark.points(2)
 def test_trained_sae_recovers_directions(student, rng, seed):
     """a ReLU + L1 SAE with resampling leaves no dead latent and recovers >= 4 of 5 directions"""
-    true, activations = _toy(rng)
     options = {**TRAINING, "l1_coefficient": 0.1}
     what = (f"train_sae(SAE(6, 5) starting with latents 0 and 1 dead, 4000 activations of a toy "
-            f"model with 5 known directions, {', '.join(f'{k}={v}' for k, v in options.items())})")
-    got = student.probe("sae.train_outcome", _initial(rng, 6, 5), None, activations, options,
-                        seed % 2**31, timeout=60)
-    _check_trained(got, what)
-    latents = _trusted_latents(got, activations, None)
-    dead = (~(latents > 0).any(dim=0)).nonzero().flatten().tolist()
-    check(not dead, f"{what}: latent(s) {dead} never fire on the activations after training; "
-          "resampling should have revived them (see the tests of dead_latents, "
-          "resample_dead_latents and train_sae)")
-    decoder = got["decoder"].double()
-    cosines = ((true.double() / true.double().norm(dim=0)).T
-               @ (decoder / decoder.norm(dim=0))).amax(dim=-1)
-    recovered = int((cosines > RECOVERED).sum())
-    check(recovered >= 4,
-          f"{what}: {recovered} of the 5 true directions have a decoder column at cosine > "
-          f"{RECOVERED} (best cosines {[round(c, 3) for c in cosines.tolist()]}); a correct "
-          "SAE recovers at least 4")
+            f"model with 5 known directions, {', '.join(f'{k}={v}' for k, v in options.items())})"
+            f" from {SIZE} different initial weights")
+    true, activations, got = _trained(student, rng, seed, None, options, SIZE, what)
+    unit_true = true.double() / true.double().norm(dim=0)
+    outcomes = []
+    for result in got:
+        latents = _trusted_latents(result, activations, None)
+        dead = (~(latents > 0).any(dim=0)).nonzero().flatten().tolist()
+        decoder = result["decoder"].double()
+        cosines = (unit_true.T @ (decoder / decoder.norm(dim=0))).amax(dim=-1)
+        recovered = int((cosines > RECOVERED).sum())
+        if not dead and recovered >= 4:
+            return
+        outcomes.append(f"dead latents {dead}, {recovered} of 5 directions at cosine > "
+                        f"{RECOVERED} (best cosines {[round(c, 3) for c in cosines.tolist()]})")
+    fail(f"{what}: none of the SAEs ends with no dead latent and at least 4 of the 5 true "
+         f"directions recovered, as a correct training does: {'; '.join(outcomes)}. Dead "
+         "latents left: see the tests of dead_latents, resample_dead_latents and train_sae.")
 
 
 @pytest.mark.points(1)
 def test_trained_topk_sae(student, rng, seed):
-    """a TopK SAE trains to k active latents per input and reconstructs well"""
-    true, activations = _toy(rng)
+    """a TopK SAE trains to at most k active latents per input and reconstructs well"""
     k = 2
     options = {**TRAINING, "l1_coefficient": 0.0}
     what = (f"train_sae(SAE(6, 5, k={k}) starting with latents 0 and 1 dead, 4000 activations "
             f"of a toy model, {', '.join(f'{k}={v}' for k, v in options.items())})")
-    got = student.probe("sae.train_outcome", _initial(rng, 6, 5), k, activations, options,
-                        seed % 2**31, timeout=60)
-    _check_trained(got, what)
-    # The submission's own latents must be what its trained weights give (float32: 1e-4).
-    want = _trusted_latents(got, activations, k)
-    assert_close(got["latents"], want, rtol=1e-4, atol=1e-4,
+    _, activations, got = _trained(student, rng, seed, k, options, 1, what)
+    # The submission's own latents must be what its trained weights give (float32: 1e-4):
+    # k active latents on every input whose k-th largest pre-activation is positive.
+    want = _trusted_latents(got[0], activations, k)
+    active = (got[0]["latents"] != 0).sum(dim=-1)
+    check(bool((active <= k).all()), f"{what}: encode gives up to {int(active.max())} active "
+          f"latents per input; TopK keeps at most k = {k}")
+    assert_close(got[0]["latents"], want, rtol=1e-4, atol=1e-4,
                  what=f"{what}: encode(activations) with the trained weights")
-    active = (want > 0).sum(dim=-1).double()
-    check(bool((active <= k).all()) and active.mean().item() >= k - 0.2,
-          f"{what}: {active.mean().item():.2f} active latents per input on average (at most "
-          f"{int(active.max())}); a trained TopK SAE has k = {k} on nearly every input")
-    reconstruction = want @ got["decoder"].double().T + got["b_dec"].double()
+    reconstruction = want @ got[0]["decoder"].double().T + got[0]["b_dec"].double()
     centred = activations.double() - activations.double().mean(dim=0)
     fvu = ((activations.double() - reconstruction).pow(2).sum() / centred.pow(2).sum()).item()
+    # The reference: 0.04 to 0.12 over 20 seeds.
     check(fvu < 0.2, f"{what}: the fraction of variance unexplained is {fvu:.3f}; a correct "
-          "TopK SAE reaches below 0.1 here (0.2 allowed)")
+          "TopK SAE reaches about 0.1 here (0.2 allowed)")

@@ -16,9 +16,9 @@ NAMES = ("W_enc", "b_enc", "W_dec", "b_dec")  # registration order: Adam's param
 
 def _sae(state: dict, k: int | None, dtype: torch.dtype) -> sae_module.SAE:
     d_in, d_sae = state["W_dec"].shape
-    model = sae_module.SAE(d_in, d_sae, k)
+    model = sae_module.SAE(d_in, d_sae, k).to(dtype)  # before loading: no float32 rounding
     model.load_state_dict(state, strict=True)
-    return model.to(dtype)
+    return model
 
 
 def _observed(model: sae_module.SAE) -> dict:
@@ -120,13 +120,16 @@ def train_loop(state: dict, k: int | None, activations: torch.Tensor, options: d
             **_observed(model), "moved_to": moved}
 
 
-def train_outcome(state: dict, k: int | None, activations: torch.Tensor, options: dict,
-                  seed: int) -> dict:
-    """The implementation's own training from given float32 weights: the trained parameters
-    and the latents its encode gives on the activations."""
-    model = _sae(state, k, torch.float32)
-    generator = torch.Generator().manual_seed(seed)
-    sae_module.train_sae(model, activations, generator=generator, **options)
-    with torch.no_grad():
-        latents = model.encode(activations)
-    return {**_observed(model), "latents": latents}
+def train_outcome(states: list[dict], k: int | None, activations: torch.Tensor, options: dict,
+                  seeds: list[int]) -> list[dict]:
+    """The implementation's own training of one SAE per (float32 weights, seed): the trained
+    parameters and the latents its encode gives on the activations."""
+    results = []
+    for state, seed in zip(states, seeds, strict=True):
+        model = _sae(state, k, torch.float32)
+        generator = torch.Generator().manual_seed(seed)
+        sae_module.train_sae(model, activations, generator=generator, **options)
+        with torch.no_grad():
+            latents = model.encode(activations)
+        results.append({**_observed(model), "latents": latents})
+    return results

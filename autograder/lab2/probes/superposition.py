@@ -14,9 +14,9 @@ import torch
 
 def _model(state: dict, dtype: torch.dtype) -> superposition.ToyModel:
     n_instances, n_hidden, n_features = state["W"].shape
-    model = superposition.ToyModel(n_instances, n_features, n_hidden)
+    model = superposition.ToyModel(n_instances, n_features, n_hidden).to(dtype)  # no rounding
     model.load_state_dict(state, strict=True)
-    return model.to(dtype)
+    return model
 
 
 def _weights(model: torch.nn.Module) -> dict:
