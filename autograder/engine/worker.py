@@ -417,19 +417,28 @@ class Worker:
     """Answers requests on the main thread, where student code runs. It never touches the
     answer channel: each answer goes, as bytes, to the courier thread (see `courier`)."""
 
-    def __init__(self, impl: Path, probes: Path | None, post: Any):
+    def __init__(self, impl: Path, probes: Path | None, post: Any, forwarded: Any):
         self.impl = impl
         self.probes = probes
         # Keep our own references: student code may replace torch.save and friends.
         self._save = torch.save
         self._post = post
+        self._forwarded = forwarded  # a lock the courier releases once it sent a "sync" event
         self._probe_modules: dict[str, Any] = {}
         self.watchdog = Watchdog(impl, self.send)
 
-    def send(self, message: dict[str, Any]) -> None:
+    def send(self, message: dict[str, Any], sync: bool = False) -> None:
         """An event (importing, running, stuck): the trusted side only uses it for messages
-        and never lets it move a deadline past the request's absolute one."""
-        self._post(("event", encode(message, self._save)))
+        and never lets it move a deadline past the request's absolute one. With `sync`, wait
+        (a second at most) until the courier has sent it: code that then holds the GIL in one
+        long C call would keep the courier from ever sending it."""
+        if not sync:
+            self._post(("event", encode(message, self._save)))
+            return
+        owned = self._forwarded.acquire(timeout=1.0)
+        self._post(("sync", encode(message, self._save)))
+        if owned and self._forwarded.acquire(timeout=1.0):
+            self._forwarded.release()
 
     def load_probe_module(self, part: str) -> Any:
         if part not in self._probe_modules:
@@ -446,12 +455,12 @@ class Worker:
         module_name = request["target"].partition(".")[0]
         module = None
         if (self.impl / f"{module_name}.py").is_file():
-            self.send({"event": "importing", "module": module_name})
+            self.send({"event": "importing", "module": module_name}, sync=True)
             module = importlib.import_module(module_name)
         elif request["kind"] in ("call", "names"):
             raise ModuleNotFoundError(f"no file {module_name}.py")
         if request["kind"] == "probe":
-            self.send({"event": "importing", "module": f"probes/{module_name}"})
+            self.send({"event": "importing", "module": f"probes/{module_name}"}, sync=True)
             module = self.load_probe_module(module_name)
         return module
 
@@ -471,7 +480,7 @@ class Worker:
             if not hasattr(function, name):
                 return {"ok": False, "kind": "missing", "type": "AttributeError", "name": name}
             function = getattr(function, name)
-        self.send({"event": "running"})
+        self.send({"event": "running"}, sync=True)
         limit = request.get("limit")
         if limit:  # report where the call is a little before its limit, in case it cannot
             self.watchdog.arm(max(limit - min(1.0, 0.1 * limit), 0.05))  # be interrupted
@@ -524,7 +533,7 @@ TAMPERED = {"ok": False, "kind": "result", "type": "ChannelTampering",
 
 def courier(request_fd: int, response_fd: int, inbox_put: Any, outbox_get: Any,
             outbox_empty: Any, main_frame: Any, park_line: int, frames: Any,
-            tampered: bytes) -> None:
+            tampered: bytes, forwarded: Any) -> None:
     """The thread that owns the answer channel. Student code never runs in it: it looks up
     no global name and calls no Python function once started, only the C functions it
     captured first, so replacing a function or a module attribute does not reach it; and the
@@ -532,11 +541,12 @@ def courier(request_fd: int, response_fd: int, inbox_put: Any, outbox_get: Any,
     sends the first message (ready), passes each request to the main thread, forwards events,
     and sends the answer once the main thread is back where it waits for the next request
     (`main_frame` at `park_line`): exactly one answer must be waiting then, or the call
-    handed over answers of its own and gets `tampered` instead."""
+    handed over answers of its own and gets `tampered` instead. After a "sync" event it
+    releases `forwarded` (see Worker.send)."""
     read, write, pack, unpack, size = os.read, os.write, HEADER.pack, HEADER.unpack, HEADER.size
     sleep, monotonic, wanted = time.sleep, time.monotonic, threading.main_thread().ident
     exit_, lost, min_, len_, type_ = os._exit, EXIT_LOST_CONNECTION, min, len, type
-    tuple_, bytes_, str_, join = tuple, bytes, str, b"".join
+    tuple_, bytes_, str_, join, unlocked = tuple, bytes, str, b"".join, RuntimeError
     answer = outbox_get()[1]  # ready
     while True:
         data = pack(len_(answer)) + answer
@@ -561,7 +571,7 @@ def courier(request_fd: int, response_fd: int, inbox_put: Any, outbox_get: Any,
             if not (type_(item) is tuple_ and len_(item) == 2 and type_(item[0]) is str_
                     and type_(item[1]) is bytes_):
                 answer = tampered
-            elif item[0] == "event":
+            elif item[0] == "event" or item[0] == "sync":
                 if len_(item[1]) <= 65536:
                     data = pack(len_(item[1])) + item[1]
                     try:
@@ -569,6 +579,11 @@ def courier(request_fd: int, response_fd: int, inbox_put: Any, outbox_get: Any,
                             data = data[write(response_fd, data):]
                     except OSError:
                         exit_(lost)
+                if item[0] == "sync":
+                    try:
+                        forwarded()
+                    except unlocked:  # not held: a "sync" the worker did not send
+                        pass
                 continue
             else:
                 answer = item[1] if item[0] == "done" else tampered
@@ -584,7 +599,7 @@ def courier(request_fd: int, response_fd: int, inbox_put: Any, outbox_get: Any,
             while not outbox_empty():
                 extra = outbox_get()
                 if not (type_(extra) is tuple_ and len_(extra) == 2 and type_(extra[0]) is str_
-                        and extra[0] == "event"):
+                        and (extra[0] == "event" or extra[0] == "sync")):
                     answer = tampered
             break
 
@@ -594,13 +609,13 @@ def serve(impl: Path, probes: Path | None, request_fd: int, response_fd: int,
     """The main thread: start the courier, close the channel to this thread (and to every
     thread started from now on, the watchdog and student threads included), then run each
     request the courier hands over."""
-    inbox, outbox = queue.SimpleQueue(), queue.SimpleQueue()
+    inbox, outbox, forwarded = queue.SimpleQueue(), queue.SimpleQueue(), threading.Lock()
     tampered = encode(TAMPERED)
     threading.Thread(target=courier, name="grader-courier", daemon=True, args=(
         request_fd, response_fd, inbox.put, outbox.get, outbox.empty, sys._getframe(),
-        park_line(), sys._current_frames, tampered)).start()
+        park_line(), sys._current_frames, tampered, forwarded.release)).start()
     guarded = guard([request_fd, response_fd]) if guard else ""
-    worker = Worker(impl, probes, outbox.put)
+    worker = Worker(impl, probes, outbox.put, forwarded)
     del sys._current_frames  # student code gets no view of the courier's frames
     answer, inbox_get, outbox_put = worker.answer, inbox.get, outbox.put
     outbox_put(("event", encode({"event": "ready", "pid": os.getpid(),
