@@ -366,13 +366,15 @@ def figures(checkpoint: Checkpoint, folder: Path = IMAGES) -> dict[str, float]:
              title=f"Embedding in the Fourier basis; key frequencies {keys.tolist()}")
     figure.savefig(folder / "modular_addition_embedding.png", dpi=100)
 
-    figure = _figure(10, 2.8)
+    figure = _figure(12, 2.8)
     order = share.argsort(descending=True)  # the best-explained neuron of each key frequency
     shown = [int(order[frequency[order] == k][0]) for k in keys[:5] if (frequency == k).any()]
     shown = shown or order[:4].tolist()
     for axes, neuron in zip(figure.subplots(1, len(shown), squeeze=False)[0], shown,
                             strict=True):
-        axes.imshow(neurons[:, neuron].reshape(p, p), cmap="viridis", origin="lower")
+        corner = p // 2  # a quarter of the (a, b) square shows the waves
+        axes.imshow(neurons[:, neuron].reshape(p, p)[:corner, :corner], cmap="viridis",
+                    origin="lower")
         axes.set(title=f"neuron {neuron}: k = {int(frequency[neuron])}", xlabel="b",
                  ylabel="a")
     figure.savefig(folder / "modular_addition_neurons.png", dpi=100)
