@@ -103,3 +103,33 @@ def grade_mistake(grade, tmp_path: Path, reference: Path, case: str, passage: st
     for test in graded.tests:
         if test["name"] in expected:
             assert message in test["output"], f"{test['name']}: {test['output']}"
+
+
+def grade_variant(grade, tmp_path: Path, reference: Path, lab: str, name: str,
+                  changes: list[tuple[str, str]], extra=()):
+    """Grade the reference file of `lab` with each (passage, replacement) of `changes` applied."""
+    source = reference.read_text()
+    for passage, replacement in changes:
+        assert source.count(passage) == 1, f"the reference no longer contains: {passage!r}"
+        source = source.replace(passage, replacement)
+    submission = tmp_path / f"submission-{name}"
+    submission.mkdir()
+    (submission / reference.name).write_text(source)
+    graded = grade(submission, lab, parts=(reference.stem,), timeout_scale=4.0, extra=extra)
+    assert graded.returncode == 0, graded.output[-2000:]
+    return graded
+
+
+def assert_mistakes_named(graded, mistakes: dict) -> None:
+    """Exactly the tests each mistake names fail, each with the mistake's text in its output."""
+    names = [test["name"] for test in graded.tests]
+    expected = set()
+    for case, (_, _, affected, message) in mistakes.items():
+        unmatched = [fragment for fragment in affected if not any(fragment in n for n in names)]
+        assert not unmatched, f"{case}: no test's name contains {unmatched}"
+        for test in graded.tests:
+            if any(fragment in test["name"] for fragment in affected):
+                expected.add(test["name"])
+                assert message in test["output"], f"{case}: {test['name']}: {test['output']}"
+    assert set(graded.failed()) == expected, (
+        f"failed: {sorted(graded.failed())}\nexpected: {sorted(expected)}")

@@ -12,7 +12,7 @@ from __future__ import annotations
 import pytest
 
 from autograder import REPO_ROOT
-from tests.test_lab2_superposition_mistakes import assert_mistakes_named, grade_variant
+from tests.conftest import assert_mistakes_named, grade_variant
 
 REFERENCE = REPO_ROOT / "reference" / "lab2" / "induction.py"
 NOT_TRAINED = ("-k", "not trained")

@@ -12,7 +12,7 @@ from __future__ import annotations
 import pytest
 
 from autograder import REPO_ROOT
-from tests.test_lab2_superposition_mistakes import grade_variant
+from tests.conftest import grade_variant
 
 REFERENCE = REPO_ROOT / "reference" / "lab2" / "sae.py"
 UNITS = "not trained and not loop"
