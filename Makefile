@@ -2,7 +2,7 @@
 #
 #   make test lab1                 grade assignments/lab1 (IMPL=reference or IMPL=path for others;
 #                                  PART=basics, K=expr narrow it; fails while a test fails)
-#   make demo                      grade the bundled example submissions of lab1
+#   make demo [lab2]               grade each lab's examples, starter code and reference
 #   make check                     the repository's own test suite (what CI runs)
 #   make grade lab1 SUBMISSIONS=DIR   TA batch regrade into OUT (build/grades/lab1): a CSV, one
 #                                  row per student; STUDENT=name regrades one into it, DUE=time
@@ -42,7 +42,7 @@ endif
 LABS := $(patsubst autograder/%/lab.toml,%,$(wildcard autograder/*/lab.toml))
 
 # `make test lab1`: the word after the command names the lab.
-LAB_COMMANDS := test grade submit autograder otter mutation flaky honesty
+LAB_COMMANDS := test demo grade submit autograder otter mutation flaky honesty
 ifneq ($(filter $(firstword $(MAKECMDGOALS)),$(LAB_COMMANDS)),)
 LAB_ARG := $(word 2,$(MAKECMDGOALS))
 ifneq ($(LAB_ARG),)
@@ -87,11 +87,17 @@ test: $(ENV_STAMP)
 	    --fail-on-failure $(NARROW) || status=$$?; \
 	done; exit $$status
 
+# every lab: its bundled examples, the starter code and the reference graded as a batch
 demo: $(ENV_STAMP)
-	@rm -rf build/demo && mkdir -p build/demo/submissions
-	@cp -r examples/lab1/. build/demo/submissions/
-	@cp -r assignments/lab1 build/demo/submissions/starter-code
-	$(PY) -m autograder batch lab1 build/demo/submissions --out build/demo/results $(SEED_ARG)
+	@rm -rf build/demo
+	@for lab in $(or $(LAB),$(LABS)); do \
+	  mkdir -p build/demo/$$lab/submissions; \
+	  if [ -d examples/$$lab ]; then cp -r examples/$$lab/. build/demo/$$lab/submissions/; fi; \
+	  cp -r assignments/$$lab build/demo/$$lab/submissions/starter-code; \
+	  cp -r reference/$$lab build/demo/$$lab/submissions/reference-solution; \
+	  $(PY) -m autograder batch $$lab build/demo/$$lab/submissions \
+	    --out build/demo/$$lab/results $(SEED_ARG) || exit $$?; \
+	done
 
 # OUT=folder (default build/grades/LAB), STUDENT=name-sid-email-or-folder regrades one
 # submission into OUT's CSV (at its seed unless SEED is given), DUE="2025-09-15 23:59 -07:00"
