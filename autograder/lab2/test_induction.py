@@ -386,15 +386,15 @@ def test_train_induction_model_plumbing(student, reference, rng):
 
 
 # Trained at grade time with the submission's own Transformer and train: DESIGN's recipe with
-# 400 steps. Measured on the reference (11 seeds): 10 formed an induction head between steps 150
-# and 300 and scored 0.66-0.79 at step 400 on 16-token blocks; one never formed one (0.03 after
-# 800 steps: it settles on "predict a token seen before", about log(16) nats on the second
-# copy). A model without an induction head scores about 0.04. So the test allows a second run
-# with another seed when the first forms no head: both fail for about 1 in 100 correct
-# submissions if runs fail independently at the measured 1 in 11 (an open problem of the
-# recipe, not of the submission; see the part's report).
+# 400 steps at lr 1e-3. Measured on the reference (56 seeds, the stuck seed below included): every
+# run formed an induction head, best layer-1 score 0.66-0.80 on 16-token blocks against the
+# threshold of 0.3; a model without an induction head scores about 0.04. At lr 3e-3, 1 seed of 17
+# (1660609115) never formed one (0.04 after 800 steps: it settles on "predict a token seen
+# before"), so the test still allows a second run with another seed. With 0 failures in 56 runs
+# the failure rate of one run is below 5.2% (95% upper bound, 3/56), so below 0.3% for two
+# independent runs: a bound, not the 1e-6 of DESIGN, which 56 runs cannot show.
 TRAINING_RUN = {"d_vocab": 64, "n_ctx": 64, "d_model": 64, "n_heads": 4, "n_layers": 2,
-                "min_block": 4, "batch_size": 32, "steps": 400, "lr": 3e-3}
+                "min_block": 4, "batch_size": 32, "steps": 400, "lr": 1e-3}
 INDUCTION_THRESHOLD = 0.3
 EVALUATION_BLOCK = 16  # block_len of the tokens the trained model is scored on
 ATTEMPTS = 2
