@@ -182,6 +182,11 @@ def batch(args: argparse.Namespace) -> int:
         print(f"error: {lab.name} has no part {unknown[0]!r} (parts: {', '.join(lab.parts)})",
               file=sys.stderr)
         return 2
+    from autograder.engine import sandbox
+
+    if sandbox.landlock_abi(sandbox.simulated()) < 1 and not args.unsandboxed:
+        print(UNSANDBOXED_RISK, file=sys.stderr)
+        return 2
     try:
         due = parse_time(args.due) if args.due else None
     except ValueError as error:
@@ -350,6 +355,8 @@ def main(argv: list[str] | None = None) -> int:
     b.add_argument("--seed", type=int, help="grading seed for the whole batch (default: random)")
     b.add_argument("--timeout", type=float, default=900.0, help="seconds per submission")
     b.add_argument("--part", action="append", help="grade only this part (repeatable)")
+    b.add_argument("--unsandboxed", action="store_true", help="grade even though this kernel "
+                   "has no Landlock (submitted code can then use your files: see the error)")
     b.add_argument("--student", help="regrade only this submission (a folder name, or a "
                    "student's name, email or sid) into the batch already in --out, at its seed "
                    "unless --seed is given")
