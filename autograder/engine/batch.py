@@ -359,7 +359,7 @@ def write_csv(graded: list[Graded], path: Path, due: datetime | None = None) -> 
         writer = csv.writer(stream)
         writer.writerow(["submission", "sid", "name", "email", "submitted_at", "lateness",
                          "total", "max_score", "gradescope_score", "difference", "problem",
-                         "seed", *names])
+                         "seed", *map(report.clean, names)])
         for item in graded:
             tests = (item.results or {}).get("tests", [])
             scores = {t["name"]: t["score"] for t in tests}
@@ -368,13 +368,13 @@ def write_csv(graded: list[Graded], path: Path, due: datetime | None = None) -> 
             difference = None if ours.gradescope_score is None else \
                 total - ours.gradescope_score
             for person in ours.students or [Student()]:
-                writer.writerow([
-                    ours.name, person.sid, person.name, person.email,
+                writer.writerow([  # names from folders and exports: shown, never obeyed
+                    *map(report.clean, (ours.name, person.sid, person.name, person.email)),
                     ours.submitted_at.isoformat() if ours.submitted_at else "",
                     _lateness(ours.submitted_at, due),
                     _number(total), _number(sum(t["max_score"] for t in tests)),
                     _number(ours.gradescope_score), _number(difference),
-                    item.problem, item.seed,
+                    report.clean(item.problem), item.seed,
                     *[_number(scores.get(name, 0.0)) for name in names],
                 ])
 
