@@ -140,9 +140,9 @@ def test_repeated_tokens(student, rng):
         what = f"repeated_tokens({batch}, {block_len}, {d_vocab}, generator)"
         got = student.probe("induction.repeated_tokens", batch, block_len, d_vocab, seed)
         generator = torch.Generator().manual_seed(seed)
-        block = torch.randint(0, d_vocab, (batch, block_len), generator=generator)
+        first = torch.randint(0, d_vocab, (batch, block_len), generator=generator)
         next_draw = torch.randint(0, 2**30, (4,), generator=generator)
-        _check_draws(got, torch.cat([block, block], dim=1), next_draw, what)
+        _check_draws(got, torch.cat([first, first], dim=1), next_draw, what)
 
 
 @pytest.mark.points(1)
@@ -155,9 +155,9 @@ def test_repeated_blocks(student, rng):
         what = f"repeated_blocks({batch}, {n_ctx}, {d_vocab}, generator, min_block={min_block})"
         got = student.probe("induction.repeated_blocks", batch, n_ctx, d_vocab, seed, min_block)
         generator = torch.Generator().manual_seed(seed)
-        block_len = int(torch.randint(min_block, n_ctx // 2 + 1, (1,), generator=generator))
-        block = torch.randint(0, d_vocab, (batch, block_len), generator=generator)
-        tokens = block[:, torch.arange(n_ctx) % block_len]
+        length = int(torch.randint(min_block, n_ctx // 2 + 1, (1,), generator=generator))
+        first = torch.randint(0, d_vocab, (batch, length), generator=generator)
+        tokens = first[:, torch.arange(n_ctx) % length]
         next_draw = torch.randint(0, 2**30, (4,), generator=generator)
         _check_draws(got, tokens, next_draw, what)
 

@@ -271,10 +271,10 @@ def _waves_plus_noise(rng: torch.Generator, p: int, keys: torch.Tensor) -> torch
     """Logits (p^2, p): waves cos(w_k (a + b - c)) of the key frequencies, a bias per answer
     c, an offset per input (a, b), and noise."""
     x = torch.arange(p, dtype=F64)
-    s = x[:, None, None] + x[None, :, None] - x[None, None, :]
+    a_plus_b_minus_c = x[:, None, None] + x[None, :, None] - x[None, None, :]
     logits = torch.randn(p, p, p, generator=rng, dtype=F64)
     for k in keys:
-        logits += 5 * _uniform(rng, 0.5, 1.5) * (2 * math.pi * int(k) * s / p).cos()
+        logits += 5 * _uniform(rng, 0.5, 1.5) * (2 * math.pi * int(k) * a_plus_b_minus_c / p).cos()
     logits += 3 * torch.randn(p, generator=rng, dtype=F64)
     logits += 3 * torch.randn(p, p, 1, generator=rng, dtype=F64)
     return logits.reshape(p * p, p).float()

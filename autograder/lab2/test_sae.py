@@ -266,11 +266,12 @@ def test_resample_dead_latents(student, reference, rng):
                         "input minus b_dec, normalised; encoder row = that direction times 0.2 "
                         "times the alive rows' mean norm; b_enc = 0)", EXACT)
     for name in ("W_enc", "b_enc", "W_dec"):
-        for moment in ("exp_avg", "exp_avg_sq"):
-            got_moment = got["moments"][name][moment]
-            check(got_moment is not None, f"{what}: the optimizer lost its {moment} of {name}")
-            assert_close(got_moment, want["moments"][name][moment], **EXACT, dtype=torch.float64,
-                         what=f"{what}: Adam's {moment} of {name} afterwards (reset the "
+        for adam_state in ("exp_avg", "exp_avg_sq"):
+            got_moment = got["moments"][name][adam_state]
+            check(got_moment is not None, f"{what}: the optimizer lost its {adam_state} of {name}")
+            assert_close(got_moment, want["moments"][name][adam_state], **EXACT,
+                         dtype=torch.float64,
+                         what=f"{what}: Adam's {adam_state} of {name} afterwards (reset the "
                               "optimizer state of the resampled rows / columns to 0)")
     # With no dead latent nothing changes and nothing is drawn; asserted together with the
     # case above, which a resampling that does nothing fails.

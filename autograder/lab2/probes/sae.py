@@ -33,15 +33,15 @@ def _observed(model: sae_module.SAE) -> dict:
 
 
 def _adam(model: sae_module.SAE, lr: float, moments: dict | None) -> torch.optim.Adam:
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    adam = torch.optim.Adam(model.parameters(), lr=lr)
     if moments is not None:
-        state = optimizer.state_dict()
+        state = adam.state_dict()
         state["state"] = {index: {"step": torch.tensor(float(moments[name]["step"])),
                                   "exp_avg": moments[name]["exp_avg"].clone(),
                                   "exp_avg_sq": moments[name]["exp_avg_sq"].clone()}
                           for index, name in enumerate(NAMES)}
-        optimizer.load_state_dict(state)
-    return optimizer
+        adam.load_state_dict(state)
+    return adam
 
 
 def _moments(model: sae_module.SAE, optimizer: torch.optim.Adam) -> dict:
