@@ -225,18 +225,31 @@ def test_environment_passes_check_env(student, np_rng, seed):
     # The probe sends the environment's true values and rewards back; every fact (same
     # problem after the same seed, another after another seed, the optimal arm, the noise) is
     # recomputed here from them. A testbed whose reset draws nothing fails "another seed".
+    # Why doing nothing cannot pass: the rewards are judged as values. Every arm is pulled
+    # `rounds` times, and the noise (reward - q_star[action] just before the pull, q_star
+    # drawn from the seed with a mean drawn here) must be N(0, 1) and fresh at every pull: a
+    # pull that pays a constant, or anything fixed by q_star, pays one arm the same noise
+    # twice (or nearly, with drift 0.01), so the differences between two pulls of one arm
+    # are far too small; one that ignores q_star is off by its mean.
+    # Six checks (three per case) at alpha = 1e-6 / 6 each: false failure at most 1e-6.
+    alpha = FALSE_FAILURE / 6
+    z = gaussian_z(alpha)
     for drift in (0.0, 0.01):
         k = int(np_rng.integers(2, 12))
-        setup = f"BanditEnv({k}, q_star_mean=0.0, drift_std={drift})"
-        got = student.probe("bandits.check_environment", k, 0.0, drift, seed, timeout=20)
+        mean = float(np.round(np_rng.uniform(-3, 3), 2))
+        rounds = 2 * math.ceil(100 / k)  # at least 100 pairs of pulls of one arm
+        setup = f"BanditEnv({k}, q_star_mean={mean}, drift_std={drift})"
+        got = student.probe("bandits.check_environment", k, mean, drift, seed, rounds,
+                            timeout=20)
         first, again, other = (numpy(q) for q in got["resets"])
         for q_star in (first, again, other):
             check(q_star.shape == (1, k) and np.isfinite(q_star).all(),
                   f"{setup}.reset: testbed.q_star is {short(q_star)}; expected {k} finite true "
                   f"values of shape (1, {k})")
-        check(got["observation"] == 0 and got["step_observations"] == [0] * k,
+        steps = k * rounds
+        check(got["observation"] == 0 and got["step_observations"] == [0] * steps,
               f"{setup}: reset and step returned observations {got['observation']}, "
-              f"{got['step_observations']}; a bandit has a single observation, 0.")
+              f"{got['step_observations'][:k]}...; a bandit has a single observation, 0.")
         check(np.array_equal(first, again),
               f"{setup}.reset(seed={seed}) twice gave two different sets of true values "
               f"({short(first)}, {short(again)}). Draw them with the generator the environment "
@@ -247,17 +260,58 @@ def test_environment_passes_check_env(student, np_rng, seed):
         check(got["reset_optimal"] == int(first.argmax()),
               f"{setup}.reset: info['optimal_action'] is {got['reset_optimal']}, but the "
               f"largest of q_star = {short(first)} is arm {int(first.argmax())}.")
-        for action in range(k):
-            before = numpy(got["before"][action])
-            check(got["optimal"][action] == int(before.argmax()),
-                  f"{setup}: info['optimal_action'] was {got['optimal'][action]} when arm "
+        rewards = np.asarray(got["rewards"], dtype=float)
+        check(len(got["before"]) == steps and rewards.shape == (steps,),
+              f"{setup}: the probe made {steps} steps and got {rewards.shape} rewards")
+        noise = np.empty(steps)
+        for index in range(steps):
+            action = index % k
+            before = numpy(got["before"][index])
+            check(before.shape == (1, k) and np.isfinite(before).all(),
+                  f"{setup}: before pull {index + 1}, testbed.q_star is {short(before)}; "
+                  f"expected {k} finite true values of shape (1, {k})")
+            check(got["optimal"][index] == int(before.argmax()),
+                  f"{setup}: info['optimal_action'] was {got['optimal'][index]} when arm "
                   f"{action} was pulled, but q_star was then {short(before)}.")
-            noise = got["rewards"][action] - float(before[0, action])
-            # |N(0, 1)| > 6 has probability 2e-9; at most 11 steps: 2.2e-8 in all.
-            check(math.isfinite(noise) and 0 < abs(noise) < 6,
+            noise[index] = rewards[index] - float(before[0, action])
+            check(math.isfinite(noise[index]),
                   f"{setup}: pulling arm {action} with q_star[{action}] = "
-                  f"{float(before[0, action]):.4f} paid {got['rewards'][action]:.4f}; the reward "
-                  "is q_star[action] plus N(0, 1) noise.")
+                  f"{float(before[0, action]):.4f} paid {rewards[index]}; the reward is "
+                  "q_star[action] plus N(0, 1) noise.")
+        noise = noise.reshape(rounds, k)  # noise[r, a]: the r-th pull of arm a
+        # Pulls 2j and 2j + 1 of an arm: independent N(0, 1) noises, so their difference over
+        # sqrt(2) is N(0, 1), independent across the k * rounds / 2 disjoint pairs.
+        pairs = ((noise[1::2] - noise[0::2]) / math.sqrt(2)).reshape(-1)
+        low, high = chi_square_interval(pairs.size, alpha)
+        spread = float(np.sum(pairs**2))
+        check(
+            low <= spread <= high,
+            f"{setup}: pulling an arm again must pay fresh N(0, 1) noise. Arm 0 paid "
+            f"{short(rewards[::k][:6])} in its first pulls (q_star[0] was "
+            f"{float(numpy(got['before'][0])[0, 0]):.4f}); over {pairs.size} pairs of pulls of "
+            "one arm, (noise of the second - noise of the first) / sqrt(2) has root mean "
+            f"square {math.sqrt(spread / pairs.size):.4f} (a correct testbed gives "
+            f"{math.sqrt(low / pairs.size):.4f} to {math.sqrt(high / pairs.size):.4f}). The "
+            "reward is q_star[run, actions[run]] + rng.normal(...), drawn at every pull.",
+        )
+        flat = noise.reshape(-1)
+        allowed = z / math.sqrt(flat.size)
+        check(
+            abs(float(flat.mean())) <= allowed,
+            f"{setup}: the reward noise, reward - q_star[action] (before the pull), should have "
+            f"mean 0; the mean of {flat.size} of them is {float(flat.mean()):.4f} (a correct "
+            f"testbed stays within +- {allowed:.4f}). The reward is q_star[run, actions[run]] "
+            "plus N(0, 1) noise.",
+        )
+        low, high = chi_square_interval(flat.size, alpha)
+        spread = float(np.sum(flat**2))
+        check(
+            low <= spread <= high,
+            f"{setup}: the reward noise, reward - q_star[action] (before the pull), should have "
+            f"standard deviation 1; the {flat.size} values have root mean square "
+            f"{math.sqrt(spread / flat.size):.4f} (a correct testbed gives "
+            f"{math.sqrt(low / flat.size):.4f} to {math.sqrt(high / flat.size):.4f}).",
+        )
         check(not any(got["ended"]), f"{setup}: an episode ended on its own")
 
 
@@ -386,9 +440,12 @@ def test_epsilon_greedy_explores_at_rate_epsilon(student, np_rng, seed):
     # epsilon stays below 0.3 so that exploring with probability 1 - epsilon (a common slip)
     # cannot look right: then the greedy arm would get epsilon + (1 - epsilon) / k instead.
     epsilon = float(np.round(np_rng.uniform(0.05, 0.3), 3))
-    # Every row holds the same values: runs that shared one random draw (one exploring arm
-    # for all of them, say) would then pile onto one arm instead of spreading evenly.
-    values = np.tile(distinct_values(np_rng, 1, k), (runs, 1))
+    # Every row holds its own values (a random order of the arms), so a constant arm is the
+    # greedy one in about 1/k of the rows only: the shares by rank below cannot be met
+    # without choosing, in every row, that row's own greedy arm 1 - epsilon of the time.
+    # Runs that share one exploring arm would spread evenly over the ranks here, but not over
+    # the arms: arm_shares_when_not_greedy catches them.
+    values = distinct_values(np_rng, runs, k)
     got = choices(student.probe("bandits.epsilon_greedy_choices", tensor(values), epsilon, seed),
                   runs, k, f"EpsilonGreedyAgent({runs}, {k}, epsilon={epsilon}).act")
     same_choices_whatever_the_globals(
@@ -397,11 +454,13 @@ def test_epsilon_greedy_explores_at_rate_epsilon(student, np_rng, seed):
     shares = np.bincount(chosen_ranks(values, got), minlength=k) / runs
     expected = np.full(k, epsilon / k)
     expected[0] += 1 - epsilon
-    # k checks (greedy arm, second-best, ..., worst), each with alpha = 1e-6 / k and
-    # Bernstein's half-width for n = 20000 runs at its own p: false failure at most 1e-6.
-    setup = (f"EpsilonGreedyAgent({runs}, {k}, epsilon={epsilon}).act with the same distinct "
-             "values in every run")
-    greedy_allowed = bernstein_halfwidth(expected[0], runs, FALSE_FAILURE / k)
+    # 2k checks (greedy arm, second-best, ..., worst; then each arm where it is not the
+    # greedy one), each with alpha = 1e-6 / (2k) and Bernstein's half-width at its own n and
+    # p: false failure at most 1e-6.
+    alpha = FALSE_FAILURE / (2 * k)
+    setup = (f"EpsilonGreedyAgent({runs}, {k}, epsilon={epsilon}).act with distinct values "
+             "in every run")
+    greedy_allowed = bernstein_halfwidth(expected[0], runs, alpha)
     if abs(shares[0] - (epsilon + (1 - epsilon) / k)) <= greedy_allowed:
         slip = ("That is what exploring with probability 1 - epsilon gives: check which branch "
                 "epsilon applies to (a run explores when rng.random() < epsilon).")
@@ -418,14 +477,37 @@ def test_epsilon_greedy_explores_at_rate_epsilon(student, np_rng, seed):
         f"{100 * greedy_allowed:.1f}%. {slip}",
     )
     for rank in range(1, k):
-        allowed = bernstein_halfwidth(expected[rank], runs, FALSE_FAILURE / k)
+        allowed = bernstein_halfwidth(expected[rank], runs, alpha)
         check(
             abs(shares[rank] - expected[rank]) <= allowed,
             f"{setup}: the arm ranked {rank + 1} of {k} by value was chosen in "
             f"{100 * shares[rank]:.2f}% of the runs; exploring picks every arm with "
             f"probability 1/k, so each non-greedy arm should get epsilon / k = "
-            f"{100 * expected[rank]:.2f}% +- {100 * allowed:.2f}% (every row has the same "
-            "values here; each run needs its own random numbers).",
+            f"{100 * expected[rank]:.2f}% +- {100 * allowed:.2f}% (each run needs its own "
+            "random numbers).",
+        )
+    arm_shares_when_not_greedy(values, got, epsilon / k, alpha, setup)
+
+
+def arm_shares_when_not_greedy(values: np.ndarray, got: np.ndarray, p: float, alpha: float,
+                               setup: str) -> None:
+    """Arm by arm, over the rows where it is not the greedy arm: chosen with probability p (an
+    exploring run picks it with probability 1/k), independently in every row. k checks, each
+    at `alpha`, Bernstein's half-width for that arm's number of rows. Runs that all explore
+    with one shared arm give that arm epsilon instead of epsilon / k."""
+    runs, k = values.shape
+    greedy_arms = values.argmax(axis=1)
+    for arm in range(k):
+        rows = greedy_arms != arm
+        n = int(rows.sum())
+        share = float(np.mean(got[rows] == arm))
+        allowed = bernstein_halfwidth(p, n, alpha)
+        check(
+            abs(share - p) <= allowed,
+            f"{setup}: arm {arm} was chosen in {100 * share:.2f}% of the {n} runs where it is "
+            f"not the greedy arm; an exploring run picks any of the k arms with probability "
+            f"1/k, so it should be {100 * p:.2f}% +- {100 * allowed:.2f}%. Every run needs its "
+            "own random numbers (one random arm for all exploring runs piles them onto it).",
         )
 
 
@@ -434,8 +516,12 @@ def test_epsilon_zero_is_greedy_and_epsilon_one_is_uniform(student, np_rng, seed
     """EpsilonGreedyAgent with epsilon 0 always exploits; with epsilon 1 it is uniform."""
     # Docstring: "With probability epsilon the run explores ... Otherwise it exploits", at
     # the two ends of the range.
+    # Every row holds its own values (a random order of the arms): a constant arm is the
+    # greedy one in about 1/k of the rows, so epsilon = 0 cannot be met without choosing each
+    # row's own greedy arm. With epsilon = 1 both the ranks and the arms must be uniform (a
+    # shared random arm would still look uniform over the ranks).
     runs, k = 20000, int(np_rng.integers(3, 11))
-    values = np.tile(distinct_values(np_rng, 1, k), (runs, 1))  # the same values in every row
+    values = distinct_values(np_rng, runs, k)
     never = choices(student.probe("bandits.epsilon_greedy_choices", tensor(values), 0.0, seed),
                     runs, k, f"EpsilonGreedyAgent({runs}, {k}, epsilon=0.0).act")
     wrong = int(np.sum(never != values.argmax(axis=1)))
@@ -444,8 +530,10 @@ def test_epsilon_zero_is_greedy_and_epsilon_one_is_uniform(student, np_rng, seed
     always = choices(student.probe("bandits.epsilon_greedy_choices", tensor(values), 1.0, seed),
                      runs, k, f"EpsilonGreedyAgent({runs}, {k}, epsilon=1.0).act")
     shares = np.bincount(chosen_ranks(values, always), minlength=k) / runs
-    # k checks, each with alpha = 1e-6 / k, Bernstein at p = 1/k, n = 20000: <= 1e-6 in all.
-    allowed = bernstein_halfwidth(1 / k, runs, FALSE_FAILURE / k)
+    # 2k checks (k ranks, then k arms where they are not greedy), each with alpha = 1e-6 /
+    # (2k), Bernstein at p = 1/k and its own n: <= 1e-6 in all.
+    alpha = FALSE_FAILURE / (2 * k)
+    allowed = bernstein_halfwidth(1 / k, runs, alpha)
     worst = int(np.argmax(np.abs(shares - 1 / k)))
     check(
         abs(shares[worst] - 1 / k) <= allowed,
@@ -454,6 +542,8 @@ def test_epsilon_zero_is_greedy_and_epsilon_one_is_uniform(student, np_rng, seed
         f"arm should get {100 / k:.1f}% +- {100 * allowed:.1f}% (an exploring run picks any "
         "of the k arms, the greedy one included).",
     )
+    arm_shares_when_not_greedy(values, always, 1 / k, alpha,
+                               f"EpsilonGreedyAgent({runs}, {k}, epsilon=1.0).act")
 
 
 # ============================================================================ learning values

@@ -67,11 +67,13 @@ def testbed_samples(
     return {"q_star": initial, "noise": np.stack(noise), "drift": np.stack(drift)}
 
 
-def check_environment(k: int, q_star_mean: float, drift_std: float, seed: int) -> dict[str, Any]:
+def check_environment(
+    k: int, q_star_mean: float, drift_std: float, seed: int, rounds: int = 1
+) -> dict[str, Any]:
     """gymnasium's check_env on a BanditEnv, then what it does, as data for the test to judge:
     q_star after reset(seed), after reset(seed) again and after reset(seed + 1), the info of
-    the first reset, and for one step with each arm q_star before it, the reward, observation
-    and info."""
+    the first reset, and `rounds` rounds of one step with each arm (arm 0, 1, ..., k - 1, then
+    again): for each step q_star before it, the reward, observation and info."""
     from gymnasium.utils.env_checker import check_env
 
     env = bandits.BanditEnv(k, q_star_mean=q_star_mean, drift_std=drift_std)
@@ -82,7 +84,7 @@ def check_environment(k: int, q_star_mean: float, drift_std: float, seed: int) -
         first_info = info if first_info is None else first_info
         resets.append(_floats(env.testbed.q_star))
     before, rewards, observations, optimal, ended = [], [], [], [], []
-    for action in range(k):
+    for action in list(range(k)) * rounds:
         before.append(_floats(env.testbed.q_star))
         step_observation, reward, terminated, truncated, info = env.step(action)
         rewards.append(float(reward))
