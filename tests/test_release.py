@@ -20,7 +20,7 @@ from autograder.engine.public_tests import declared_tests, public_test_source
 from autograder.engine.release import find_dangling_references, find_leaks
 from autograder.engine.stubs import BEGIN, END, generate_lab
 
-LABS = ["lab1"]
+LABS = ["lab1", "lab2"]
 
 
 @pytest.fixture(scope="module")
