@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from autograder import REPO_ROOT
+from tests.conftest import grade_variant
 
 REFERENCE = REPO_ROOT / "reference" / "lab2" / "modular_addition.py"
 BASIS_ROWS = "rows += [angle.cos() * math.sqrt(2 / p), angle.sin() * math.sqrt(2 / p)]"
@@ -103,29 +104,16 @@ ALTERNATIVES = (
 )
 
 
-def _submission(tmp_path: Path, name: str, replacements) -> Path:
-    source = REFERENCE.read_text()
-    for passage, replacement in replacements:
-        assert source.count(passage) == 1, f"the reference no longer contains: {passage!r}"
-        source = source.replace(passage, replacement)
-    folder = tmp_path / f"submission-{name}"
-    folder.mkdir()
-    (folder / REFERENCE.name).write_text(source)
-    return folder
-
-
-def _graded(grade, submission: Path, expression: str):
-    graded = grade(submission, "lab2", parts=("modular_addition",), timeout_scale=4.0,
-                   extra=("-k", expression))
-    assert graded.returncode == 0, graded.output[-2000:]
-    return graded
+def _graded(grade, tmp_path: Path, name: str, changes, expression: str):
+    return grade_variant(grade, tmp_path, REFERENCE, "lab2", name, list(changes),
+                         extra=("-k", expression))
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_modular_addition_mistake_is_named(case, grade, tmp_path):
     passage, mistake, expression, affected, message = CASES[case]
-    graded = _graded(grade, _submission(tmp_path, case, [(passage, mistake)]), expression)
+    graded = _graded(grade, tmp_path, case, [(passage, mistake)], expression)
     names = [test["name"] for test in graded.tests]
     unmatched = [f for f in affected if not any(f in name for name in names)]
     assert not unmatched, f"no test's name contains {unmatched}: {names}"
@@ -139,7 +127,7 @@ def test_modular_addition_mistake_is_named(case, grade, tmp_path):
 
 @pytest.mark.slow
 def test_modular_addition_alternatives_get_full_marks(grade, tmp_path):
-    graded = _graded(grade, _submission(tmp_path, "alternatives", ALTERNATIVES),
+    graded = _graded(grade, tmp_path, "alternatives", ALTERNATIVES,
                      "fourier or embedding or neuron or ablated or progress")
     assert graded.failed() == [], [
         (test["name"], test["output"]) for test in graded.tests if test["status"] == "failed"]
