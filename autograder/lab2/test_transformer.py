@@ -430,7 +430,7 @@ def test_train_matches_the_reference_step_by_step(student, reference, rng, seed)
 
 
 @pytest.mark.points(1)
-def test_train_uses_its_device(student):
+def test_train_uses_its_device(student, reference, rng, seed):
     """train moves the model and each batch to the device it is given"""
     got = student.probe("transformer.train_devices", 5, "meta", timeout=20)
     what = "train(model, batches, steps=2, device='meta')"
@@ -439,6 +439,17 @@ def test_train_uses_its_device(student):
           f"{what} ran the model with its parameters on {', '.join(got['parameters'])} and the "
           f"tokens on {got['tokens']}; move both to the device given (model.to(device), "
           "tokens.to(device)), so that training uses a GPU when asked.")
+    # Where the model ran is the worker's report, and code that trains nothing can get it
+    # right: the point also needs the training itself, two steps judged by their losses.
+    d_vocab = _size(rng, 4, 10)
+    table = torch.randn(d_vocab, d_vocab, generator=rng, dtype=torch.float64)
+    bias = torch.randn(d_vocab, generator=rng, dtype=torch.float64)
+    options = {"steps": 2, "batch": 2, "pos": 4, "lr": 0.05, "weight_decay": 0.0,
+               "seed": seed % 2**31}
+    trained = student.probe("transformer.train_steps", table, bias, timeout=20, **options)
+    wanted = reference.probe("transformer.train_steps", table, bias, timeout=20, **options)
+    assert_close(trained["losses"], wanted["losses"], rtol=1e-8, atol=1e-8,
+                 what="train(a bigram model, batches, steps=2) in float64 on the CPU: its losses")
 
 
 LANGUAGE = {"d_vocab": 12, "branching": 3, "batch": 512, "pos": 16}
