@@ -146,13 +146,22 @@ class ModularAdditionModel(nn.Module):
 
 
 @torch.no_grad()
-def last_position(model: ModularAdditionModel) -> tuple[torch.Tensor, torch.Tensor]:
+def last_position(model: ModularAdditionModel,
+                  chunk: int = 2048) -> tuple[torch.Tensor, torch.Tensor]:
     """The model on all p^2 inputs (`all_pairs` order), read at the "=" position: the logits
-    (p^2, p) and the MLP neurons' activations `blocks.0.mlp.hook_post` (p^2, d_mlp)."""
+    (p^2, p) and the MLP neurons' activations `blocks.0.mlp.hook_post` (p^2, d_mlp). The
+    inputs go through `chunk` at a time, which keeps the memory small."""
     tokens, _ = all_pairs(model.config.p)
     tokens = tokens.to(model.W_E.device)
-    logits, cache = run_with_cache(model, tokens, names=["blocks.0.mlp.hook_post"])
-    return logits[:, -1], cache["blocks.0.mlp.hook_post"][:, -1]
+    logits, neurons = [], []
+    with torch.no_grad():
+        for start in range(0, len(tokens), chunk):
+            output, cache = run_with_cache(model, tokens[start:start + chunk],
+                                           names=["blocks.0.mlp.hook_post"])
+            # Copies: a slice would keep all three positions' storage alive.
+            logits.append(output[:, -1].clone())
+            neurons.append(cache["blocks.0.mlp.hook_post"][:, -1].clone())
+    return torch.cat(logits), torch.cat(neurons)
 
 
 @dataclass(frozen=True)

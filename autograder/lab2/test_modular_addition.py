@@ -441,12 +441,15 @@ def _checkpoint() -> dict:
 
 
 def _activations(reference, state: dict) -> dict:
-    """Logits and neurons of the support model with `state`, from the reference's worker."""
-    key = id(state)
-    if key not in _CHECKPOINT.setdefault("_activations", {}):
-        _CHECKPOINT["_activations"][key] = reference.probe(
+    """Logits and neurons of the support model with `state`, from the reference's worker.
+    The final weights' (asked by several tests) are kept; others are not (32 MB each)."""
+    if state is not _checkpoint()["final_state"]:
+        return reference.probe("modular_addition.activations", _checkpoint()["config"], state,
+                               timeout=60)
+    if "_final_activations" not in _CHECKPOINT:
+        _CHECKPOINT["_final_activations"] = reference.probe(
             "modular_addition.activations", _checkpoint()["config"], state, timeout=60)
-    return _CHECKPOINT["_activations"][key]
+    return _CHECKPOINT["_final_activations"]
 
 
 def _checkpoint_keys(reference) -> torch.Tensor:
