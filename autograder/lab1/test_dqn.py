@@ -779,6 +779,12 @@ def test_train_bookkeeping(student, reference, rng, seed):
     # "append step + 1 to result.eval_steps and the mean of evaluate(...) with
     # config.eval_episodes episodes and seed config.seed + 10_000 to result.eval_returns".
     # "Advance the progress bar ... once per step": not graded (progress is off in grading).
+    # Why doing nothing cannot pass: the probe runs train with the grader's QNetwork, buffer,
+    # linear_schedule and recorders for epsilon_greedy, train_step, sync_target and evaluate
+    # (probes/dqn.py, train_bookkeeping), so no other function of the submission takes part,
+    # and every number judged here is one train itself computes from inputs drawn here: the
+    # epsilon it passes at each step (schedule drawn here), the episode returns and ends of
+    # Probe 6 (reward scale drawn here), and the evaluate calls and means (returns drawn here).
     every, evaluations, episodes = _size(rng, 100, 200), _size(rng, 2, 4), _size(rng, 2, 5)
     total = every * evaluations
     schedule = {"start_e": _uniform(rng, 0.8, 1.0), "end_e": _uniform(rng, 0.01, 0.1),
@@ -809,8 +815,9 @@ def test_train_bookkeeping(student, reference, rng, seed):
         fail(f"{what} passed epsilon = {got['epsilons'][step]:.6f} to epsilon_greedy at step "
              f"{step}; expected linear_schedule(step={step}, start_e, end_e, "
              f"exploration_fraction, total_timesteps) = {want_eps[step]:.6f} ({len(wrong)} "
-             "steps differ). If the linear_schedule test fails too, fix that first; otherwise "
-             "check the arguments you pass to linear_schedule")
+             "steps differ). Here train runs with the grader's own linear_schedule, so check "
+             "the arguments train passes to linear_schedule (from the config) and that "
+             "epsilon_greedy gets its result")
 
     episodes_done = total // 5
     want_ends = [5 * k + 4 for k in range(episodes_done)]
@@ -854,6 +861,13 @@ def test_train_updates_on_schedule(student, rng, seed):
     # config.train_frequency steps (step % train_frequency == 0) take config.gradient_steps
     # gradient steps, each on a fresh batch sampled with rng and passed to train_step; then,
     # every config.target_network_frequency steps ..., call sync_target".
+    # Why doing nothing cannot pass: train runs with the grader's QNetwork, buffer and
+    # linear_schedule and with recorders for the functions it calls (probes/dqn.py,
+    # train_bookkeeping), so the verdict depends on train alone, and it is judged on values
+    # only the loop's own logic produces for the timing drawn here: the steps at which it calls
+    # train_step and sync_target, the batch size and gamma it passes, and which batch each
+    # train_step gets (the grader's buffer tags its k-th batch with k, so "a fresh batch per
+    # gradient step" is read from the batches themselves).
     total = _size(rng, 300, 600)
     train_frequency = _size(rng, 3, 7)
     # learning_starts a multiple of train_frequency: the first training step is at the boundary
@@ -880,20 +894,21 @@ def test_train_updates_on_schedule(student, rng, seed):
           f"{what} called train_step at steps {_head(got_steps)}; expected {_head(want_steps)}:"
           " once step >= learning_starts, gradient_steps calls at every step with step % "
           "train_frequency == 0")
-    previous_samples = 0
-    for (step, size, gamma, samples, fresh), _ in zip(got["updates"], want_updates,
-                                                      strict=True):
+    for count, ((step, size, gamma, tag), _) in enumerate(zip(got["updates"], want_updates,
+                                                              strict=True), start=1):
         check(size == timing["batch_size"] and abs(gamma - timing["gamma"]) < 1e-9,
               f"{what} called train_step at step {step} with a batch of {size} and gamma "
               f"{gamma:.4g}; expected batch_size {timing['batch_size']} and gamma "
               f"{timing['gamma']:.4g} from the config")
-        # Docstring (train): "each on a fresh batch sampled with `rng`": every train_step
-        # gets the batch buffer.sample has just returned, one sample per gradient step.
-        check(fresh and samples == previous_samples + 1,
-              f"{what}: the train_step call at step {step} did not get a batch freshly "
-              "returned by buffer.sample (one buffer.sample call per gradient step): sample a "
-              "new batch for each of the gradient_steps steps")
-        previous_samples = samples
+        # Docstring (train): "each on a fresh batch sampled with `rng`": the k-th train_step
+        # gets the k-th batch buffer.sample returned (tagged k), one sample per gradient step.
+        check(tag == count,
+              f"{what}: train_step call {count} (at step {step}) got the batch from "
+              f"buffer.sample call {tag:g}, not a batch freshly returned by buffer.sample "
+              f"(call {count}): sample a new batch for each of the gradient_steps steps")
+    check(got["draws"] == len(want_updates),
+          f"{what} called buffer.sample {got['draws']} times for {len(want_updates)} "
+          "train_step calls; expected one buffer.sample call per gradient step")
     want_syncs = [step for step in learning if step % timing["target_network_frequency"] == 0]
     check(got["syncs"] == want_syncs,
           f"{what} called sync_target at steps {_head(got['syncs'])}; expected "

@@ -334,17 +334,73 @@ def _plain(value: Any, kind: type) -> Any:
     return value if type(value) is kind else repr(value)
 
 
+class _GradersQNetwork(nn.Module):
+    """The grader's QNetwork (the layers QNetwork's docstring fixes), which train's setup
+    builds in place of the submission's in train_bookkeeping."""
+
+    def __init__(self, obs_dim: int, num_actions: int, hidden_dim: int = 256) -> None:
+        super().__init__()
+        self.fc1 = nn.Linear(obs_dim, hidden_dim)
+        self.fc2 = nn.Linear(hidden_dim, hidden_dim)
+        self.head = nn.Linear(hidden_dim, num_actions)
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        return self.head(torch.relu(self.fc2(torch.relu(self.fc1(obs)))))
+
+
+def _graders_schedule(step: int, start_e: float, end_e: float, exploration_fraction: float,
+                      total_timesteps: int) -> float:
+    """linear_schedule as its docstring states it (the grader's, in train_bookkeeping)."""
+    duration = exploration_fraction * total_timesteps
+    if step >= duration:
+        return float(end_e)
+    return float(start_e + (end_e - start_e) * step / duration)
+
+
 def train_bookkeeping(env_id: str, overrides: dict[str, Any], eval_returns: list[float],
                       reward_scale: float = 1.0) -> dict[str, Any]:
-    """Train with recorders in place: `epsilon_greedy` records the epsilon of each call,
-    `train_step` and `sync_target` the step of each call (all three then do their work),
-    `ReplayBuffer.sample` counts its calls, and `evaluate` records its arguments and returns
-    eval_returns[k] + episode at its k-th call. Report those and what train logged."""
+    """Train with the grader's stand-ins for every other function of dqn.py, so that what
+    comes back is the work of `train` alone (a trivial QNetwork, buffer, schedule, TD target
+    or train_step cannot change it):
+
+    - QNetwork is the grader's network; linear_schedule the grader's (the docstring's formula);
+    - ReplayBuffer is the grader's buffer: its k-th sample(batch_size, rng) call (from 1)
+      returns a ReplayBatch of batch_size rows whose rewards are all k (a tag);
+    - epsilon_greedy records the epsilon of each call and returns action 0;
+    - train_step records [step, rows of its batch, gamma, the batch's tag] and returns 0.0;
+    - sync_target records the step of each call and copies the weights;
+    - evaluate records its arguments and returns eval_returns[k] + episode at its k-th call.
+
+    epsilon_greedy runs once at the start of every step, so the step of a call is the number
+    of epsilons recorded so far, minus one. Reported: those records, how many batches were
+    sampled, and what train logged. The grader judges the values.
+    """
     calls: list[dict[str, Any]] = []
     epsilons: list[float] = []
-    updates: list[list[Any]] = []  # [step, batch size, gamma] of each train_step call
+    updates: list[list[Any]] = []  # [step, batch rows, gamma, batch tag] of each train_step
     syncs: list[int] = []  # the step of each sync_target call
-    epsilon_greedy, train_step, sync_target = dqn.epsilon_greedy, dqn.train_step, dqn.sync_target
+
+    class GradersBuffer:
+        def __init__(self, capacity: int, obs_shape: tuple[int, ...],
+                     device: str | torch.device = "cpu") -> None:
+            self.capacity, self.obs_shape = int(capacity), tuple(obs_shape)
+            self.size, self.draws = 0, 0
+
+        def __len__(self) -> int:
+            return self.size
+
+        def add(self, *args: Any, **kwargs: Any) -> None:
+            self.size = min(self.size + 1, self.capacity)
+
+        def sample(self, batch_size: int, rng: Any) -> dqn.ReplayBatch:
+            self.draws += 1
+            rows = int(batch_size)
+            return dqn.ReplayBatch(
+                observations=torch.zeros(rows, *self.obs_shape),
+                actions=torch.zeros(rows, dtype=torch.int64),
+                rewards=torch.full((rows,), float(self.draws)),
+                next_observations=torch.zeros(rows, *self.obs_shape),
+                terminated=torch.zeros(rows), truncated=torch.zeros(rows))
 
     def record_evaluate(q_network: nn.Module, env_id: str, num_episodes: int, seed: int,
                         device: Any = "cpu") -> list[float]:
@@ -356,37 +412,30 @@ def train_bookkeeping(env_id: str, overrides: dict[str, Any], eval_returns: list
     def record_epsilon(q_network: nn.Module, obs: Any, epsilon: float, *args: Any,
                        **kwargs: Any) -> int:
         epsilons.append(float(epsilon))
-        return epsilon_greedy(q_network, obs, epsilon, *args, **kwargs)
+        return 0  # the probe environments used here have one action
 
-    # epsilon_greedy runs once at the start of every step, so the step of a call is the
-    # number of epsilons recorded so far, minus one.
     def record_train_step(q_network: nn.Module, target_network: nn.Module, optimizer: Any,
                           batch: Any, gamma: float) -> float:
-        size = batch.rewards.shape[0] if isinstance(getattr(batch, "rewards", None),
-                                                    torch.Tensor) else -1
-        updates.append([len(epsilons) - 1, int(size), float(gamma), len(samples),
-                        int(bool(samples) and samples[-1] == id(batch))])
-        return train_step(q_network, target_network, optimizer, batch, gamma)
+        rewards = getattr(batch, "rewards", None)
+        valid = isinstance(rewards, torch.Tensor) and rewards.ndim == 1 and rewards.numel() > 0
+        updates.append([len(epsilons) - 1, int(rewards.shape[0]) if valid else -1,
+                        float(gamma), float(rewards[0]) if valid else -1.0])
+        return 0.0
 
     def record_sync(q_network: nn.Module, target_network: nn.Module) -> None:
         syncs.append(len(epsilons) - 1)
-        sync_target(q_network, target_network)
-
-    samples: list[int] = []  # id() of every batch ReplayBuffer.sample returned
-
-    class RecordingBuffer(dqn.ReplayBuffer):
-        def sample(self, *args: Any, **kwargs: Any) -> Any:
-            batch = super().sample(*args, **kwargs)
-            samples.append(id(batch))
-            return batch
+        target_network.load_state_dict(q_network.state_dict())
 
     config = dataclasses.replace(dqn.DQNConfig(), env_id=_scaled_probe(env_id, reward_scale),
                                  **overrides)
     with _replacing(evaluate=record_evaluate, epsilon_greedy=record_epsilon,
                     train_step=record_train_step, sync_target=record_sync,
-                    ReplayBuffer=RecordingBuffer):
+                    ReplayBuffer=GradersBuffer, QNetwork=_GradersQNetwork,
+                    linear_schedule=_graders_schedule):
         result = dqn.train(config)
+    draws = result.buffer.draws if isinstance(result.buffer, GradersBuffer) else -1
     return {"calls": calls, "epsilons": epsilons, "updates": updates, "syncs": syncs,
+            "draws": int(draws),
             "episode_returns": [float(value) for value in result.episode_returns],
             "episode_end_steps": [int(step) for step in result.episode_end_steps],
             "eval_steps": [int(step) for step in result.eval_steps],
