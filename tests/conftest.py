@@ -105,19 +105,49 @@ def grade_mistake(grade, tmp_path: Path, reference: Path, case: str, passage: st
             assert message in test["output"], f"{test['name']}: {test['output']}"
 
 
-def grade_variant(grade, tmp_path: Path, reference: Path, lab: str, name: str,
-                  changes: list[tuple[str, str]], extra=()):
-    """Grade the reference file of `lab` with each (passage, replacement) of `changes` applied."""
+def variant_folder(tmp_path: Path, reference: Path, name: str,
+                   changes: list[tuple[str, str]]) -> Path:
+    """A submission folder holding the reference file with each (passage, replacement) of
+    `changes` applied; every passage must occur exactly once."""
     source = reference.read_text()
     for passage, replacement in changes:
         assert source.count(passage) == 1, f"the reference no longer contains: {passage!r}"
         source = source.replace(passage, replacement)
-    submission = tmp_path / f"submission-{name}"
-    submission.mkdir()
-    (submission / reference.name).write_text(source)
-    graded = grade(submission, lab, parts=(reference.stem,), timeout_scale=4.0, extra=extra)
+    folder = tmp_path / f"submission-{name}"
+    folder.mkdir()
+    (folder / reference.name).write_text(source)
+    return folder
+
+
+def grade_variant(grade, tmp_path: Path, reference: Path, lab: str, name: str,
+                  changes: list[tuple[str, str]], extra=()):
+    """Grade the reference file of `lab` with each (passage, replacement) of `changes` applied."""
+    graded = grade(variant_folder(tmp_path, reference, name, changes), lab,
+                   parts=(reference.stem,), timeout_scale=4.0, extra=extra)
     assert graded.returncode == 0, graded.output[-2000:]
     return graded
+
+
+def assert_each_mistake_fails_its_tests(graded, mistakes: dict, points: int) -> None:
+    """`mistakes` maps a name to (fragments, messages): every test whose name contains one of
+    the fragments fails with every message in its output, no other test fails, and the points
+    lost are those tests' points, `points` in all (stated, so that a mistake that starts to
+    fail one more test is noticed)."""
+    expected = set()
+    for name, (fragments, messages) in mistakes.items():
+        for fragment in fragments:
+            failing = [t for t in graded.tests if fragment in t["name"]]
+            assert failing, f"{name}: no test's name contains {fragment!r}"
+            for test in failing:
+                assert test["status"] == "failed", f"{name}: {test['name']} passed"
+                missing = [m for m in messages if m not in test["output"]]
+                assert not missing, f"{name}: {test['name']}: no {missing} in {test['output']}"
+                expected.add(test["name"])
+    assert set(graded.failed()) == expected, (
+        f"failed: {sorted(graded.failed())}\nexpected: {sorted(expected)}")
+    lost = sum(t["max_score"] - t["score"] for t in graded.tests)
+    assert lost == sum(t["max_score"] for t in graded.tests if t["name"] in expected)
+    assert lost == points, sorted(graded.failed())
 
 
 def assert_mistakes_named(graded, mistakes: dict) -> None:

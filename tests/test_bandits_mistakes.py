@@ -12,6 +12,7 @@ from __future__ import annotations
 import pytest
 
 from autograder import REPO_ROOT
+from tests.conftest import assert_each_mistake_fails_its_tests, variant_folder
 
 REFERENCE = REPO_ROOT / "reference" / "lab1" / "bandits.py"
 
@@ -146,39 +147,16 @@ SECOND: dict[str, Mistake] = {
 LOST = {"first": 18, "second": 13}
 
 
-def _submission(tmp_path, name: str, mistakes: list[Mistake]):
-    source = REFERENCE.read_text()
-    for replacements, _, _ in mistakes:
-        for passage, replacement in replacements:
-            assert source.count(passage) == 1, f"the reference no longer contains: {passage!r}"
-            source = source.replace(passage, replacement)
-    folder = tmp_path / name
-    folder.mkdir()
-    (folder / "bandits.py").write_text(source)
-    return folder
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("grading", ["first", "second"])
 def test_mistakes_each_fail_their_own_tests(grading, grade, tmp_path):
     """Each mistake fails exactly its tests, each message naming the function (and the slip
     where the test recognises it); the points lost are those tests' points."""
     mistakes = {"first": FIRST, "second": SECOND}[grading]
-    graded = grade(_submission(tmp_path, grading, list(mistakes.values())), parts=("bandits",),
+    changes = [change for replacements, _, _ in mistakes.values() for change in replacements]
+    graded = grade(variant_folder(tmp_path, REFERENCE, grading, changes), parts=("bandits",),
                    timeout_scale=2.0, extra=("-k", "not figure"))
     assert graded.returncode == 0, graded.output[-2000:]
-    expected = set()
-    for name, (_, fragments, messages) in mistakes.items():
-        for fragment in fragments:
-            failing = [t for t in graded.tests if fragment in t["name"]]
-            assert failing, f"{name}: no test's name contains {fragment!r}"
-            for test in failing:
-                assert test["status"] == "failed", f"{name}: {test['name']} passed"
-                missing = [m for m in messages if m not in test["output"]]
-                assert not missing, f"{name}: {test['name']}: no {missing} in {test['output']}"
-                expected.add(test["name"])
-    assert set(graded.failed()) == expected, (
-        f"failed: {sorted(graded.failed())}\nexpected: {sorted(expected)}")
-    lost = sum(t["max_score"] - t["score"] for t in graded.tests)
-    assert lost == sum(t["max_score"] for t in graded.tests if t["name"] in expected)
-    assert lost == LOST[grading], sorted(graded.failed())
+    assert_each_mistake_fails_its_tests(
+        graded, {name: (fragments, messages) for name, (_, fragments, messages)
+                 in mistakes.items()}, LOST[grading])

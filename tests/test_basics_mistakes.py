@@ -12,6 +12,7 @@ from __future__ import annotations
 import pytest
 
 from autograder import REPO_ROOT
+from tests.conftest import assert_each_mistake_fails_its_tests, variant_folder
 
 REFERENCE = REPO_ROOT / "reference" / "lab1" / "basics.py"
 
@@ -96,15 +97,8 @@ CASCADING: dict[str, Mistake] = {
 
 
 def _submission(tmp_path, name: str, mistakes: list[Mistake]):
-    source = REFERENCE.read_text()
-    for replacements, _, _ in mistakes:
-        for passage, replacement in replacements:
-            assert source.count(passage) == 1, f"the reference no longer contains: {passage!r}"
-            source = source.replace(passage, replacement)
-    folder = tmp_path / name
-    folder.mkdir()
-    (folder / "basics.py").write_text(source)
-    return folder
+    changes = [change for replacements, _, _ in mistakes for change in replacements]
+    return variant_folder(tmp_path, REFERENCE, name, changes)
 
 
 @pytest.mark.slow
@@ -114,18 +108,9 @@ def test_independent_mistakes_each_fail_their_own_tests(grade, tmp_path):
     graded = grade(_submission(tmp_path, "independent", list(INDEPENDENT.values())),
                    parts=("basics",), timeout_scale=2.0)
     assert graded.returncode == 0, graded.output[-2000:]
-    expected = set()
-    for name, (_, fragments, message) in INDEPENDENT.items():
-        failing = [t for t in graded.tests if any(f in t["name"] for f in fragments)]
-        assert failing, f"{name}: no test's name contains {fragments}"
-        for test in failing:
-            assert test["status"] == "failed", f"{name}: {test['name']} passed"
-            assert message in test["output"], f"{name}: {test['name']}: {test['output']}"
-            expected.add(test["name"])
-    assert set(graded.failed()) == expected, (
-        f"failed: {sorted(graded.failed())}\nexpected: {sorted(expected)}")
-    lost = sum(t["max_score"] - t["score"] for t in graded.tests)
-    assert lost == sum(t["max_score"] for t in graded.tests if t["name"] in expected) == 18
+    assert_each_mistake_fails_its_tests(
+        graded, {name: (fragments, (message,)) for name, (_, fragments, message)
+                 in INDEPENDENT.items()}, 18)
 
 
 @pytest.mark.slow

@@ -15,6 +15,7 @@ from __future__ import annotations
 import pytest
 
 from autograder import REPO_ROOT
+from tests.conftest import assert_each_mistake_fails_its_tests, variant_folder
 
 REFERENCE = REPO_ROOT / "reference" / "lab1" / "dqn.py"
 TD_TARGET = "return batch.rewards + gamma * (1.0 - batch.terminated) * next_q"
@@ -157,39 +158,16 @@ GRADINGS: dict[str, tuple[str, dict[str, Mistake], int]] = {
 }
 
 
-def _submission(tmp_path, name: str, mistakes: list[Mistake]):
-    source = REFERENCE.read_text()
-    for replacements, _, _ in mistakes:
-        for passage, replacement in replacements:
-            assert source.count(passage) == 1, f"the reference no longer contains: {passage!r}"
-            source = source.replace(passage, replacement)
-    folder = tmp_path / name
-    folder.mkdir()
-    (folder / "dqn.py").write_text(source)
-    return folder
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("grading", sorted(GRADINGS))
 def test_mistakes_each_fail_their_own_tests(grading, grade, tmp_path):
     """Each mistake fails exactly its tests, each message naming the function (and the slip
     where the test recognises it); the points lost are those tests' points."""
     selection, mistakes, points = GRADINGS[grading]
-    graded = grade(_submission(tmp_path, grading, list(mistakes.values())), parts=("dqn",),
+    changes = [change for replacements, _, _ in mistakes.values() for change in replacements]
+    graded = grade(variant_folder(tmp_path, REFERENCE, grading, changes), parts=("dqn",),
                    timeout_scale=2.0, extra=("-k", selection))
     assert graded.returncode == 0, graded.output[-2000:]
-    expected = set()
-    for name, (_, fragments, messages) in mistakes.items():
-        for fragment in fragments:
-            failing = [t for t in graded.tests if fragment in t["name"]]
-            assert failing, f"{name}: no test's name contains {fragment!r}"
-            for test in failing:
-                assert test["status"] == "failed", f"{name}: {test['name']} passed"
-                missing = [m for m in messages if m not in test["output"]]
-                assert not missing, f"{name}: {test['name']}: no {missing} in {test['output']}"
-                expected.add(test["name"])
-    assert set(graded.failed()) == expected, (
-        f"failed: {sorted(graded.failed())}\nexpected: {sorted(expected)}")
-    lost = sum(t["max_score"] - t["score"] for t in graded.tests)
-    assert lost == sum(t["max_score"] for t in graded.tests if t["name"] in expected)
-    assert lost == points, sorted(graded.failed())
+    assert_each_mistake_fails_its_tests(
+        graded, {name: (fragments, messages) for name, (_, fragments, messages)
+                 in mistakes.items()}, points)
