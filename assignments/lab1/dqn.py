@@ -300,7 +300,8 @@ def train(
     optimizer = torch.optim.Adam(q_network.parameters(), lr=config.learning_rate)
     buffer = ReplayBuffer(config.buffer_size, obs_shape, device)
     result = TrainResult(q_network, target_network, buffer)
-    progress_bar = tqdm(total=config.total_timesteps, disable=not progress, desc=config.env_id)
+    progress_bar = tqdm(total=config.total_timesteps, disable=not progress, desc=config.env_id,
+                        mininterval=1.0)  # redrawn at most once a second
     start_time = time.perf_counter()
     obs, _ = env.reset(seed=config.seed)
     # TODO: implement train

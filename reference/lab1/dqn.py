@@ -347,7 +347,8 @@ def train(
     optimizer = torch.optim.Adam(q_network.parameters(), lr=config.learning_rate)
     buffer = ReplayBuffer(config.buffer_size, obs_shape, device)
     result = TrainResult(q_network, target_network, buffer)
-    progress_bar = tqdm(total=config.total_timesteps, disable=not progress, desc=config.env_id)
+    progress_bar = tqdm(total=config.total_timesteps, disable=not progress, desc=config.env_id,
+                        mininterval=1.0)  # redrawn at most once a second
     start_time = time.perf_counter()
     obs, _ = env.reset(seed=config.seed)
     # BEGIN SOLUTION
@@ -368,7 +369,9 @@ def train(
         if terminated or truncated:
             result.episode_returns.append(episode_return)
             result.episode_end_steps.append(step)
-            progress_bar.set_postfix(episode_return=episode_return, epsilon=round(epsilon, 3))
+            progress_bar.set_postfix(
+                episode_return=episode_return, epsilon=round(epsilon, 3), refresh=False
+            )
             episode_return = 0.0
             obs, _ = env.reset()  # algorithm
 
@@ -388,7 +391,7 @@ def train(
             )
             result.eval_steps.append(step + 1)
             result.eval_returns.append(float(np.mean(returns)))
-            progress_bar.set_postfix(eval_return=result.eval_returns[-1])
+            progress_bar.set_postfix(eval_return=result.eval_returns[-1], refresh=False)
         progress_bar.update()
     # END SOLUTION
     progress_bar.close()
