@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from autograder import REPO_ROOT
-from autograder.engine.batch import BatchError, choose, find_submissions
-from autograder.engine.gradescope import read_export_metadata
+from autograder.delivery.batch import BatchError, choose, find_submissions
+from autograder.delivery.gradescope_export import read_export_metadata
 
 EXPORT = Path(__file__).parent / "fixtures" / "gradescope_export"
 GROUP, LATE, BROKEN, SLOW = (f"submission_{n}" for n in (216975964, 216996427, 217362225,

@@ -24,8 +24,8 @@ from pathlib import Path
 
 import pytest
 
+from autograder.delivery.release import RELEASE_SEED
 from autograder.engine.labs import available_labs, load_lab
-from autograder.engine.release import RELEASE_SEED
 from bench.variants import run_suite, stubbed, student_functions
 
 TIMEOUT_SCALE = 4.0  # time limits only matter when the machine is loaded; stubs fail fast

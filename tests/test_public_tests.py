@@ -5,14 +5,14 @@ import ast
 
 import pytest
 
-from autograder.engine.labs import available_labs, load_lab
-from autograder.engine.public_tests import (
+from autograder.delivery.public_tests import (
     ReleaseError,
     declared_tests,
     probe_source,
     public_test_source,
     words,
 )
+from autograder.engine.labs import available_labs, load_lab
 
 MIXED = '''"""Tests of a made-up part."""
 

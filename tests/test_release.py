@@ -15,9 +15,9 @@ import zipfile
 import pytest
 
 from autograder import REPO_ROOT
+from autograder.delivery.public_tests import declared_tests, public_test_source
+from autograder.delivery.release import find_dangling_references, find_leaks
 from autograder.engine.labs import Lab, load_lab
-from autograder.engine.public_tests import declared_tests, public_test_source
-from autograder.engine.release import find_dangling_references, find_leaks
 from autograder.engine.stubs import BEGIN, END, generate_lab
 
 LABS = ["lab1", "lab2"]

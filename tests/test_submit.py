@@ -8,8 +8,8 @@ import zipfile
 import pytest
 
 from autograder import REPO_ROOT
+from autograder.delivery.submit import check_submission, submit, unfinished_functions
 from autograder.engine.labs import load_lab
-from autograder.engine.submit import check_submission, submit, unfinished_functions
 
 
 @pytest.mark.slow

@@ -10,26 +10,23 @@ folder, so that regrading one student (`--student`) updates their rows and keeps
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import json
 import os
 import re
 import secrets
-import signal
-import subprocess
 import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from autograder import REPO_ROOT
+from autograder.delivery.grade_process import grade_one
+from autograder.delivery.gradescope_export import ExportMetadataError, read_export_metadata
 from autograder.engine import results as report
 from autograder.engine.labs import Lab
 
@@ -86,8 +83,6 @@ def find_submissions(folder: Path) -> list[Submission]:
     """Every zip and every folder directly inside `folder` is one submission; with a
     Gradescope export's `submission_metadata.yml`, its submitters, time and score go with it
     (and a submission it lists whose folder is missing is one too, graded as empty)."""
-    from autograder.engine.gradescope import ExportMetadataError, read_export_metadata
-
     folder = export_root(folder)
     try:
         metadata = read_export_metadata(folder)
@@ -139,56 +134,6 @@ def choose(submissions: list[Submission], wanted: str) -> Submission:
                       for s in chosen)
     raise BatchError(f"{wanted!r} matches {len(chosen)} submissions ({names}); give a "
                      "student's email or sid, or the submission folder's name")
-
-
-def grade_one(
-    lab: Lab,
-    source: Path,
-    results_path: Path,
-    *,
-    seed: int,
-    timeout: float,
-    extra: list[str] | None = None,
-    progress: Callable[[str], None] | None = None,
-) -> tuple[dict[str, Any] | None, str]:
-    """Grade in a separate process; returns (results, problem). With `progress`, the grading
-    reports how far it got every few seconds, and `progress` receives each report."""
-    command = [
-        sys.executable, "-m", "autograder", "grade", lab.name, str(source),
-        "--results", str(results_path), "--seed", str(seed), "--quiet", *(extra or []),
-        *(["--progress"] if progress else []),
-    ]
-    log = results_path.with_suffix(".log")
-    with open(log, "wb") as stream:
-        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                   cwd=REPO_ROOT, start_new_session=True)
-
-        def copy() -> None:
-            for line in process.stdout:
-                stream.write(line)
-                match = PROGRESS.search(line.decode(errors="replace").rstrip())
-                if match and progress:
-                    progress(match.group(1))
-
-        reader = threading.Thread(target=copy, daemon=True)
-        reader.start()
-        try:
-            returncode = process.wait(timeout=timeout)
-            problem = "" if returncode == 0 else f"the grader stopped with exit code {returncode}"
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(OSError):  # its whole session: the workers too
-                os.killpg(process.pid, signal.SIGKILL)
-            process.kill()
-            process.wait()
-            problem = f"grading took longer than {timeout:g} s and was stopped"
-        reader.join(timeout=10)
-    try:
-        results = json.loads(results_path.read_text())
-        if report.validate_results(results):
-            return None, problem or "invalid results file"
-        return results, problem
-    except (OSError, ValueError):
-        return None, problem or "no results file"
 
 
 def nothing_to_grade(lab: Lab, results: dict[str, Any], parts: list[str] | None) -> str:

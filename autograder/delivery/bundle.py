@@ -19,7 +19,7 @@ from autograder import REPO_ROOT
 from autograder.engine.labs import Lab
 from autograder.engine.stubs import SKIP_NAMES, generate_lab
 
-ENGINE_DIR = REPO_ROOT / "autograder" / "engine"
+PACKAGES = ("engine", "delivery")  # the grading core, and what delivers it (the command line)
 TORCH_CPU_INDEX = "https://download.pytorch.org/whl/cpu"
 ZIP_DATE = (2020, 1, 1, 0, 0, 0)
 PROJECT = "ai-safety-labs"
@@ -30,13 +30,15 @@ def _ignore(_folder: str, names: list[str]) -> set[str]:
 
 
 def copy_engine(destination: Path) -> None:
-    """The `autograder` package without any lab: what runs the tests."""
+    """The `autograder` package without any lab: what runs the tests, and its command line."""
     package = destination / "autograder"
-    (package / "engine").mkdir(parents=True, exist_ok=True)
     for name in ("__init__.py", "__main__.py"):
+        package.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(REPO_ROOT / "autograder" / name, package / name)
-    for path in sorted(ENGINE_DIR.glob("*.py")):
-        shutil.copyfile(path, package / "engine" / path.name)
+    for folder in PACKAGES:
+        (package / folder).mkdir(parents=True, exist_ok=True)
+        for path in sorted((REPO_ROOT / "autograder" / folder).glob("*.py")):
+            shutil.copyfile(path, package / folder / path.name)
 
 
 def copy_grader(lab: Lab, destination: Path) -> None:

@@ -161,8 +161,8 @@ def grade(args: argparse.Namespace) -> int:
 
 
 def batch(args: argparse.Namespace) -> int:
-    from autograder.engine.batch import BatchError, format_scores, grade_batch
-    from autograder.engine.gradescope import parse_time
+    from autograder.delivery.batch import BatchError, format_scores, grade_batch
+    from autograder.delivery.gradescope_export import parse_time
 
     try:
         lab = load_lab(args.lab)
@@ -246,7 +246,7 @@ def _lab(name: str) -> Lab | None:
 
 
 def submit(args: argparse.Namespace) -> int:
-    from autograder.engine.submit import submit as check_and_zip
+    from autograder.delivery.submit import submit as check_and_zip
 
     lab = _lab(args.lab)
     if lab is None:
@@ -257,7 +257,7 @@ def submit(args: argparse.Namespace) -> int:
 
 
 def release(args: argparse.Namespace) -> int:
-    from autograder.engine.release import RELEASE_SEED, ReleaseError, build_release
+    from autograder.delivery.release import RELEASE_SEED, ReleaseError, build_release
 
     seed = RELEASE_SEED if args.seed is None else args.seed
     try:
@@ -278,11 +278,11 @@ def autograder_zip(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else REPO_ROOT / "dist" / f"{lab.name}-{kind}.zip"
     try:
         if args.otter:
-            from autograder.engine.otter_plugin import build_otter_zip
+            from autograder.delivery.otter_plugin import build_otter_zip
 
             build_otter_zip(lab, out, parts=args.part, seed=args.seed)
         else:
-            from autograder.engine.gradescope import build_autograder_zip
+            from autograder.delivery.gradescope import build_autograder_zip
 
             build_autograder_zip(lab, out, parts=args.part)
     except (ValueError, RuntimeError) as error:
@@ -295,7 +295,7 @@ def autograder_zip(args: argparse.Namespace) -> int:
 def run_gradescope(args: argparse.Namespace) -> int:
     import os
 
-    from autograder.engine.gradescope import run_on_gradescope
+    from autograder.delivery.gradescope import run_on_gradescope
 
     lab = _lab(args.lab)
     root = Path(args.root)

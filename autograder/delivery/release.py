@@ -28,15 +28,15 @@ import time
 from pathlib import Path
 
 from autograder import REPO_ROOT
-from autograder.engine import bundle
-from autograder.engine.labs import Lab, available_labs, load_lab
-from autograder.engine.public_tests import (
+from autograder.delivery import bundle
+from autograder.delivery.public_tests import (
     ReleaseError,
     declared_tests,
     probe_source,
     public_test_source,
     words,
 )
+from autograder.engine.labs import Lab, available_labs, load_lab
 from autograder.engine.stubs import BEGIN, END, SKIP_NAMES, has_markers, make_stub
 
 RELEASE_SEED = 20250901

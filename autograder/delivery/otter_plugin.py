@@ -32,9 +32,9 @@ from otter.plugins import AbstractOtterPlugin
 from otter.test_files import GradingResults
 from otter.test_files.abstract_test import TestCase, TestCaseResult, TestFile
 
-from autograder.engine import bundle
+from autograder.delivery import bundle
+from autograder.delivery.gradescope import GRADING_TIMEOUT, WORKER_MEMORY_GIB, write_grader_source
 from autograder.engine import results as report
-from autograder.engine.gradescope import GRADING_TIMEOUT, WORKER_MEMORY_GIB, write_grader_source
 from autograder.engine.labs import Lab
 
 PLUGIN = f"{__name__}.PytestSuites"
