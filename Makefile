@@ -15,6 +15,7 @@
 #   make flaky [lab1] [N=50] [PART=p] [K=expr]  grade the reference N times; any failure?
 #   make honesty [lab1] [PART=p]   trivial implementations (None, zeros, ...) must score 0
 #   make bench                     grading time, memory, throughput -> docs/benchmarks.md
+#   make quality                   the latest mutation/honesty/flaky reports -> docs/quality.md
 #
 # On first use a virtual environment is made in .venv (torch's CPU build first, from
 # TORCH_INDEX, then this project with its extras). TORCH_INDEX=URL takes torch from another
@@ -56,7 +57,7 @@ SEED ?=
 SEED_ARG := $(if $(SEED),--seed $(SEED),)
 
 .PHONY: help venv test demo check stubs grade submit release autograder otter mutation flaky \
-	honesty bench lint clean
+	honesty quality bench lint clean
 
 help:
 	@awk 'NR > 1 && !/^#/ {exit} NR > 1 {sub(/^# ?/, ""); print}' Makefile
@@ -145,6 +146,9 @@ flaky: $(ENV_STAMP)
 
 honesty: $(ENV_STAMP)
 	$(PY) -m bench.honesty $(LAB_ARGS) $(if $(PART),--part $(PART),)
+
+quality: $(ENV_STAMP)
+	$(PY) -m bench.quality
 
 bench: $(ENV_STAMP)
 	$(PY) -m bench.benchmarks

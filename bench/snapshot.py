@@ -9,12 +9,33 @@ and probes, its reference and its stubs.
 from __future__ import annotations
 
 import shutil
+import subprocess
 from pathlib import Path
 
 from autograder import REPO_ROOT
 
 COPIED = ("autograder", "bench", "reference", "assignments", "pyproject.toml")
 IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", ".pytest_cache", "figures", "runs")
+PROVENANCE = "PROVENANCE"  # the commit copied, and the copied files that differed from it
+
+
+def describe_source(source: Path = REPO_ROOT) -> str:
+    """"commit 1a2b3c4" or "commit 1a2b3c4 plus uncommitted changes to N files (a, b, ...)",
+    for what `snapshot` copies; "an unknown commit" outside a git checkout."""
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=source, capture_output=True, text=True,
+                              check=True).stdout.rstrip()
+
+    try:
+        commit = git("rev-parse", "--short", "HEAD").strip()
+        changed = git("status", "--porcelain", "--", *COPIED).splitlines()
+    except (OSError, subprocess.CalledProcessError):
+        return "an unknown commit"
+    if not changed:
+        return f"commit {commit}"
+    names = [line[3:] for line in changed]
+    shown = ", ".join(names[:5]) + (", ..." if len(names) > 5 else "")
+    return f"commit {commit} plus uncommitted changes to {len(names)} files ({shown})"
 
 
 def snapshot(destination: Path, source: Path = REPO_ROOT) -> Path:
@@ -28,4 +49,5 @@ def snapshot(destination: Path, source: Path = REPO_ROOT) -> Path:
             shutil.copytree(path, destination / name, ignore=IGNORED)
         elif path.is_file():
             shutil.copy2(path, destination / name)
+    (destination / PROVENANCE).write_text(describe_source(source) + "\n")
     return destination
