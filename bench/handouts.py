@@ -1,0 +1,967 @@
+"""The numbers the handouts quote from running the reference, rerun (`make bench`, section
+`handouts`).
+
+    python -m bench.benchmarks --only handouts,training --repeat 1
+    python -m bench.handouts basics              one runner, in the repository root: JSON
+
+Each handout (reference/LAB/README.md) promises that its numbers come from the reference, run
+by the command it gives at the seed it names. This module reads every such number from the
+handout's own text (a table row or a sentence, found by the pattern written next to it here),
+reruns the command or the same functions at the same seeds and settings on CPU with one torch
+thread, and judges each number with a tolerance of its own:
+
+  digits     a seeded, deterministic result: the measurement rounds to the handout's number
+             (half a unit of its last digit)
+  exact      integers, head names, lists of frequencies
+  k SE       a statistical result: within k standard errors of the measurement's mean
+  range      every measured value within the range the handout states
+  factor f   a time: between 1/f and f times the handout's (CPU time, one thread)
+
+A handout edited without this code, or the code without the handout, makes its row disagree; a
+sentence the patterns no longer find is a row that disagrees too. Numbers that would take far
+longer than this section's budget (a few minutes of CPU) are listed as "not rerun", with the
+command that measures them. The DQN table reuses the training section's five CartPole runs.
+
+Every runner is a process of its own (`python -m bench.handouts NAME`, in the repository root or
+a snapshot of it) that prints one JSON object: the measurements, keyed as the claims below.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import math
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+NUMBER = r"[-+]?\d[\d,]*(?:\.\d+)?(?:e[-+]?\d+)?"
+
+
+# ============================================================================ claims
+
+
+@dataclass
+class Claim:
+    """One number of a handout: what it is, how the handout writes it, and how it is judged."""
+
+    lab: str
+    key: str              # the measurement it is judged against
+    what: str
+    text: str | None      # as the handout writes it; None: the handout's sentence was not found
+    stated: Any
+    rule: tuple           # ("digits",) ("exact",) ("se", k) ("range",) ("factor", f) ...
+    note: str = ""        # for ("not rerun",): why, and what measures it
+
+
+@dataclass
+class Row:
+    lab: str
+    what: str
+    handout: str
+    measured: str
+    tolerance: str
+    agrees: bool | None   # None: not measured here
+
+
+def flat(text: str) -> str:
+    """The handout with every run of whitespace made one space (sentences wrap anywhere)."""
+    return " ".join(text.split())
+
+
+def number(text: str) -> float:
+    text = text.replace(",", "").strip()
+    if "/" in text:
+        numerator, denominator = text.split("/")
+        return float(numerator) / float(denominator)
+    return float(text)
+
+
+def half_unit(text: str) -> float:
+    """Half a unit of the last digit that `text` states: 0.926 -> 0.0005, 6e-8 -> 5e-9."""
+    mantissa, _, exponent = text.replace(",", "").lower().partition("e")
+    decimals = len(mantissa.split(".")[1]) if "." in mantissa else 0
+    return 0.5 * 10.0 ** (-decimals + (int(exponent) if exponent else 0))
+
+
+def table_row(text: str, first_cell: str) -> list[str] | None:
+    """The cells of the markdown table row whose first cell is `first_cell`."""
+    for line in text.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if line.lstrip().startswith("|") and cells and cells[0] == first_cell:
+            return cells
+    return None
+
+
+class Reader:
+    """Collects the claims of one handout; a pattern that finds nothing still makes its rows."""
+
+    def __init__(self, lab: str, text: str) -> None:
+        self.lab, self.text, self.flat = lab, text, flat(text)
+        self.claims: list[Claim] = []
+
+    def sentence(self, pattern: str, fields: list[tuple[str, str, tuple]],
+                 convert: Callable[[str], Any] = number) -> re.Match | None:
+        """`pattern` has one group per field (key, what, rule), in order."""
+        found = re.search(pattern, self.flat)
+        for index, (key, what, rule) in enumerate(fields, start=1):
+            text = found.group(index) if found else None
+            self.add(key, what, text, convert(text) if text is not None else None, rule)
+        return found
+
+    def add(self, key: str, what: str, text: str | None, stated: Any, rule: tuple,
+            note: str = "") -> None:
+        self.claims.append(Claim(self.lab, key, what, text, stated, rule, note))
+
+
+DIGITS, EXACT, RANGE = ("digits",), ("exact",), ("range",)
+
+
+def _about(text: str) -> float:
+    return 0.5 if text == "half a second" else number(text.split()[0])
+
+
+# The bandit table's rows: the handout's label -> the figure and curve of bandits.FIGURES that
+# `python bandits.py figures` runs for it.
+BANDIT_CURVES = {
+    "epsilon = 0 (greedy), sample averages": ("figure_2_2", "epsilon = 0 (greedy)"),
+    "epsilon = 0.01, sample averages": ("figure_2_2", "epsilon = 0.01"),
+    "epsilon = 0.1, sample averages": ("figure_2_2", "epsilon = 0.1"),
+    "optimistic: Q1 = 5, epsilon = 0, alpha = 0.1": ("figure_2_3", "optimistic, greedy, Q1 = 5"),
+    "UCB, c = 2": ("figure_2_4", "UCB, c = 2"),
+    "gradient bandit, alpha = 0.1, with baseline (q* mean 4)":
+        ("figure_2_5", "alpha = 0.1, with baseline"),
+    "gradient bandit, alpha = 0.1, without baseline (q* mean 4)":
+        ("figure_2_5", "alpha = 0.1, without baseline"),
+}
+BANDIT_BATCHES, BANDIT_RUNS = 10, 2000  # 20,000 runs per curve, in batches of the handout's 2000
+PROBES = [f"probes/Probe{i}-v0" for i in range(1, 7)]
+DQN_SEEDS = range(1, 6)
+
+
+def lab1_claims(text: str) -> list[Claim]:
+    r = Reader("lab1", text)
+    r.sentence(r"loss falling from about (" + NUMBER + r") to below (" + NUMBER + r") and a "
+               r"test accuracy of about (" + NUMBER + r")% after 200 epochs",
+               [("basics.first_loss", "`python basics.py`: first epoch's loss", ("abs", 0.01)),
+                ("basics.final_loss", "`python basics.py`: last epoch's loss", ("below",)),
+                ("basics.test_accuracy", "`python basics.py`: test accuracy (%)", ("abs", 1.0))])
+    r.sentence(r"2000 runs x 1000 steps then take about (half a second|" + NUMBER + r" s) per "
+               r"agent", [("bandits.seconds_per_agent", "bandits: seconds per agent, 2000 runs "
+                           "x 1000 steps (median of the table's curves)", ("factor", 2.0))],
+               convert=_about)
+    r.sentence(r"python bandits\.py figures # 2000 runs x 1000 steps per curve; about (" + NUMBER
+               + r") s in all", [("bandits.figures_seconds", "`python bandits.py figures`: CPU "
+                                  "seconds", ("factor", 2.0))])
+    r.sentence(r"about \+-(" + NUMBER + r") reward and \+-(" + NUMBER + r") point of percent "
+               r"optimal \(one standard error\)",
+               [("bandits.se_reward", "bandits: one standard error of a 2000-run step's "
+                 "reward (median over the table's curves)", ("factor", 1.5)),
+                ("bandits.se_optimal", "bandits: one standard error of a 2000-run step's % "
+                 "optimal (median over the table's curves)", ("factor", 1.5))])
+    for label in BANDIT_CURVES:
+        cells = table_row(text, label)
+        for column, name in ((3, "reward"), (4, "optimal")):
+            cell = cells[column].rstrip("%") if cells and len(cells) > column else None
+            r.add(f"bandits.{label}.{name}", f"bandits at step 1000, {label}: expected "
+                  f"{'reward' if name == 'reward' else '% optimal'}", cell,
+                  number(cell) if cell else None, ("se", 4.0))
+
+    command = re.search(r"python dqn\.py (--env-id probes/Probe3-v0 [^`]*?)\n```",
+                        text.replace("\\\n", " "))
+    args = command.group(1).split() if command else None
+    r.add("probes.command", "the probe command of the handout", " ".join(args) if args else None,
+          args, ("ran",))
+    r.sentence(r"\(here Q\(0\) = (" + NUMBER + r"), Q\(1\) = (" + NUMBER + r")\)",
+                       [("probes.Probe3.q0", "Probe 3 command: learned Q(0)", ("probe",)),
+                        ("probes.Probe3.q1", "Probe 3 command: learned Q(1)", ("probe",))])
+    within = re.search(r"Each probe is learned to within (" + NUMBER + r") in one or two "
+                       r"thousand steps and a second or two", r.flat)
+    for claim in r.claims[-2:]:
+        claim.rule = ("abs", number(within.group(1)) if within else 0.0)
+    for probe in PROBES:
+        name = probe.split("/")[1].removesuffix("-v0")
+        r.add(f"probes.{name}.error", f"{name}, the same command: largest |learned - expected "
+              "Q|", within.group(1) if within else None,
+              number(within.group(1)) if within else None, ("at_most",))
+    r.add("probes.seconds", "probe commands: training seconds (largest of the six)",
+          "a second or two" if within else None, 2.0 if within else None, ("factor", 2.0))
+
+    reached = re.search(r"every seed reaches a greedy return of 475 \(10 episodes\) within 50k "
+                        r"steps", r.flat)
+    r.add("dqn.reached", "DQN seeds 1-5 reaching 475 within 50k steps", "every seed" if reached
+          else None, len(DQN_SEEDS) if reached else None, EXACT)
+    cells = table_row(text, "1-5")
+    for column, key, what in ((1, "steps", "steps to 475"), (2, "seconds", "CPU seconds to 475"),
+                              (3, "final", "greedy return at 50k (the last evaluation)")):
+        cell = cells[column] if cells and len(cells) > column else None
+        bounds = re.fullmatch(r"(" + NUMBER + r") to (" + NUMBER + r")", cell or "")
+        stated = (number(bounds.group(1)), number(bounds.group(2))) if bounds else None
+        r.add(f"dqn.{key}", f"DQN seeds 1-5: {what}, range over the seeds", cell if bounds
+              else None, stated, RANGE if key != "seconds" else ("range_factor", 1.25))
+    integration = re.search(r"The reference passes on (\d+) of (\d+) grading seeds \((\d+) of "
+                            r"(\d+) would even reach 475\)", r.flat)
+    r.add("dqn.integration", "the CartPole grading test on the reference", integration.group(0)
+          if integration else None, None, ("not rerun",),
+          "not rerun: `python -m bench.dqn_cartpole integration` (20 runs of 40k steps, about "
+          "15 min of CPU)")
+    return r.claims
+
+
+def lab2_claims(text: str) -> list[Claim]:
+    r = Reader("lab2", text)
+    r.sentence(r"The reference prints an entropy rate of \*\*(" + NUMBER + r") nats\*\* and a "
+               r"loss of \*\*(" + NUMBER + r")\*\* on 512 fresh sequences \(the chain itself "
+               r"scores (" + NUMBER + r") on those same sequences\); the training takes about ("
+               + NUMBER + r") seconds of CPU time",
+               [("transformer.floor", "`python transformer.py`: entropy rate (nats)", DIGITS),
+                ("transformer.loss", "`python transformer.py`: loss on 512 fresh sequences",
+                 DIGITS),
+                ("transformer.chain", "`python transformer.py`: the chain's own loss on them",
+                 DIGITS),
+                ("transformer.seconds", "`python transformer.py`: CPU seconds of training",
+                 ("factor", 2.0))])
+    r.sentence(r"trained that way, the reference's layer-1 heads scored (" + NUMBER + r") on "
+               r"32-token blocks and (" + NUMBER + r") on 20-token blocks",
+               [("induction.fixed32", "induction, every block 32 tokens: best layer-1 induction "
+                 "score on 32-token blocks", DIGITS),
+                ("induction.fixed20", "induction, every block 32 tokens: best layer-1 induction "
+                 "score on 20-token blocks", DIGITS)])
+    r.sentence(r"The reference trains in about (" + NUMBER + r") seconds of CPU time",
+               [("induction.seconds", "`python induction.py`: CPU seconds of training",
+                 ("factor", 2.0))])
+    r.sentence(r"Its best induction head is head (\d\.\d) with an induction score of \*\*("
+               + NUMBER + r")\*\*, its previous-token head is head (\d\.\d) \(score (" + NUMBER
+               + r")\), and the second copy's loss is (" + NUMBER + r") nats \(the first "
+               r"copy's (" + NUMBER + r")",
+               [("induction.head", "`python induction.py`: the induction head", EXACT),
+                ("induction.score", "`python induction.py`: its induction score", DIGITS),
+                ("induction.previous_head", "`python induction.py`: the previous-token head",
+                 EXACT),
+                ("induction.previous_score", "`python induction.py`: its previous-token score",
+                 DIGITS),
+                ("induction.second_copy", "`python induction.py`: second copy's loss", DIGITS),
+                ("induction.first_copy", "`python induction.py`: first copy's loss", DIGITS)],
+               convert=str)
+    r.sentence(r"Ablating the induction head raises the second copy's loss only to (" + NUMBER
+               + r"): all four layer-1 heads became induction heads \(scores (" + NUMBER
+               + r") to (" + NUMBER + r")\)",
+               [("induction.ablated_induction", "second copy's loss, induction head ablated",
+                 DIGITS),
+                ("induction.layer1_min", "lowest layer-1 induction score", DIGITS),
+                ("induction.layer1_max", "highest layer-1 induction score", DIGITS)], convert=str)
+    r.sentence(r"Ablating the previous-token head raises it to (" + NUMBER + r")",
+               [("induction.ablated_previous", "second copy's loss, previous-token head "
+                 "ablated", DIGITS)], convert=str)
+    for claim in r.claims:  # head names stay strings; the rest become numbers
+        if claim.key.startswith("induction.") and claim.text is not None and \
+                not claim.key.endswith("head"):
+            claim.stated = number(claim.text)
+    formed = re.search(r"The head forms suddenly, between about steps (\d+) and (\d+)", r.flat)
+    r.add("induction.formed_at", "induction: the step whose best layer-1 score first exceeds "
+          "0.5 (scored every 10 steps)", f"{formed.group(1)} to {formed.group(2)}" if formed
+          else None, (number(formed.group(1)), number(formed.group(2))) if formed else None,
+          RANGE)
+    seeds = re.search(r"The reference's best layer-1 head scores (" + NUMBER + r")-(" + NUMBER
+                      + r") there on every one of (\d+) seeds", r.flat)
+    r.add("induction.seeds", "induction grading test's run over seeds", seeds.group(0) if seeds
+          else None, None, ("not rerun",), "not rerun: one training per seed (the grading "
+          "test's own statement, measured when it was set)")
+
+    r.sentence(r"python superposition\.py # about (" + NUMBER + r") s of CPU time",
+               [("superposition.seconds", "`python superposition.py`: CPU seconds of training "
+                 "(one thread)", ("factor", 2.0))])
+    geometry = []
+    for first in ("0", "about 0.5 to 0.8", "about 0.86 and above"):
+        cells = table_row(text, first)
+        if first == "0":
+            bounds = (0.0, 0.0)
+        elif cells and (m := re.fullmatch(r"about (" + NUMBER + r") to (" + NUMBER + r")",
+                                          cells[0])):
+            bounds = (number(m.group(1)), number(m.group(2)))
+        elif cells and (m := re.fullmatch(r"about (" + NUMBER + r") and above", cells[0])):
+            bounds = (number(m.group(1)), 1.0)
+        else:
+            bounds = None
+        geometry.append((first, bounds, cells))
+    # one claim per sparsity of the sweep (S = 1 - 0.01^(i/7), i = 0..7), from the row whose
+    # range holds it ("about": 0.03 either side)
+    for index in range(8):
+        sparsity = round(1 - 0.01 ** (index / 7), 3)
+        row = next(((first, bounds, cells) for first, bounds, cells in geometry
+                    if bounds and cells and bounds[0] - 0.03 <= sparsity <= bounds[1] + 0.03),
+                   None)
+        what = f"`python superposition.py`, S = {sparsity:.3f}"
+        if row is None:
+            r.add(f"superposition.{index}.count", what + ": features with norm > 0.5", None,
+                  None, EXACT)
+            r.add(f"superposition.{index}.dims", what + ": their D_i", None, None, ("abs", 0.1))
+            continue
+        first, _, cells = row
+        r.add(f"superposition.{index}.count", what + f": features with norm > 0.5 (row "
+              f"'{first}')", cells[1], int(cells[1]), EXACT)
+        dims = [number(d.replace("each", "").strip()) for d in cells[3].split(",")]
+        r.add(f"superposition.{index}.dims", what + ": D_i of those features (pairs and "
+              "pentagons are not quite regular at the sweep's ends)", cells[3], dims,
+              ("abs", 0.1))
+
+    r.sentence(r"python sae\.py # about (" + NUMBER + r") s of CPU",
+               [("sae.seconds", "`python sae.py`: CPU seconds of the 10 trainings",
+                 ("factor", 2.0))])
+    for first, name in (("ReLU + L1 (0.1), resampling every 100 steps", "resampling"),
+                        ("ReLU + L1 (0.1), no resampling", "no_resampling")):
+        cells = table_row(text, first)
+        for column, field, rule in ((1, "L0", DIGITS), (2, "FVU", DIGITS),
+                                    (3, "dead_fraction", DIGITS), (4, "recovered", EXACT)):
+            cell = cells[column] if cells and len(cells) > column else None
+            stated = None
+            if cell is not None:
+                stated = int(cell.split()[0]) if field == "recovered" else number(cell)
+            r.add(f"sae.{name}.{field}", f"`python sae.py`, {first}: {field.replace('_', ' ')}",
+                  cell, stated, rule)
+    r.sentence(r"at L0 about 1 TopK reaches an FVU of (" + NUMBER + r") and ReLU \+ L1 ("
+               + NUMBER + r") to (" + NUMBER + r"); at L0 about 2, (" + NUMBER + r") and ("
+               + NUMBER + r")",
+               [("sae.topk1", "`python sae.py`: TopK k = 1 FVU", DIGITS),
+                ("sae.relu_l0_1_min", "ReLU + L1 with L0 in 0.5-1.5: the lowest FVU", DIGITS),
+                ("sae.relu_l0_1_max", "ReLU + L1 with L0 in 0.5-1.5: the highest FVU", DIGITS),
+                ("sae.topk2", "`python sae.py`: TopK k = 2 FVU", DIGITS),
+                ("sae.relu_l0_2", "ReLU + L1, the coefficient whose L0 is nearest 2: FVU",
+                 DIGITS)], convert=str)
+    for claim in r.claims:
+        if claim.key.startswith("sae.") and isinstance(claim.stated, str):
+            claim.stated = number(claim.stated)
+
+    r.sentence(r"In the shipped model the key frequencies are ([\d, and]+?), with (" + NUMBER
+               + r")% of the power",
+               [("modular.keys", "key frequencies of the shipped model", EXACT),
+                ("modular.key_power", "their share of the embedding's power (%)", DIGITS)],
+               convert=str)
+    for claim in r.claims[-2:]:
+        if claim.text is not None:
+            claim.stated = ([int(k) for k in re.findall(r"\d+", claim.text)]
+                            if claim.key == "modular.keys" else number(claim.text))
+    found = re.search(r"In the shipped model (\d+) of the (\d+) neurons fall in the clusters of "
+                      r"([\d, and]+?) \(one more in (\d+)'s\), with on average (" + NUMBER
+                      + r")% of their variance explained", r.flat)
+    r.add("modular.clustered", "neurons in the four largest clusters", found.group(1) if found
+          else None, int(found.group(1)) if found else None, EXACT)
+    r.add("modular.clusters", "the four largest clusters' frequencies", found.group(3) if found
+          else None, [int(k) for k in re.findall(r"\d+", found.group(3))] if found else None,
+          EXACT)
+    r.add("modular.smallest_cluster", "neurons in the last key frequency's cluster",
+          f"one more in {found.group(4)}'s" if found else None,
+          [int(found.group(4)), 1] if found else None, EXACT)
+    r.add("modular.cluster_share", "clustered neurons' mean share of variance (%)",
+          found.group(5) if found else None, number(found.group(5)) if found else None, DIGITS)
+    r.sentence(r"\((" + NUMBER + r")% in the shipped model, where (\d+)'s coefficient is nearly "
+               r"0", [("modular.logit_share", "logit waves: share of the centred logits "
+                       "explained (%)", DIGITS),
+                      ("modular.negligible", "the key frequency whose wave coefficient is "
+                       "under 5% of the largest", EXACT)],
+               convert=lambda t: int(t) if t.isdigit() and len(t) == 2 else number(t))
+    r.sentence(r"the trained model's training loss is about (" + NUMBER + r")",
+               [("modular.final_train_loss", "the shipped model's training loss (float64)",
+                 ("factor", 3.0))])
+    r.sentence(r"falls only after epoch (\d+): 99% test accuracy at epoch (\d+) \(of (\d+)\)",
+               [("modular.falls_after", "the last epoch (every 100) with test loss above 1",
+                 ("at_least",)),
+                ("modular.epoch_99", "first epoch with 99% test accuracy", EXACT),
+                ("modular.epochs", "epochs trained", EXACT)])
+    r.sentence(r"From epoch (\d+) to epoch (\d+) the training loss stays below (" + NUMBER
+               + r") and the test loss falls only from (" + NUMBER + r") to (" + NUMBER
+               + r"), while the restricted loss falls from (" + NUMBER + r") to (" + NUMBER
+               + r") and the excluded loss rises from (" + NUMBER + r") to (" + NUMBER + r")",
+               [("modular.snapshot_from", "progress measures: first snapshot epoch quoted",
+                 EXACT),
+                ("modular.snapshot_to", "progress measures: last snapshot epoch quoted", EXACT),
+                ("modular.train_max", "largest training loss over those snapshots",
+                 ("below",)),
+                ("modular.test_from", "test loss at the first", DIGITS),
+                ("modular.test_to", "test loss at the last", DIGITS),
+                ("modular.restricted_from", "restricted loss at the first", DIGITS),
+                ("modular.restricted_to", "restricted loss at the last", DIGITS),
+                ("modular.excluded_from", "excluded loss at the first", DIGITS),
+                ("modular.excluded_to", "excluded loss at the last", DIGITS)], convert=str)
+    r.sentence(r"At the end the restricted loss \((" + NUMBER + r")\) is below the loss on all "
+               r"pairs \((" + NUMBER + r")\) and the excluded loss is (" + NUMBER + r")",
+               [("modular.restricted_end", "final restricted loss", DIGITS),
+                ("modular.all_pairs_end", "final loss on all pairs", DIGITS),
+                ("modular.excluded_end", "final excluded loss", DIGITS)], convert=str)
+    for claim in r.claims:
+        if claim.key.startswith("modular.") and isinstance(claim.stated, str):
+            claim.stated = number(claim.stated)
+    r.sentence(r"`python modular_addition\.py` draws the figures into `images/` \(about ("
+               + NUMBER + r") s of CPU time\)",
+               [("modular.figures_seconds", "`python modular_addition.py`: CPU seconds",
+                 ("factor", 2.0))])
+    return r.claims
+
+
+CLAIMS = {"lab1": lab1_claims, "lab2": lab2_claims}
+
+
+def claims_of(root: Path, labs: list[str]) -> list[Claim]:
+    found: list[Claim] = []
+    for lab in labs:
+        handout = root / "reference" / lab / "README.md"
+        if lab in CLAIMS and handout.is_file():
+            found += CLAIMS[lab](handout.read_text())
+    return found
+
+
+# ============================================================================ verdicts
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, dict):
+        return f"{_show(value['mean'])} +- {_show(value['se'])} (SE)"
+    if isinstance(value, (list, tuple)):
+        return ", ".join(_show(v) for v in value)
+    if isinstance(value, float):
+        if value != 0 and (abs(value) < 1e-3 or abs(value) >= 1e5):
+            return f"{value:.3g}"
+        return f"{value:.4g}"
+    return str(value)
+
+
+def judge(claim: Claim, measured: dict[str, Any], errors: dict[str, str]) -> Row:
+    rule = claim.rule
+    kind = rule[0]
+    tolerance = {
+        "digits": "rounds to it", "exact": "exactly", "range": "every seed within it",
+        "below": "below it", "at_most": "at most it", "at_least": "at least it",
+        "ran": "the command ran", "not rerun": "-",
+    }.get(kind, "")
+    if kind == "se":
+        tolerance = f"{rule[1]:g} SE"
+    elif kind == "factor":
+        tolerance = f"x1/{rule[1]:g} to x{rule[1]:g}"
+    elif kind == "abs":
+        tolerance = f"+-{rule[1]:g}"
+    elif kind == "range_factor":
+        tolerance = f"every seed within it, widened x{rule[1]:g} (a time)"
+    handout = claim.text if claim.text is not None else "**not found in the handout**"
+    if kind == "not rerun":
+        return Row(claim.lab, claim.what, handout, claim.note, tolerance, None)
+    if claim.text is None:
+        return Row(claim.lab, claim.what, handout, "-", tolerance, False)
+    if claim.key not in measured:
+        group = claim.key.split(".")[0]
+        if group in errors:
+            return Row(claim.lab, claim.what, handout, f"failed: {errors[group]}", tolerance,
+                       False)
+        return Row(claim.lab, claim.what, handout, "not measured in this run", tolerance, None)
+    value, stated = measured[claim.key], claim.stated
+    try:
+        if kind == "digits":
+            ok = abs(value - stated) <= half_unit(claim.text) + 1e-12
+        elif kind == "exact":
+            ok = value == stated or (isinstance(value, list) and list(value) == list(stated))
+        elif kind == "se":
+            ok = abs(value["mean"] - stated) <= rule[1] * value["se"]
+        elif kind == "abs":
+            values = value if isinstance(value, list) else [value]
+            stateds = stated if isinstance(stated, list) else [stated]
+            if len(stateds) == 1:  # "1/2 each"
+                stateds = stateds * len(values)
+            ok = len(values) == len(stateds) and all(
+                abs(v - s) <= rule[1] for v, s in zip(values, stateds, strict=True))
+        elif kind == "factor":
+            ok = stated / rule[1] <= value <= stated * rule[1]
+        elif kind == "below":
+            ok = value < stated
+        elif kind == "at_most":
+            ok = value <= stated
+        elif kind == "at_least":
+            ok = value >= stated
+        elif kind == "range":
+            values = value if isinstance(value, list) else [value]
+            ok = all(v is not None and stated[0] <= v <= stated[1] for v in values)
+        elif kind == "range_factor":
+            ok = all(v is not None and stated[0] / rule[1] <= v <= stated[1] * rule[1]
+                     for v in value)
+        elif kind == "ran":
+            ok = bool(value)
+        else:
+            raise ValueError(f"unknown rule {rule}")
+    except (TypeError, KeyError, ValueError) as error:
+        return Row(claim.lab, claim.what, handout, f"{_show(value)} ({error})", tolerance, False)
+    return Row(claim.lab, claim.what, handout, _show(value), tolerance, bool(ok))
+
+
+def rows(claims: list[Claim], measured: dict[str, Any],
+         errors: dict[str, str] | None = None) -> list[Row]:
+    return [judge(claim, measured, errors or {}) for claim in claims]
+
+
+def dqn_measurements(runs: list[dict[str, Any]] | None) -> dict[str, Any]:
+    """The DQN table's measurements from the training section's five full CartPole runs."""
+    if not runs or any("error" in run for run in runs):
+        return {}
+    return {"dqn.reached": sum(run.get("reached_at") is not None for run in runs),
+            "dqn.steps": [run.get("reached_at") for run in runs],
+            "dqn.seconds": [run.get("cpu_seconds_to_target") and round(
+                run["cpu_seconds_to_target"], 1) for run in runs],
+            "dqn.final": [run.get("final_eval_return") and round(run["final_eval_return"])
+                          for run in runs]}
+
+
+def render(data: dict[str, Any] | None, dqn_runs: list[dict[str, Any]] | None) -> list[str]:
+    title = "Handout numbers"
+    if data is None:
+        return [f"## {title}", "", "Not measured in this run (`--only` left it out).", ""]
+    claims = [Claim(**c) for c in data["claims"]]
+    for claim in claims:
+        claim.rule = tuple(claim.rule)
+    measured = {**data["measured"], **dqn_measurements(dqn_runs)}
+    table = rows(claims, measured, data.get("errors"))
+    agree = sum(r.agrees is True for r in table)
+    disagree = sum(r.agrees is False for r in table)
+    lines = [f"## {title}", "",
+             "Every number the handouts (reference/LAB/README.md) quote from running the "
+             "reference, read from the handout's text and rerun on CPU with one torch thread "
+             "(`bench/handouts.py`; its docstring gives the tolerances). The DQN rows are the "
+             "training section's five runs of 50k steps. "
+             f"{agree} agree, {disagree} disagree, {len(table) - agree - disagree} not rerun "
+             f"here; runners took {data.get('cpu_seconds', 0):.0f} s of CPU.", "",
+             "| lab | number | handout says | measured | tolerance | agrees |",
+             "|---|---|---|---|---|---|"]
+    for row in table:
+        verdict = "-" if row.agrees is None else ("yes" if row.agrees else "**no**")
+        cells = [row.lab, row.what, row.handout, row.measured, row.tolerance, verdict]
+        lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
+    return lines + [""]
+
+
+# ============================================================================ runners
+#
+# Each runs in a process of its own with the repository (or its snapshot) as working directory,
+# changes into the lab's folder as the handout's command does, and returns plain numbers.
+
+
+def _enter(lab: str) -> Path:
+    import torch
+
+    torch.set_num_threads(1)
+    folder = Path.cwd() / "reference" / lab
+    os.chdir(folder)
+    sys.path.insert(0, str(folder))
+    return folder
+
+
+def _run_main(path: str, argv: list[str]) -> str:
+    """`python path *argv` in this process; returns what it printed."""
+    import runpy
+
+    saved, sys.argv = sys.argv, [path, *argv]
+    out = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(io.StringIO()):
+            runpy.run_path(path, run_name="__main__")
+    finally:
+        sys.argv = saved
+    return out.getvalue()
+
+
+def _grab(pattern: str, text: str, group: int = 1) -> float:
+    found = re.search(pattern, text)
+    if not found:
+        raise RuntimeError(f"the script printed no {pattern!r}: {text[-300:]!r}")
+    return float(found.group(group))
+
+
+def run_basics() -> dict[str, Any]:
+    _enter("lab1")
+    printed = _run_main("basics.py", [])
+    return {"basics.first_loss": _grab(r"loss (\S+) ->", printed),
+            "basics.final_loss": _grab(r"-> (\S+)", printed),
+            "basics.test_accuracy": _grab(r"test accuracy (\S+)%", printed)}
+
+
+def run_bandits() -> dict[str, Any]:
+    import numpy as np
+
+    _enter("lab1")
+    import bandits
+
+    out: dict[str, Any] = {}
+    rng = np.random.default_rng(0)
+    batch_seconds, se_reward, se_optimal = [], [], []
+    for label, (figure_name, curve) in BANDIT_CURVES.items():
+        figure = bandits.FIGURES[figure_name]
+        rewards, optimal = [], []
+        for _ in range(BANDIT_BATCHES):
+            started = time.process_time()
+            testbed = bandits.Testbed(BANDIT_RUNS, q_star_mean=figure.q_star_mean)
+            curves = bandits.run_experiment(figure.agents[curve](BANDIT_RUNS, 10), testbed,
+                                            1000, rng)
+            batch_seconds.append(time.process_time() - started)
+            rewards.append(float(curves.average_reward[-1]))
+            optimal.append(100 * float(curves.optimal_action[-1]))
+        for name, values in (("reward", rewards), ("optimal", optimal)):
+            spread = float(np.std(values, ddof=1))  # one 2000-run experiment's standard error
+            out[f"bandits.{label}.{name}"] = {"mean": float(np.mean(values)),
+                                              "se": spread / math.sqrt(len(values))}
+            (se_reward if name == "reward" else se_optimal).append(spread)
+    out["bandits.seconds_per_agent"] = float(np.median(batch_seconds))
+    out["bandits.se_reward"] = float(np.median(se_reward))
+    out["bandits.se_optimal"] = float(np.median(se_optimal))
+    with tempfile.TemporaryDirectory() as folder:
+        started = time.process_time()
+        _run_main("bandits.py", [folder])
+        out["bandits.figures_seconds"] = time.process_time() - started
+    return out
+
+
+def run_probes(args: list[str]) -> dict[str, Any]:
+    """The handout's probe command, then the same with each other probe's --env-id."""
+    _enter("lab1")
+    out: dict[str, Any] = {"probes.command": True}
+    seconds = []
+    for probe in PROBES:
+        argv = list(args)
+        argv[argv.index("--env-id") + 1] = probe
+        printed = _run_main("dqn.py", argv)
+        seconds.append(_grab(r"trained \d+ steps in (\S+) s", printed))
+        errors = []
+        for found in re.finditer(r"Q\(([-+]\d+)\) = \[([^\]]*)\], expected \[([^\]]*)\]",
+                                 printed):
+            learned = [float(v) for v in found.group(2).split(",")]
+            expected = [float(v) for v in found.group(3).split(",")]
+            errors += [abs(a - b) for a, b in zip(learned, expected, strict=True)]
+            if probe.endswith("Probe3-v0"):
+                out[f"probes.Probe3.q{int(found.group(1))}"] = learned[0]
+        if not errors:
+            raise RuntimeError(f"{probe}: no Q-values printed: {printed[-300:]!r}")
+        out[f"probes.{probe.split('/')[1].removesuffix('-v0')}.error"] = round(max(errors), 4)
+    out["probes.seconds"] = max(seconds)
+    return out
+
+
+def _timed(module: Any, name: str, record: dict[str, float]) -> None:
+    """Wrap module.name so that its CPU time lands in record[name]."""
+    original = getattr(module, name)
+
+    def timed(*args: Any, **kwargs: Any) -> Any:
+        started = time.process_time()
+        try:
+            return original(*args, **kwargs)
+        finally:
+            record[name] = record.get(name, 0.0) + time.process_time() - started
+
+    setattr(module, name, timed)
+
+
+def run_transformer() -> dict[str, Any]:
+    _enter("lab2")
+    import transformer
+
+    record: dict[str, float] = {}
+    transformer.plot_loss = lambda *args, **kwargs: None
+    _timed(transformer, "train", record)
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed), contextlib.redirect_stderr(io.StringIO()):
+        transformer.main()
+    text = printed.getvalue()
+    return {"transformer.floor": _grab(r"entropy rate \(the floor\) (\S+) nats", text),
+            "transformer.loss": _grab(r"the loss on 512 fresh sequences is (\S+) ", text),
+            "transformer.chain": _grab(r"the chain itself scores (\S+) on them", text),
+            "transformer.seconds": record["train"]}
+
+
+def run_induction() -> dict[str, Any]:
+    import torch
+
+    _enter("lab2")
+    import induction
+    import transformer
+
+    original_train = transformer.train
+    track: list[tuple[int, float, float]] = []  # (steps done, best layer-1 score, CPU seconds)
+    timing: dict[str, float] = {}
+    probe_tokens = induction.repeated_tokens(100, 32, 64, torch.Generator().manual_seed(1))
+
+    def tracked_train(model: Any, batches: Callable, **kwargs: Any) -> list[float]:
+        started, scoring = time.process_time(), 0.0
+        steps = 0
+
+        def tracked_batches(generator: torch.Generator) -> torch.Tensor:
+            nonlocal steps, scoring
+            if steps % 10 == 0:
+                began = time.process_time()
+                score = induction.head_scores(model, probe_tokens)["induction"][1].max().item()
+                scoring += time.process_time() - began
+                track.append((steps, score, began - started - scoring + (
+                    time.process_time() - began)))
+            steps += 1
+            return batches(generator)
+
+        losses = original_train(model, tracked_batches, **kwargs)
+        timing["train"] = time.process_time() - started - scoring
+        return losses
+
+    transformer.train = tracked_train
+    printed = _run_main("induction.py", [])
+    formed = next(((step, seconds) for step, score, seconds in track if score > 0.5),
+                  (None, None))
+    layer1 = re.search(r"induction scores \(rows: layers, columns: heads\):\n\[\[[^\]]*\]\n "
+                       r"\[([^\]]*)\]\]", printed)
+    if not layer1:
+        raise RuntimeError(f"no induction score table printed: {printed[-400:]!r}")
+    layer1_scores = [float(v) for v in layer1.group(1).split()]
+    heads = re.search(r"previous-token head (\S+), induction head (\S+) \(induction score "
+                      r"(\S+)\)", printed)
+    previous = re.search(r"previous_token scores \(rows: layers, columns: heads\):\n\[\[([^\]]*)"
+                         r"\]", printed)
+    losses = re.search(r"loss on the first copy (\S+) nats; on the second copy: trained model "
+                       r"(\S+), head 1\.\d ablated (\S+), head 0\.\d ablated (\S+)", printed)
+    if not (heads and previous and losses):
+        raise RuntimeError(f"the script's summary lines changed: {printed[-400:]!r}")
+    previous_index = int(heads.group(1).split(".")[1])
+    final_losses = re.search(r"final loss (\S+) \(", printed)
+    out = {"induction.head": heads.group(2), "induction.score": float(heads.group(3)),
+           "induction.previous_head": heads.group(1),
+           "induction.previous_score": float(previous.group(1).split()[previous_index]),
+           "induction.first_copy": float(losses.group(1)),
+           "induction.second_copy": float(losses.group(2)),
+           "induction.ablated_induction": float(losses.group(3)),
+           "induction.ablated_previous": float(losses.group(4)),
+           "induction.layer1_min": min(layer1_scores), "induction.layer1_max": max(layer1_scores),
+           "induction.seconds": timing["train"],
+           "induction.formed_at": formed[0], "induction.seconds_to_formed": formed[1],
+           "induction.final_loss": float(final_losses.group(1)) if final_losses else None}
+
+    # The same run with every block exactly n_ctx / 2 long, scored on 32- and 20-token blocks.
+    transformer.train = original_train
+    run = induction.InductionRun()
+    half = run.n_ctx // 2
+    induction.repeated_blocks = (lambda batch, n_ctx, d_vocab, generator, min_block=4:
+                                 induction.repeated_tokens(batch, half, d_vocab, generator))
+    torch.manual_seed(run.seed)
+    with contextlib.redirect_stderr(io.StringIO()):
+        model, _ = induction.train_induction_model(run, torch.Generator().manual_seed(run.seed),
+                                                   "cpu", progress=False)
+    for length in (32, 20):
+        tokens = induction.repeated_tokens(100, length, run.d_vocab,
+                                           torch.Generator().manual_seed(1))
+        scores = induction.head_scores(model, tokens)["induction"]
+        out[f"induction.fixed{length}"] = round(scores.max().item(), 4)
+        out[f"induction.fixed{length}_by_layer"] = scores.max(dim=1).values.round(
+            decimals=4).tolist()
+    return out
+
+
+def run_superposition() -> dict[str, Any]:
+    _enter("lab2")
+    import superposition
+
+    record: dict[str, float] = {}
+    superposition.plot_geometry = lambda *args, **kwargs: None
+    superposition.plot_dimensionality = lambda *args, **kwargs: None
+    _timed(superposition, "train_toy_model", record)
+    printed = io.StringIO()
+    saved = sys.argv
+    with tempfile.TemporaryDirectory() as folder:
+        sys.argv = ["superposition.py", folder]
+        try:
+            with contextlib.redirect_stdout(printed), contextlib.redirect_stderr(io.StringIO()):
+                superposition.main()
+        finally:
+            sys.argv = saved
+    out: dict[str, Any] = {"superposition.seconds": record["train_toy_model"]}
+    lines = re.findall(r"S = (\S+): (\d+) features with norm > 0\.5; D_i = ([^\n]+)",
+                       printed.getvalue())
+    if len(lines) != 8:
+        raise RuntimeError(f"expected 8 sparsities, got: {printed.getvalue()[-400:]!r}")
+    for index, (_, count, dims) in enumerate(lines):
+        values = sorted((float(d) for d in dims.split(",")), reverse=True)
+        out[f"superposition.{index}.count"] = int(count)
+        out[f"superposition.{index}.dims"] = values[:int(count)]
+    return out
+
+
+def run_sae() -> dict[str, Any]:
+    _enter("lab2")
+    import sae
+
+    record: dict[str, float] = {}
+    for name in ("plot_latent_density", "plot_decoder_directions", "plot_sparsity_fidelity"):
+        setattr(sae, name, lambda *args, **kwargs: None)
+    _timed(sae, "train_and_measure", record)
+    printed = io.StringIO()
+    saved = sys.argv
+    with tempfile.TemporaryDirectory() as folder:
+        sys.argv = ["sae.py", folder]
+        try:
+            with contextlib.redirect_stdout(printed), contextlib.redirect_stderr(io.StringIO()):
+                sae.main()
+        finally:
+            sys.argv = saved
+    text = printed.getvalue()
+    out: dict[str, Any] = {"sae.seconds": record["train_and_measure"]}
+    for label, name in (("ReLU + L1, resampling", "resampling"),
+                        ("ReLU + L1, no resampling", "no_resampling")):
+        found = re.search(re.escape(label) + r": L0 (\S+), FVU (\S+), dead fraction (\S+), (\d+) "
+                          r"of 5", text)
+        if not found:
+            raise RuntimeError(f"no line for {label}: {text[-400:]!r}")
+        out[f"sae.{name}.L0"], out[f"sae.{name}.FVU"] = float(found[1]), float(found[2])
+        out[f"sae.{name}.dead_fraction"], out[f"sae.{name}.recovered"] = (float(found[3]),
+                                                                            int(found[4]))
+    frontier = {}
+    for label in ("ReLU + L1", "TopK"):
+        found = re.search(r"^" + re.escape(label) + r": (L0 .*)$", text, re.M)
+        if not found:
+            raise RuntimeError(f"no frontier line for {label}: {text[-400:]!r}")
+        frontier[label] = [(float(a), float(b)) for a, b in
+                           re.findall(r"L0 (\S+) FVU ([\d.e-]+)", found.group(1))]
+    out["sae.topk1"], out["sae.topk2"] = frontier["TopK"][0][1], frontier["TopK"][1][1]
+    near_1 = [fvu for l0, fvu in frontier["ReLU + L1"] if 0.5 <= l0 < 1.5]
+    if near_1:
+        out["sae.relu_l0_1_min"], out["sae.relu_l0_1_max"] = min(near_1), max(near_1)
+    out["sae.relu_l0_2"] = min(frontier["ReLU + L1"], key=lambda pair: abs(pair[0] - 2))[1]
+    out["sae.frontier"] = frontier
+    return out
+
+
+def run_modular() -> dict[str, Any]:
+    import torch
+
+    _enter("lab2")
+    import modular_addition as ma
+    from grokking import load_checkpoint
+
+    checkpoint = load_checkpoint()
+    with tempfile.TemporaryDirectory() as folder:
+        started = time.process_time()
+        numbers = ma.figures(checkpoint, Path(folder))
+        figures_seconds = time.process_time() - started
+    model = checkpoint.model()
+    logits, neurons = ma.last_position(model)
+    norms = ma.embedding_frequency_norms(model.W_E.detach())
+    keys = ma.key_frequencies(norms)
+    power = norms.double() ** 2
+    frequency, share = ma.neuron_frequencies(neurons)
+    clusters = {int(k): int((frequency == k).sum()) for k in frequency.unique() if k > 0}
+    largest = sorted(sorted(clusters, key=clusters.get, reverse=True)[:4])
+    coefficients, explained = ma.logit_fit(logits, keys)
+    coefficients = coefficients.abs().flatten()
+    curves, p = checkpoint.curves, checkpoint.config.p
+    epochs = curves["epoch"]
+    reached = (curves["test_accuracy"] >= 0.99).nonzero()
+    high = (curves["test_loss"] > 1).nonzero()
+    measures = {epoch: ma.progress_measures(ma.last_position(checkpoint.model(state))[0],
+                                            checkpoint.train_indices, keys)
+                for epoch, state in zip(checkpoint.history_epochs, checkpoint.history_states,
+                                        strict=True)}
+    first, last = 1400, 8100
+    between = [m for epoch, m in measures.items() if first <= epoch <= last]
+    all_targets = (torch.arange(p).repeat_interleave(p) + torch.arange(p).repeat(p)) % p
+    all_loss = torch.nn.functional.cross_entropy(logits.double(), all_targets).item()
+    return {
+        "modular.figures_seconds": figures_seconds,
+        "modular.keys": keys.tolist(),
+        "modular.key_power": round(100 * float(power[keys - 1].sum() / power.sum()), 2),
+        "modular.clustered": sum(clusters[k] for k in largest), "modular.clusters": largest,
+        "modular.smallest_cluster": [int(keys[-1]), clusters.get(int(keys[-1]), 0)]
+        if int(keys[-1]) not in largest else [],
+        "modular.cluster_share": round(100 * float(share[frequency > 0].mean()), 2),
+        "modular.logit_share": round(100 * float(explained), 2),
+        "modular.negligible": next((int(k) for k, c in zip(keys, coefficients, strict=True)
+                                    if c < 0.05 * coefficients.max()), None),
+        "modular.final_train_loss": float(numbers["train_loss"]),
+        "modular.falls_after": int(epochs[high[-1]]) if len(high) else None,
+        "modular.epoch_99": int(epochs[reached[0]]) if len(reached) else None,
+        "modular.epochs": int(epochs[-1]) + 1,
+        "modular.snapshot_from": first if first in measures else None,
+        "modular.snapshot_to": last if last in measures else None,
+        "modular.train_max": max(m["train_loss"] for m in between),
+        "modular.test_from": measures[first]["test_loss"],
+        "modular.test_to": measures[last]["test_loss"],
+        "modular.restricted_from": measures[first]["restricted_loss"],
+        "modular.restricted_to": measures[last]["restricted_loss"],
+        "modular.excluded_from": measures[first]["excluded_loss"],
+        "modular.excluded_to": measures[last]["excluded_loss"],
+        "modular.restricted_end": float(numbers["restricted_loss"]),
+        "modular.all_pairs_end": all_loss,
+        "modular.excluded_end": float(numbers["excluded_loss"]),
+    }
+
+
+RUNNERS: dict[str, tuple[str, Callable[..., dict[str, Any]]]] = {
+    "basics": ("lab1", run_basics), "bandits": ("lab1", run_bandits),
+    "probes": ("lab1", run_probes), "transformer": ("lab2", run_transformer),
+    "induction": ("lab2", run_induction), "superposition": ("lab2", run_superposition),
+    "sae": ("lab2", run_sae), "modular": ("lab2", run_modular),
+}
+
+
+def _child_cpu() -> float:
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def measure_all(root: Path, labs: list[str], log: Callable[[str], None] = print,
+                timeout: float = 900, only: list[str] | None = None) -> dict[str, Any]:
+    """Every runner of `labs` (or those named in `only`), one process at a time, in `root`;
+    the claims with them."""
+    claims = claims_of(root, labs)
+    command = next((c.stated for c in claims if c.key == "probes.command"), None)
+    measured: dict[str, Any] = {}
+    errors: dict[str, str] = {}
+    timings: dict[str, float] = {}
+    for name, (lab, _) in RUNNERS.items():
+        if lab not in labs or (only is not None and name not in only):
+            continue
+        if name == "probes" and command is None:
+            errors[name] = "the handout's probe command was not found"
+            continue
+        arguments = [json.dumps(command)] if name == "probes" else []
+        before = _child_cpu()
+        try:
+            completed = subprocess.run([sys.executable, "-m", "bench.handouts", name,
+                                        *arguments], cwd=root, capture_output=True, text=True,
+                                       timeout=timeout,
+                                       env={**os.environ, "OMP_NUM_THREADS": "1",
+                                            "MPLBACKEND": "Agg"})
+        except subprocess.TimeoutExpired:
+            errors[name] = f"took longer than {timeout:g} s"
+            continue
+        timings[name] = round(_child_cpu() - before, 1)
+        if completed.returncode != 0:
+            errors[name] = ((completed.stderr.strip().splitlines() or ["no output"])[-1])[:300]
+        else:
+            try:
+                measured.update(json.loads(completed.stdout.strip().splitlines()[-1]))
+            except (ValueError, IndexError):
+                errors[name] = "no result printed"
+        log(f"handouts {name}: {timings[name]} s of CPU"
+            + (f"; failed: {errors[name]}" if name in errors else ""))
+    return {"claims": [vars(c) for c in claims], "measured": measured, "errors": errors,
+            "cpu_seconds": sum(timings.values()), "runner_cpu_seconds": timings}
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv or argv[0] not in RUNNERS:
+        print(f"usage: python -m bench.handouts {{{','.join(RUNNERS)}}}", file=sys.stderr)
+        return 2
+    _, runner = RUNNERS[argv[0]]
+    result = runner(*[json.loads(a) for a in argv[1:]])
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
