@@ -7,7 +7,10 @@ working agent, not to find bugs). Mistakes whose tests are disjoint share a grad
 probe trainings are what a grading costs (the reference's answers are cached, the
 submission's are not), so each grading runs only the trainings its mistakes can reach, plus
 every unit test: the first grading, whose eleven mistakes touch neither probes 1, 2, 4 nor 5,
-leaves those out; the others keep probe 3 or probe 6 where their mistakes show.
+leaves those out; the others keep probe 3 or probe 6 where their mistakes show. The hidden
+probe tests run `train` with the grader's helpers, so a mistake in a helper costs only that
+helper's tests (the terminal and truncated gradings show it): only the public probe-4 test
+runs the submission's own helpers.
 """
 
 from __future__ import annotations
@@ -96,13 +99,13 @@ INDEPENDENT: dict[str, Mistake] = {
 }
 
 TERMINAL: dict[str, Mistake] = {
-    # Cascades through train_step into every probe that terminates; every message names
-    # td_target (the bootstrap past the end, or "fix the TD target first").
+    # Cascades into train_step's tests (train_step calls td_target), not into the hidden
+    # probe trainings (they run train with the grader's helpers); every message names
+    # td_target.
     "no_one_minus_terminated": (
         [(TD_TARGET, "return batch.rewards + gamma * next_q")],
         ("td_target bootstraps unless terminated", "no gradient can flow",
-         "train_step gives the reference's loss", "sends no gradient into the target network",
-         "probe environment 3's", "train syncs the target network"),
+         "train_step gives the reference's loss", "sends no gradient into the target network"),
         ("td_target",),
     ),
     # Only linear_schedule's own test: the loop's tests run train with the grader's schedule.
@@ -123,11 +126,14 @@ TERMINAL: dict[str, Mistake] = {
 }
 
 UNSYNCED: dict[str, Mistake] = {
+    # Probe 4 never bootstraps, so the public probe-4 test sees it in the target network's
+    # values, not in the learned ones.
     "target_network_never_synced": (
         [("                sync_target(q_network, target_network)  # algorithm\n",
           "                pass\n")],
         ("probe environment 6's", "train syncs the target network",
-         "stores truncated transitions as truncated", "takes gradient_steps steps"),
+         "stores truncated transitions as truncated", "takes gradient_steps steps",
+         "with your other functions, learns probe 4"),
         ("sync",),
     ),
     "mean_squared_error_for_huber": (
@@ -142,8 +148,7 @@ TRUNCATED: dict[str, Mistake] = {
         [(TD_TARGET, "return batch.rewards + gamma * (1.0 - torch.maximum(batch.terminated, "
           "batch.truncated)) * next_q")],
         ("td_target bootstraps unless terminated", "no gradient can flow",
-         "train_step gives the reference's loss", "sends no gradient into the target network",
-         "stores truncated transitions as truncated"),
+         "train_step gives the reference's loss", "sends no gradient into the target network"),
         ("td_target",),
     ),
 }
@@ -152,9 +157,9 @@ TRUNCATED: dict[str, Mistake] = {
 # tests' points, stated so that a mistake that starts failing an extra test is noticed)
 GRADINGS: dict[str, tuple[str, dict[str, Mistake], int]] = {
     "independent": ("not cartpole and (not learns_probe or 3 or 6)", INDEPENDENT, 21),
-    "terminal": ("not cartpole and (not learns_probe or 3)", TERMINAL, 15),
-    "unsynced": ("not cartpole and (not learns_probe or 6)", UNSYNCED, 8),
-    "truncated": ("not cartpole and not learns_probe and not bookkeeping", TRUNCATED, 9),
+    "terminal": ("not cartpole and not learns_probe", TERMINAL, 13),
+    "unsynced": ("not cartpole and (not learns_probe or 6 or train_learns)", UNSYNCED, 9),
+    "truncated": ("not cartpole and not learns_probe and not bookkeeping", TRUNCATED, 8),
 }
 
 

@@ -611,6 +611,11 @@ def test_evaluate(student, reference, rng, seed):
 # Each probe is learned with a small budget; the overrides keep it to about a second. The
 # tolerance, 0.1 on Q-values of size 1 to 2, is loose for a correct agent (the reference is
 # within 0.02 on every seed we tried) and tight for every bug each probe is there to catch.
+# The hidden probe tests judge `train` alone: the probe runs it with the grader's own QNetwork,
+# buffer, schedule, epsilon_greedy, td_target, train_step and sync_target (see the probe they
+# name), so a trivial helper can neither pass nor fail them (each helper is
+# judged by its own tests, and a broken one costs only those). The public probe-4 test runs
+# the submission's own helpers, so that a local run shows the pieces working together.
 PROBE_TOLERANCE = 0.1
 PROBE_RUN = {"learning_starts": 64, "batch_size": 32, "hidden_dim": 32, "learning_rate": 3e-3,
              "train_frequency": 4, "gradient_steps": 2, "target_network_frequency": 50,
@@ -618,24 +623,32 @@ PROBE_RUN = {"learning_starts": 64, "batch_size": 32, "hidden_dim": 32, "learnin
 PROBES = {
     # id: (total_timesteps, gamma, {observation: expected Q-values}, what a failure means)
     1: (1000, 0.99, {0.0: [1.0]},
-        "the network cannot fit a constant: check the loss, backward and the optimiser step"),
+        "the network cannot fit a constant: once step >= learning_starts, take gradient steps, "
+        "each on a batch sampled from the buffer and passed to train_step with the q_network, "
+        "target_network and optimizer of the setup"),
     2: (1000, 0.99, {-1.0: [-1.0], 1.0: [1.0]},
-        "the Q-values do not depend on the observation: check what reaches the network"),
+        "the Q-values do not depend on the observation: store the observation the action was "
+        "taken in, move on to next_obs, and start each episode from the observation reset "
+        "gives"),
     3: (2000, 0.5, {0.0: [0.5], 1.0: [1.0]},
-        "Q(0) should be gamma * Q(1): check the bootstrap in td_target and that the target "
-        "network is synced every target_network_frequency steps"),
+        "Q(0) should be gamma * Q(1): pass config.gamma to train_step, store the true next "
+        "observation, and sync the target network every target_network_frequency steps"),
     4: (1000, 0.99, {0.0: [-1.0, 1.0]},
-        "each action should get its own reward: check that train_step picks Q(s, a) of the "
-        "action taken (gather along the action dimension)"),
+        "each action should get its own reward: store the action taken with its reward"),
     5: (2000, 0.99, {0.0: [1.0, -1.0], 1.0: [-1.0, 1.0]},
-        "the Q-values should depend on both the observation and the action"),
+        "the Q-values should depend on both the observation and the action: store each step's "
+        "observation, action and reward together"),
     6: (2000, 0.5, {0.0: [2.0]},
         "Probe 6 never terminates; it is truncated every 5 steps, so Q(0) = 1 / (1 - gamma) = "
         "2. About 1.67 is what bootstrapping cut at truncation gives: store `terminated` and "
-        "`truncated` separately in the buffer, and let td_target stop bootstrapping on "
-        "`terminated` only. Much lower values mean the bootstrap does not propagate: is the "
-        "target network synced?"),
+        "`truncated` separately in the buffer, each the environment's own flag. Much lower "
+        "values mean the bootstrap does not propagate: is the target network synced?"),
 }
+# Added to a failure's explanation when the run used the submission's own helpers.
+OWN_HELPERS = ("This run uses your QNetwork, ReplayBuffer, epsilon_greedy, td_target, "
+               "train_step and sync_target (with epsilon 1 at every step): if one of their "
+               "tests fails, fix that first; here, check too that train_step picks Q(s, a) of "
+               "the action taken (gather along the action dimension)")
 
 
 def _reward_scale(seed: int) -> float:
@@ -649,23 +662,28 @@ def _reward_scale(seed: int) -> float:
 PROBE_CURVE_EVERY = 50  # q_network's Q-values are recorded every 50 steps (evaluate's calls)
 
 
-def _train_probe(student, probe: int, seed: int) -> tuple[dict, dict, float]:
+def _train_probe(student, probe: int, seed: int, probe_name: str) -> tuple[dict, dict, float]:
+    """Train on the probe with `probe_name`: the hidden tests' probe runs `train` alone (with
+    the grader's helpers), "dqn.train_on_probe" the submission's own helpers too."""
     steps, gamma, table, _ = PROBES[probe]
     scale = _reward_scale(seed)
     overrides = {**PROBE_RUN, "total_timesteps": steps, "gamma": gamma, "seed": seed % 2**31,
                  "eval_frequency": PROBE_CURVE_EVERY}
-    got = student.probe("dqn.train_on_probe", f"probes/Probe{probe}-v0", overrides,
-                        list(table), scale, timeout=60)
+    got = student.probe(probe_name, f"probes/Probe{probe}-v0", overrides, list(table), scale,
+                        timeout=60)
     return got, overrides, scale
 
 
-def _check_learned(got: dict, probe: int, scale: float, overrides: dict) -> None:
+def _check_learned(got: dict, probe: int, scale: float, overrides: dict,
+                   own_helpers: bool = False) -> None:
     """The Q-values learned on a probe whose rewards were scaled by `scale`: finite, of the
     right shape, within PROBE_TOLERANCE * |scale| of the table, and learned: they moved from
     where the network started (the first point of the curve, before learning starts) by at
     least a quarter of the largest |Q| (a correct agent starts within ~0.4 of 0 and moves by
     at least 0.9 |scale| - 0.4 >= 0.5; a fixed table does not move)."""
     _, gamma, table, meaning = PROBES[probe]
+    if own_helpers:
+        meaning = f"{meaning}. {OWN_HELPERS}"
     expected = torch.tensor(list(table.values())) * scale
     what = (f"train on probes/Probe{probe}-v0 with rewards scaled by {scale:.3f} for "
             f"{overrides['total_timesteps']} steps (gamma {gamma}, seed {overrides['seed']})")
@@ -683,9 +701,11 @@ def _check_learned(got: dict, probe: int, scale: float, overrides: dict) -> None
                                               strict=True))
         largest_return = float(expected.abs().max())
         if float(learned.abs().max()) > largest_return + 0.5 * abs(scale):
+            where = ("the (1 - terminated) factor in td_target, and the " if own_helpers
+                     else "the ")
             meaning = (f"no Q-value can exceed {largest_return:g} here, so the target keeps "
-                       "bootstrapping past the end of the episode: check the (1 - terminated) "
-                       f"factor in td_target. Otherwise: {meaning}")
+                       f"bootstrapping past the end of the episode: check {where}`terminated` "
+                       f"flag train stores with each transition. Otherwise: {meaning}")
         fail(f"{what} learned {rows}; each should be within {tolerance:.3f}. What this probe "
              f"checks: {meaning}.")
     curve = got["curve"]
@@ -705,18 +725,42 @@ def test_learns_probe(student, seed, probe):
     """train learns probe environment {probe}'s Q-values"""
     # Docstring (train), steps 1-4 as a whole: a loop that explores, stores, resets, trains
     # and syncs as specified learns each probe's Q-values; PROBES says what each one isolates.
-    got, overrides, scale = _train_probe(student, probe, seed)
+    got, overrides, scale = _train_probe(student, probe, seed, "dqn.train_alone_on_probe")
     _check_learned(got, probe, scale, overrides)
 
 
 @pytest.mark.points(1)
 @pytest.mark.public
 def test_train_learns_probe_4(student, seed):
-    """train learns probe 4 (two actions, rewards -1 and +1 times a drawn scale)"""
-    # The cheap local check of train (about a second): probe 4 at two reward scales.
+    """train, with your other functions, learns probe 4 (rewards -1 and +1 times a drawn scale)"""
+    # The cheap local check of train (about a second): probe 4 at two reward scales, with the
+    # submission's own QNetwork, buffer, epsilon_greedy, td_target, train_step and sync_target
+    # (linear_schedule is replaced by epsilon 1 at every step: the probe's Q-values do not
+    # depend on the policy, and the schedule has its own test). Every one of those functions
+    # shapes a number judged here: the learned Q-values (network, buffer, both actions
+    # explored, the TD target, the gradient step) and the target network's agreement with
+    # them after the last sync (sync_target: probe 4's episodes last one step, so its targets
+    # never bootstrap and would not show a missing sync).
     for offset in (0, 1):
-        got, overrides, scale = _train_probe(student, 4, seed + offset)
-        _check_learned(got, 4, scale, overrides)
+        got, overrides, scale = _train_probe(student, 4, seed + offset, "dqn.train_on_probe")
+        _check_learned(got, 4, scale, overrides, own_helpers=True)
+        _check_synced(got, 4, scale, overrides)
+
+
+def _check_synced(got: dict, probe: int, scale: float, overrides: dict) -> None:
+    """The target network's Q-values agree with the learned q_network's within
+    PROBE_TOLERANCE * |scale|: once a probe is learned, q_network moves by much less than that
+    between two syncs, while a target network that is never synced keeps the initial values
+    (at least 0.5 |scale| away, see _check_learned)."""
+    online, target = got["q_network"], got["target_network"]
+    assert_close(target, target.nan_to_num(), rtol=0, atol=0, what="the target's Q-values")
+    gap = float((online - target).abs().max()) if online.shape == target.shape else math.inf
+    check(gap <= PROBE_TOLERANCE * abs(scale),
+          f"after train on probes/Probe{probe}-v0 the target network's Q-values "
+          f"{_round(target.flatten())} are {gap:.3f} away from q_network's "
+          f"{_round(online.flatten())}: call sync_target every target_network_frequency steps "
+          f"(here {overrides['target_network_frequency']}) once learning has started, and copy "
+          "every parameter of q_network into target_network")
 
 
 @pytest.mark.points(1)
@@ -726,18 +770,9 @@ def test_target_network_is_synced(student, seed):
     # sync_target".
     # Asserted with the learned values (a network that learned nothing could report two
     # equal tables): q_network must have learned probe 3, and the target must agree with it.
-    got, overrides, scale = _train_probe(student, 3, seed)
+    got, overrides, scale = _train_probe(student, 3, seed, "dqn.train_alone_on_probe")
     _check_learned(got, 3, scale, overrides)
-    online, target = got["q_network"], got["target_network"]
-    assert_close(target, target.nan_to_num(), rtol=0, atol=0, what="the target's Q-values")
-    gap = float((online - target).abs().max()) if online.shape == target.shape else math.inf
-    # Once Probe 3 is learned, q_network changes by much less than 0.1 |scale| between
-    # syncs; a target network that is never synced keeps its random initial values.
-    check(gap <= PROBE_TOLERANCE * abs(scale),
-          f"after train on probes/Probe3-v0 the target network's Q-values {_round(target)} are "
-          f"{gap:.3f} away from q_network's {_round(online)}: call sync_target every "
-          f"target_network_frequency steps (here {overrides['target_network_frequency']}) "
-          "once learning has started")
+    _check_synced(got, 3, scale, overrides)
 
 
 @pytest.mark.points(1)
@@ -748,7 +783,7 @@ def test_train_stores_truncation(student, seed):
     # env.reset()".
     # The flags come with the rewards stored (the drawn scale at every step) and with the
     # value learned on probe 6, which only correct flags give.
-    got, overrides, scale = _train_probe(student, 6, seed)
+    got, overrides, scale = _train_probe(student, 6, seed, "dqn.train_alone_on_probe")
     steps = overrides["total_timesteps"]
     terminated, truncated = got["buffer_terminated"], got["buffer_truncated"]
     check(len(terminated) == steps and len(truncated) == steps,

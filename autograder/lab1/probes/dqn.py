@@ -283,7 +283,35 @@ def _scaled_probe(env_id: str, reward_scale: float) -> str:
 
 def train_on_probe(env_id: str, overrides: dict[str, Any], observations: list[float],
                    reward_scale: float = 1.0) -> Any:
-    """Train on a probe environment whose rewards are scaled by `reward_scale`; both networks'
+    """Train on a probe environment whose rewards are scaled by `reward_scale`, with every
+    function of the submission but linear_schedule, which here gives epsilon 1 at every step
+    (uniform exploration: the probes' Q-values do not depend on the policy, and the schedule
+    has its own test). What comes back: see _probe_outcome."""
+    return _probe_outcome(env_id, overrides, observations, reward_scale,
+                          linear_schedule=_explore_always)
+
+
+def train_alone_on_probe(env_id: str, overrides: dict[str, Any], observations: list[float],
+                         reward_scale: float = 1.0) -> Any:
+    """Train on a probe environment whose rewards are scaled by `reward_scale`, with the
+    grader's stand-ins for every other function of dqn.py (QNetwork, ReplayBuffer,
+    linear_schedule, epsilon_greedy, td_target, train_step, sync_target, as their docstrings
+    state them), so that what comes back is the work of `train` alone: a trivial helper can
+    neither help nor hurt it (the helpers have their own tests). See _probe_outcome."""
+    return _probe_outcome(env_id, overrides, observations, reward_scale,
+                          QNetwork=_GradersQNetwork, ReplayBuffer=_GradersReplayBuffer,
+                          linear_schedule=_graders_schedule,
+                          epsilon_greedy=_graders_epsilon_greedy, td_target=_graders_td_target,
+                          train_step=_graders_train_step, sync_target=_graders_sync_target)
+
+
+def _explore_always(*args: Any, **kwargs: Any) -> float:
+    return 1.0
+
+
+def _probe_outcome(env_id: str, overrides: dict[str, Any], observations: list[float],
+                   reward_scale: float, **stand_ins: Callable[..., Any]) -> Any:
+    """Run train on the scaled probe with these functions of dqn.py replaced; both networks'
     Q-values at `observations` at the end, and the q_network's at every call train makes to
     evaluate (every eval_frequency steps: the learning curve), and what the buffer holds."""
     curve: list[torch.Tensor] = []
@@ -294,7 +322,7 @@ def train_on_probe(env_id: str, overrides: dict[str, Any], observations: list[fl
 
     config = dataclasses.replace(dqn.DQNConfig(), env_id=_scaled_probe(env_id, reward_scale),
                                  **overrides)
-    with _replacing(evaluate=record):
+    with _replacing(evaluate=record, **stand_ins):
         result = dqn.train(config)
     buffer = result.buffer
     filled = len(buffer)
@@ -355,6 +383,77 @@ def _graders_schedule(step: int, start_e: float, end_e: float, exploration_fract
     if step >= duration:
         return float(end_e)
     return float(start_e + (end_e - start_e) * step / duration)
+
+
+class _GradersReplayBuffer:
+    """The grader's ReplayBuffer (as its docstring states it), which train's setup builds in
+    place of the submission's in train_alone_on_probe."""
+
+    FIELDS = ("observations", "actions", "rewards", "next_observations", "terminated",
+              "truncated")
+
+    def __init__(self, capacity: int, obs_shape: tuple[int, ...],
+                 device: str | torch.device = "cpu") -> None:
+        self.capacity, self.device = int(capacity), torch.device(device)
+        self.observations = np.zeros((self.capacity, *obs_shape), dtype=np.float32)
+        self.next_observations = np.zeros((self.capacity, *obs_shape), dtype=np.float32)
+        self.actions = np.zeros(self.capacity, dtype=np.int64)
+        self.rewards = np.zeros(self.capacity, dtype=np.float32)
+        self.terminated = np.zeros(self.capacity, dtype=np.float32)
+        self.truncated = np.zeros(self.capacity, dtype=np.float32)
+        self.next_index, self.size = 0, 0
+
+    def __len__(self) -> int:
+        return self.size
+
+    def add(self, obs: Any, action: Any, reward: Any, next_obs: Any, terminated: Any,
+            truncated: Any) -> None:
+        values = (obs, action, reward, next_obs, terminated, truncated)
+        for name, value in zip(self.FIELDS, values, strict=True):
+            getattr(self, name)[self.next_index] = value
+        self.next_index = (self.next_index + 1) % self.capacity
+        self.size = min(self.size + 1, self.capacity)
+
+    def sample(self, batch_size: int, rng: np.random.Generator) -> dqn.ReplayBatch:
+        rows = rng.integers(0, self.size, size=batch_size)
+        return dqn.ReplayBatch(**{name: torch.as_tensor(getattr(self, name)[rows],
+                                                        device=self.device)
+                                  for name in self.FIELDS})
+
+
+def _graders_epsilon_greedy(q_network: nn.Module, obs: Any, epsilon: float, num_actions: int,
+                            rng: np.random.Generator, device: Any = "cpu") -> int:
+    """epsilon_greedy as its docstring states it (the grader's, in train_alone_on_probe)."""
+    if rng.random() < epsilon:
+        return int(rng.integers(num_actions))
+    with torch.no_grad():
+        q_values = q_network(torch.as_tensor(obs, dtype=torch.float32, device=device)[None])
+    return int(q_values.argmax(dim=1).item())
+
+
+def _graders_td_target(target_network: nn.Module, batch: Any, gamma: float) -> torch.Tensor:
+    """td_target as its docstring states it (the grader's, in train_alone_on_probe)."""
+    with torch.no_grad():
+        best_next = target_network(batch.next_observations).max(dim=1).values
+    return batch.rewards + gamma * (1.0 - batch.terminated) * best_next
+
+
+def _graders_train_step(q_network: nn.Module, target_network: nn.Module, optimizer: Any,
+                        batch: Any, gamma: float) -> float:
+    """train_step as its docstring states it (the grader's, in train_alone_on_probe)."""
+    targets = _graders_td_target(target_network, batch, gamma)
+    taken = q_network(batch.observations).gather(1, batch.actions[:, None])[:, 0]
+    loss = torch.nn.functional.smooth_l1_loss(taken, targets)
+    optimizer.zero_grad()
+    loss.backward()
+    optimizer.step()
+    return float(loss.detach())
+
+
+def _graders_sync_target(q_network: nn.Module, target_network: nn.Module) -> None:
+    """sync_target as its docstring states it (the grader's, in train_alone_on_probe)."""
+    target_network.load_state_dict({name: tensor.detach().clone()
+                                    for name, tensor in q_network.state_dict().items()})
 
 
 def train_bookkeeping(env_id: str, overrides: dict[str, Any], eval_returns: list[float],
