@@ -86,11 +86,12 @@ ALTERNATIVES = (
      '    return torch.einsum("ia,ajn->ijn", basis, along_b)\n',
      "    values = values.to(torch.float64).permute(2, 0, 1)\n"
      "    return (basis @ values @ basis.T).permute(1, 2, 0)\n"),
-    ("    return torch.where(share > threshold, best + 1, torch.zeros_like(best)), share\n",
-     "    frequency = torch.zeros_like(best)\n"
-     "    for k, row in enumerate(shares, start=1):\n"
-     "        frequency[row > threshold] = k\n"
-     "    return frequency, share\n"),
+    ("        frequencies.append(torch.where(share > threshold, best + 1, "
+     "torch.zeros_like(best)))\n",
+     "        frequency = torch.zeros_like(best)\n"
+     "        for k, row in enumerate(shares, start=1):\n"
+     "            frequency[row > threshold] = k\n"
+     "        frequencies.append(frequency)\n"),
     ("    kept = restricted_logits(logits, frequencies) - logits.mean(dim=0, keepdim=True)\n"
      "    return logits - kept\n",
      "    p = logits.shape[1]\n"

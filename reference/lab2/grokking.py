@@ -147,21 +147,25 @@ class ModularAdditionModel(nn.Module):
 
 @torch.no_grad()
 def last_position(model: ModularAdditionModel,
-                  chunk: int = 2048) -> tuple[torch.Tensor, torch.Tensor]:
+                  chunk: int = 512) -> tuple[torch.Tensor, torch.Tensor]:
     """The model on all p^2 inputs (`all_pairs` order), read at the "=" position: the logits
     (p^2, p) and the MLP neurons' activations `blocks.0.mlp.hook_post` (p^2, d_mlp). The
-    inputs go through `chunk` at a time, which keeps the memory small."""
+    inputs go through `chunk` at a time, and each chunk's last position is copied into the
+    result, which keeps the memory small."""
     tokens, _ = all_pairs(model.config.p)
     tokens = tokens.to(model.W_E.device)
-    logits, neurons = [], []
+    logits = torch.empty(len(tokens), model.config.p, dtype=model.W_U.dtype,
+                         device=tokens.device)
+    neurons = torch.empty(len(tokens), model.config.d_mlp, dtype=model.W_U.dtype,
+                          device=tokens.device)
     with torch.no_grad():
         for start in range(0, len(tokens), chunk):
             output, cache = run_with_cache(model, tokens[start:start + chunk],
                                            names=["blocks.0.mlp.hook_post"])
-            # Copies: a slice would keep all three positions' storage alive.
-            logits.append(output[:, -1].clone())
-            neurons.append(cache["blocks.0.mlp.hook_post"][:, -1].clone())
-    return torch.cat(logits), torch.cat(neurons)
+            logits[start:start + chunk] = output[:, -1]
+            neurons[start:start + chunk] = cache["blocks.0.mlp.hook_post"][:, -1]
+            del output, cache
+    return logits, neurons
 
 
 @dataclass(frozen=True)

@@ -221,16 +221,21 @@ def neuron_frequencies(activations: torch.Tensor,
     """
     # BEGIN SOLUTION
     p, n = math.isqrt(activations.shape[0]), activations.shape[1]
-    squares = fourier_2d(activations.reshape(p, p, n)).pow(2)
-    variance = squares.sum(dim=(0, 1)) - squares[0, 0]
-    shares = []
-    for k in range(1, (p - 1) // 2 + 1):
-        terms = [0, 2 * k - 1, 2 * k]
-        shares.append(squares[terms][:, terms].sum(dim=(0, 1)) - squares[0, 0])
-    shares = torch.stack(shares) / variance.clamp_min(torch.finfo(torch.float64).tiny)
-    share, best = shares.max(dim=0)
-    share = torch.where(variance > 0, share, torch.zeros_like(share))
-    return torch.where(share > threshold, best + 1, torch.zeros_like(best)), share
+    frequencies, shares_of_best = [], []
+    # 64 neurons at a time: their float64 coefficients take 6.5 MB at p = 113 (512: 52 MB).
+    for chunk in activations.reshape(p, p, n).split(64, dim=-1):
+        squares = fourier_2d(chunk).pow(2)
+        variance = squares.sum(dim=(0, 1)) - squares[0, 0]
+        shares = []
+        for k in range(1, (p - 1) // 2 + 1):
+            terms = [0, 2 * k - 1, 2 * k]
+            shares.append(squares[terms][:, terms].sum(dim=(0, 1)) - squares[0, 0])
+        shares = torch.stack(shares) / variance.clamp_min(torch.finfo(torch.float64).tiny)
+        share, best = shares.max(dim=0)
+        share = torch.where(variance > 0, share, torch.zeros_like(share))
+        frequencies.append(torch.where(share > threshold, best + 1, torch.zeros_like(best)))
+        shares_of_best.append(share)
+    return torch.cat(frequencies), torch.cat(shares_of_best)
     # END SOLUTION
 
 
@@ -254,8 +259,11 @@ def logit_fit(logits: torch.Tensor, frequencies: torch.Tensor) -> tuple[torch.Te
     centred = centred - centred.mean(dim=-1, keepdim=True)
     x = torch.arange(p, dtype=torch.float64)
     s = x[:, None, None] + x[None, :, None] - x[None, None, :]
-    coefficients = torch.stack([((2 * math.pi * int(k) * s / p).cos() * centred).sum()
-                                for k in frequencies]) / (p ** 3 / 2)
+    waves = []
+    for k in frequencies:  # one (p, p, p) wave at a time, computed in place: 11 MB at p = 113
+        wave = torch.mul(s, 2 * math.pi * int(k)).div_(p).cos_()
+        waves.append(wave.mul_(centred).sum())
+    coefficients = torch.stack(waves) / (p ** 3 / 2)
     explained = coefficients.pow(2).sum() * (p ** 3 / 2) / centred.pow(2).sum()
     return coefficients, explained.item()
     # END SOLUTION
