@@ -833,6 +833,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--list", action="store_true", help="list the mutants' keys and stop")
     parser.add_argument("--show", help="print the mutant with this key as a diff and stop")
     args = parser.parse_args(argv)
+    # Gradings run in the snapshot (cwd) but write under --out: a relative --out would
+    # point into the snapshot, and every mutant would count as killed (no results file).
+    args.out = args.out.resolve()
 
     labs = args.lab or available_labs()
     equivalents, known = load_equivalents(), load_known_survivors()
