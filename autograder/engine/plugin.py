@@ -110,6 +110,9 @@ class GradingState:
     labs: dict[str, LabSession] = field(default_factory=dict)
     records: dict[str, dict[str, Any]] = field(default_factory=dict)
     order: list[str] = field(default_factory=list)
+    # test id -> the submission's functions its code ran: name -> called directly (see
+    # Implementation.called)
+    calls: dict[str, dict[str, bool]] = field(default_factory=dict)
     workdir: tempfile.TemporaryDirectory = field(
         default_factory=lambda: tempfile.TemporaryDirectory(prefix="grader-")
     )
@@ -135,6 +138,7 @@ class GradingState:
             memory_limit=memory,
             missing=staged.missing_reasons(),
             user=self.option("run_as") or None,
+            record_calls=lab.parts,
             protected=tuple(Path(path) for path in (
                 REPO_ROOT, self.option("reference_cache"),
                 Path(self.option("results")).parent if self.option("results") else "")
@@ -254,6 +258,8 @@ def student(request: pytest.FixtureRequest) -> StudentCode:
     implementation = _lab_session(request).student
     # Named in messages about a function that ran out of time in this test.
     implementation.context = f'the test "{_display_name(request.node, _part_of(request.node))}"'
+    # What the submission's code runs in this test, for the hint "fix X first".
+    implementation.called = _state(request.config).calls.setdefault(request.node.nodeid, {})
     return StudentCode(implementation)
 
 
@@ -354,18 +360,72 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Itera
         ) else result.longrepr
 
 
+MAX_POINTED = 3  # helpers named in one "fix X first" line
+
+
+def _names(names: list[str]) -> str:
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
+
+
+def cascade_pointers(records: dict[str, dict[str, Any]],
+                     calls: dict[str, dict[str, bool]]) -> dict[str, str]:
+    """Test id -> a line for its message when it failed and its code called (not directly)
+    functions of the submission that fail their own tests: a function fails its own tests
+    when a failed test called it directly (from the test's own call or probe, not from inside
+    another function of the submission). At most three are named, in the order first called;
+    of several, the line says to fix first those that fail a test of their own where no
+    other function is to blame (logsumexp rather than the log_softmax built on it). The call
+    record is the worker's word, so a forged one changes at most this hint, never a verdict
+    or a score."""
+    failed = [key for key, record in records.items() if record["passed"] is False]
+    owners: dict[str, list[str]] = {}  # function -> the failed tests that called it directly
+    for key in failed:
+        for name, direct in calls.get(key, {}).items():
+            if direct:
+                owners.setdefault(name, []).append(key)
+    helpers = {key: [name for name, direct in calls.get(key, {}).items()
+                     if not direct and name in owners] for key in failed}
+    pointers = {}
+    for key, names in helpers.items():
+        roots = [name for name in names if any(not helpers[owner] for owner in owners[name])]
+        if len(names) > MAX_POINTED:  # the roots are named first, in the order called
+            kept = set(roots[:MAX_POINTED])
+            kept.update([name for name in names if name not in kept][:MAX_POINTED - len(kept)])
+            names = [name for name in names if name in kept]
+        roots = [name.partition(":")[2] for name in roots if name in names]
+        shown = [name.partition(":")[2] for name in names]
+        if len(shown) == 1:
+            pointers[key] = (f"{shown[0]}, which this test's code calls, fails its own "
+                             f"tests: fix {shown[0]} first.")
+        elif shown:
+            pointers[key] = (f"{_names(shown)}, which this test's code calls, fail their own "
+                             f"tests: fix {_names(roots) if roots else 'them'} first.")
+    return pointers
+
+
+def _with_pointer(output: str, pointer: str | None) -> str:
+    """`output` with the pointer as its last line, kept whole when the output is clipped."""
+    if not pointer:
+        return output
+    body = report.clip(report.clean(output).rstrip(),
+                       report.MAX_OUTPUT_CHARS - len(pointer) - 1)
+    return f"{body}\n{pointer}"
+
+
 def collected_results(config: pytest.Config) -> dict[str, Any]:
     state = _state(config)
+    pointers = cascade_pointers(state.records, state.calls)
     tests = []
     for key in state.order:
         record = state.records[key]
         score = record["max_score"] if record["passed"] else 0.0
+        output = record["output"] or ("Passed." if record["passed"] else "")
         tests.append(
             report.test_entry(
                 name=record["name"],
                 score=score,
                 max_score=record["max_score"],
-                output=record["output"] or ("Passed." if record["passed"] else ""),
+                output=_with_pointer(output, pointers.get(key)),
                 visibility=record["visibility"],
                 part=record["part"],
             )

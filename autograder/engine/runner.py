@@ -45,6 +45,7 @@ from autograder.engine import worker as wire
 WORKER_SCRIPT = Path(wire.__file__).resolve()
 STARTUP_TIMEOUT = 120.0
 MAX_LEASHES = 64
+MAX_CALLED = 1000  # functions noted per test (see Implementation.called)
 # What an answer may hold, checked before it is decoded (bytes, tensors, pickled structure)
 # and while it is (items, depth): the weights-only unpickler takes about 10 s per MiB of
 # tiny objects, and an answer with shared sub-objects could expand to 2^40 items when walked.
@@ -290,6 +291,7 @@ class Implementation:
         sandbox: bool = True,
         user: str | int | None = None,
         protected: tuple[Path, ...] = (),
+        record_calls: tuple[str, ...] = (),
     ):
         self.root = Path(root).resolve()
         self.probes = Path(probes).resolve() if probes else None
@@ -318,6 +320,12 @@ class Implementation:
         self.budget: float | None = None
         self.spent = 0.0  # seconds spent in calls so far, worker starts included
         self.budget_note = ""  # what to say when the budget ran out
+        # The modules (graded files) whose functions the worker records calls to, and what
+        # it reported: "module:Qual.name" -> called directly (from the probe or the request)
+        # at least once, in the order first called. Updated in place; whoever grades a test
+        # gives it a fresh dict first. The worker's word: good for a hint, never a verdict.
+        self.record_calls = tuple(record_calls)
+        self.called: dict[str, bool] = {}
 
     # ------------------------------------------------------------------ public API
     def call(self, target: str, *args: Any, timeout: float | None = None, **kwargs: Any) -> Any:
@@ -424,6 +432,8 @@ class Implementation:
             command += ["--site-packages", folder]
         if not self.use_sandbox:
             command.append("--no-sandbox")
+        if self.record_calls:
+            command += ["--record-calls", ",".join(self.record_calls)]
         env = {
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
             "HOME": scratch.name,
@@ -580,6 +590,8 @@ class Implementation:
                 continue
             break
 
+        if isinstance(message, dict) and "called" in message:
+            self._note_calls(message["called"])
         if isinstance(message, dict) and message.get("restart"):
             self.close()
             self.restarts += 1
@@ -631,6 +643,22 @@ class Implementation:
         if output.strip():
             text += f"\nLast output:\n{output}"
         raise CallFailed(text, kind)
+
+    def _note_calls(self, called: Any) -> None:
+        """Add the worker's record of the functions a call ran to `self.called`, keeping
+        only well-formed entries (the worker caps it at 100 names)."""
+        if type(called) is not list:
+            return
+        for entry in called[:wire.MAX_RECORDED]:
+            if not (type(entry) is list and len(entry) == 2 and type(entry[0]) is str
+                    and type(entry[1]) is bool and len(entry[0]) <= wire.MAX_NAME
+                    and _FUNCTION_NAME.fullmatch(entry[0])):
+                continue
+            name, direct = entry
+            if name in self.called:
+                self.called[name] = self.called[name] or direct
+            elif len(self.called) < MAX_CALLED:
+                self.called[name] = direct
 
     def _out_of_time(self, limit: float, hang: Hang | None) -> str:
         """What to say of a call that ran out of time; puts the function on a leash."""

@@ -342,6 +342,124 @@ def apply_leashes(impl: Path, leashes: dict[str, float]) -> None:
                         setattr(module, key, wrapper)
 
 
+# ----------------------------------------------------------------------------- who called what
+
+MAX_RECORDED = 100  # names sent back per request
+MAX_NAME = 200  # characters of each
+
+
+class CallRecorder:
+    """Which functions of the graded modules one request ran, for the hint "fix X first".
+
+    Every plain function defined in a graded module, and every plain function in the
+    `__dict__` of a class defined there (`forward`, `__init__`), is replaced by a thin wrapper
+    that notes its name ("module:Qual.name") and whether it was called *directly* (from code
+    that is not the submission's: the request itself, a probe, torch calling `forward`) or
+    only from inside another recorded function. staticmethod, classmethod and property
+    objects, lambdas and anything that is not a plain Python function are left alone, and
+    whatever cannot be replaced is skipped: the module keeps working either way.
+
+    The record is a claim of the submission's process (its code can reach and rewrite it);
+    the trusted side uses it only for a hint appended to a failed test's message, never for
+    a verdict or a score."""
+
+    def __init__(self, impl: Path, modules: set[str]):
+        self.root = str(impl) + os.sep
+        self.modules = modules
+        self.done: set[str] = set()
+        self.wrappers: dict[int, Any] = {}  # id(original) -> its wrapper
+        self.originals: list[Any] = []  # keeps each original alive, so ids stay unique
+        self.calls: dict[str, bool] = {}  # name -> called directly at least once
+        self.depth = [0]
+
+    def wrap(self, function: types.FunctionType, name: str) -> Any:
+        known = self.wrappers.get(id(function))
+        if known is not None:
+            return known
+        calls, depth = self.calls, self.depth
+
+        @functools.wraps(function)
+        def recorded(*args: Any, **kwargs: Any) -> Any:
+            outer = depth[0]
+            if outer == 0:
+                calls[name] = True
+            elif name not in calls:
+                calls[name] = False
+            depth[0] = outer + 1
+            try:
+                return function(*args, **kwargs)
+            finally:
+                depth[0] = outer
+
+        recorded.__grader_recorded__ = name
+        self.wrappers[id(function)] = recorded
+        self.originals.append(function)
+        return recorded
+
+    def _wrappable(self, value: Any, module: str) -> bool:
+        return (type(value) is types.FunctionType and value.__module__ == module
+                and "<" not in value.__qualname__
+                and not getattr(value, "__grader_recorded__", None)
+                and not getattr(value, "__grader_leash__", None))
+
+    def instrument(self, others: list[Any]) -> None:
+        """Wrap the functions of every graded module imported since the last call, and point
+        the names that other graded modules and `others` (the probes) bound to them at the
+        wrappers."""
+        fresh = []
+        for module_name in self.modules - self.done:
+            module = sys.modules.get(module_name)
+            file = getattr(module, "__file__", None)
+            if not (isinstance(module, types.ModuleType) and isinstance(file, str)
+                    and file.startswith(self.root)):
+                continue
+            self.done.add(module_name)
+            fresh.append(module)
+            for key, value in list(vars(module).items()):
+                try:
+                    if self._wrappable(value, module_name):
+                        name = f"{module_name}:{value.__qualname__}"[:MAX_NAME]
+                        setattr(module, key, self.wrap(value, name))
+                    elif isinstance(value, type) and value.__module__ == module_name:
+                        self._instrument_class(value, module_name)
+                except Exception:  # noqa: BLE001 - a module or class that refuses: skip it
+                    continue
+        if not fresh:
+            return
+        for module in [*(sys.modules.get(name) for name in self.done), *others]:
+            if not isinstance(module, types.ModuleType):
+                continue
+            try:
+                for key, value in list(vars(module).items()):
+                    wrapper = self.wrappers.get(id(value))
+                    if wrapper is not None and wrapper.__wrapped__ is value:
+                        setattr(module, key, wrapper)
+            except Exception:  # noqa: BLE001
+                continue
+
+    def _instrument_class(self, cls: type, module_name: str) -> None:
+        for key, value in list(vars(cls).items()):
+            if self._wrappable(value, module_name):
+                name = f"{module_name}:{cls.__qualname__}.{key}"[:MAX_NAME]
+                try:
+                    setattr(cls, key, self.wrap(value, name))
+                except Exception:  # noqa: BLE001 - a metaclass that refuses
+                    continue
+
+    def start(self) -> None:
+        self.calls.clear()
+        self.depth[0] = 0
+
+    def record(self, dict_: type = dict, str_: type = str) -> list[list[Any]]:
+        """The request's record as plain data, bounded (the submission may have rewritten
+        it: only a real dict of real strings is read)."""
+        calls = self.calls
+        if type(calls) is not dict_:
+            return []
+        return [[key[:MAX_NAME], value is True] for key, value in list(calls.items())[:MAX_RECORDED]
+                if type(key) is str_]
+
+
 class Watchdog:
     """Reports, shortly before a call's time limit, which function of the implementation the
     main thread is running. It needs the GIL: code stuck inside one C call that never releases
@@ -417,9 +535,12 @@ class Worker:
     """Answers requests on the main thread, where student code runs. It never touches the
     answer channel: each answer goes, as bytes, to the courier thread (see `courier`)."""
 
-    def __init__(self, impl: Path, probes: Path | None, post: Any, forwarded: Any):
+    def __init__(self, impl: Path, probes: Path | None, post: Any, forwarded: Any,
+                 recorded: set[str] | None = None):
         self.impl = impl
         self.probes = probes
+        # The graded modules whose functions' calls are recorded (none for the reference).
+        self.recorder = CallRecorder(impl, recorded) if recorded else None
         # Keep our own references: student code may replace torch.save and friends.
         self._save = torch.save
         self._post = post
@@ -462,6 +583,8 @@ class Worker:
         if request["kind"] == "probe":
             self.send({"event": "importing", "module": f"probes/{module_name}"}, sync=True)
             module = self.load_probe_module(module_name)
+        if self.recorder is not None:  # before any request of the submission's code runs
+            self.recorder.instrument(list(self._probe_modules.values()))
         return module
 
     def handle(self, request: dict[str, Any]) -> dict[str, Any]:
@@ -484,18 +607,31 @@ class Worker:
         limit = request.get("limit")
         if limit:  # report where the call is a little before its limit, in case it cannot
             self.watchdog.arm(max(limit - min(1.0, 0.1 * limit), 0.05))  # be interrupted
+        called = {}
+        if self.recorder is not None:
+            self.recorder.start()
         try:
             with deadline(None, limit):
                 result = function(*request["args"], **request["kwargs"])
         except BaseException as exc:  # noqa: BLE001 - sys.exit included, on purpose
-            return describe_exception(exc, self.impl)
+            response = describe_exception(exc, self.impl)
+        else:
+            response = None
         finally:
             self.watchdog.disarm()
             flush_stdio()
+            if self.recorder is not None:
+                try:
+                    called = {"called": self.recorder.record()}
+                except Exception:  # noqa: BLE001 - a record the submission broke: none
+                    pass
+        if response is not None:
+            return {**response, **called}
         try:
-            return {"ok": True, "value": to_plain(result)}
+            return {"ok": True, "value": to_plain(result), **called}
         except UnsendableResult as exc:
-            return {"ok": False, "kind": "result", "type": "UnsendableResult", "message": str(exc)}
+            return {"ok": False, "kind": "result", "type": "UnsendableResult",
+                    "message": str(exc), **called}
 
     def answer(self, data: bytes) -> bytes:
         """The encoded response to one encoded request."""
@@ -605,7 +741,7 @@ def courier(request_fd: int, response_fd: int, inbox_put: Any, outbox_get: Any,
 
 
 def serve(impl: Path, probes: Path | None, request_fd: int, response_fd: int,
-          sandbox: str, guard: Any) -> None:
+          sandbox: str, guard: Any, recorded: set[str] | None = None) -> None:
     """The main thread: start the courier, close the channel to this thread (and to every
     thread started from now on, the watchdog and student threads included), then run each
     request the courier hands over."""
@@ -615,7 +751,7 @@ def serve(impl: Path, probes: Path | None, request_fd: int, response_fd: int,
         request_fd, response_fd, inbox.put, outbox.get, outbox.empty, sys._getframe(),
         park_line(), sys._current_frames, tampered, forwarded.release)).start()
     guarded = guard([request_fd, response_fd]) if guard else ""
-    worker = Worker(impl, probes, outbox.put, forwarded)
+    worker = Worker(impl, probes, outbox.put, forwarded, recorded)
     del sys._current_frames  # student code gets no view of the courier's frames
     answer, inbox_get, outbox_put = worker.answer, inbox.get, outbox.put
     outbox_put(("event", encode({"event": "ready", "pid": os.getpid(),
@@ -701,6 +837,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--site-packages", action="append", default=[])
     parser.add_argument("--no-sandbox", action="store_true")
+    parser.add_argument("--record-calls", default="",
+                        help="comma-separated graded modules whose functions' calls are "
+                        "recorded for the trusted side's hints")
     args = parser.parse_args(argv)
 
     die_with_parent()
@@ -721,7 +860,8 @@ def main(argv: list[str] | None = None) -> None:
             readable.append(str(args.probes.resolve()))
         sandbox = module.apply(readable, [str(args.scratch.resolve())])
         guard = module.guard_channel
-    serve(impl, args.probes, args.request_fd, args.response_fd, sandbox, guard)
+    recorded = {name for name in args.record_calls.split(",") if name}
+    serve(impl, args.probes, args.request_fd, args.response_fd, sandbox, guard, recorded)
 
 
 if __name__ == "__main__":
