@@ -43,7 +43,7 @@ RESTRICTED_FACTOR = 10.0
 EXCLUDED_FACTOR = 100.0
 F64 = torch.float64
 TIGHT = dict(rtol=1e-9, atol=1e-9)
-NEURONS_PER_CALL = 128
+NEURONS_PER_CALL = 32
 
 
 def _primes(rng: torch.Generator, count: int = 2) -> list[int]:
@@ -485,7 +485,7 @@ def test_neuron_clusters_of_the_checkpoint(student, reference):
     what = (f"neuron_frequencies(the trained model's neurons, shape {tuple(neurons.shape)}, "
             f"given {NEURONS_PER_CALL} at a time)")
     # Each neuron is clustered on its own, so every neuron is judged whether the function
-    # sees all of them at once or a block at a time; blocks of 6.5 MB keep the memory of the
+    # sees all of them at once or a block at a time; blocks of 1.6 MB keep the memory of the
     # grading small (the whole lab within its 1 GiB).
     frequency, share = [], []
     for block in neurons.split(NEURONS_PER_CALL, dim=1):

@@ -1,6 +1,9 @@
 """Probes for lab2 part "modular_addition": run in the worker, next to the implementation's
 modular_addition.py and the support file grokking.py (the model, unchanged)."""
 
+import ctypes
+import gc
+
 import grokking
 import modular_addition
 import torch
@@ -14,11 +17,29 @@ def _model(config: dict, state: dict, dtype: torch.dtype) -> grokking.ModularAdd
     return model.to(dtype)
 
 
+def _give_back_freed_memory() -> None:
+    """Return to the system what earlier calls of this worker freed (the buffers of a 26 MB
+    answer, say): glibc keeps freed blocks under 32 MB for reuse, and the grading of a lab is
+    budgeted at 1 GiB for all its processes together. Nothing happens where there is no glibc."""
+    gc.collect()
+    try:
+        ctypes.CDLL(None).malloc_trim(0)
+    except (OSError, AttributeError, TypeError):  # no C library to load, or not glibc
+        pass
+
+
 def logits(config: dict, state: dict) -> torch.Tensor:
     """The support model with `state` on all p^2 inputs: the logits at the "=" position
-    (float32, as the model runs). Only what a test needs crosses the process boundary: the
-    neurons are four times the size of the logits."""
-    return grokking.last_position(_model(config, state, torch.float32))[0]
+    (float32, as the model runs), the same numbers as `grokking.last_position`'s, without its
+    26 MB of neurons (computed 512 inputs at a time, as there)."""
+    _give_back_freed_memory()
+    model = _model(config, state, torch.float32)
+    tokens, _ = grokking.all_pairs(model.config.p)
+    result = torch.empty(len(tokens), model.config.p, dtype=model.W_U.dtype)
+    with torch.no_grad():
+        for start in range(0, len(tokens), 512):
+            result[start:start + 512] = model(tokens[start:start + 512])[:, -1]
+    return result
 
 
 def neurons(config: dict, state: dict) -> torch.Tensor:
@@ -30,6 +51,7 @@ def neurons(config: dict, state: dict) -> torch.Tensor:
 def neuron_clusters(config: dict, state: dict) -> tuple:
     """`neuron_frequencies` on what `neurons` returns, in one call: for the reference, whose
     neurons then need not cross the process boundary again (26 MB at p = 113)."""
+    _give_back_freed_memory()
     return modular_addition.neuron_frequencies(neurons(config, state))
 
 
