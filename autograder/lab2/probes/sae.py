@@ -10,6 +10,11 @@ from typing import Any
 
 import sae as sae_module
 import torch
+import torch._dynamo  # noqa: F401
+
+# The first torch.optim.Adam imports torch._dynamo, which takes seconds on a busy machine (7 s
+# measured under load): importing it here puts that cost in the worker's import time limit,
+# not in the time limit of the first probe that builds an optimizer.
 
 NAMES = ("W_enc", "b_enc", "W_dec", "b_dec")  # registration order: Adam's parameter order
 
@@ -123,13 +128,17 @@ def train_loop(state: dict, k: int | None, activations: torch.Tensor, options: d
 def train_outcome(states: list[dict], k: int | None, activations: torch.Tensor, options: dict,
                   seeds: list[int]) -> list[dict]:
     """The implementation's own training of one SAE per (float32 weights, seed): the trained
-    parameters and the latents its encode gives on the activations."""
+    parameters, the latents its encode gives on the activations and the numbers of dead
+    latents that train_sae reports."""
     results = []
     for state, seed in zip(states, seeds, strict=True):
         model = _sae(state, k, torch.float32)
         generator = torch.Generator().manual_seed(seed)
-        sae_module.train_sae(model, activations, generator=generator, **options)
+        history = sae_module.train_sae(model, activations, generator=generator, **options)
         with torch.no_grad():
             latents = model.encode(activations)
-        results.append({**_observed(model), "latents": latents})
+        dead = history.get("dead") if isinstance(history, dict) else None
+        results.append({**_observed(model), "latents": latents,
+                        "dead": [int(count) for count in dead] if isinstance(dead, list)
+                        else None})
     return results

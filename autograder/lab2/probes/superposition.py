@@ -10,6 +10,11 @@ from typing import Any
 
 import superposition
 import torch
+import torch._dynamo  # noqa: F401
+
+# The first torch.optim.Adam imports torch._dynamo, which takes seconds on a busy machine (7 s
+# measured under load): importing it here puts that cost in the worker's import time limit,
+# not in the time limit of the first probe that builds an optimizer.
 
 
 def _model(state: dict, dtype: torch.dtype) -> superposition.ToyModel:
