@@ -2,6 +2,7 @@
 statistics, and the in-process harness that the engine's overhead is measured against."""
 
 import ast
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -10,7 +11,7 @@ import pytest
 
 from autograder import REPO_ROOT
 from autograder.engine.labs import load_lab
-from bench import benchmarks, flaky
+from bench import benchmarks, flaky, handouts
 
 LAB = load_lab("lab1")
 
@@ -70,3 +71,136 @@ def test_inprocess_harness_runs_a_lab_test_without_workers():
     )
     assert completed.returncode == 0, completed.stdout[-2000:] + completed.stderr[-2000:]
     assert "2 passed" in completed.stdout
+
+
+# ---------------------------------------------------------------------------- handout numbers
+
+HANDOUTS = {lab: (REPO_ROOT / "reference" / lab / "README.md").read_text()
+            for lab in handouts.CLAIMS}
+
+
+def _agreeing(claim: handouts.Claim):
+    """A measurement that agrees with the claim as the handout states it."""
+    kind = claim.rule[0]
+    if kind == "se":
+        return {"mean": claim.stated, "se": 0.01}
+    if kind == "below":
+        return claim.stated / 2
+    if kind in ("range", "range_factor"):
+        return list(claim.stated)
+    if kind == "ran":
+        return True
+    return claim.stated
+
+
+def _claims(texts=None):
+    texts = texts or HANDOUTS
+    return [c for lab, text in texts.items() for c in handouts.CLAIMS[lab](text)]
+
+
+def test_every_handout_number_is_found_with_a_row_of_its_own():
+    claims = _claims()
+    missing = [c.key for c in claims if c.text is None]
+    assert not missing, f"the handouts no longer say: {missing}"
+    keys = [c.key for c in claims]
+    assert len(keys) == len(set(keys))
+    prefixes = {key.split(".")[0] for key in keys}
+    assert prefixes == {"basics", "bandits", "probes", "dqn", "transformer", "induction",
+                        "superposition", "sae", "modular"}
+    # a row per number: the bandit table's 7 x 2 cells, the SAE table's 2 x 4, ...
+    assert sum(k.startswith("bandits.") and k.endswith((".reward", ".optimal"))
+               for k in keys) == 14
+    assert sum(k.startswith(("sae.resampling.", "sae.no_resampling.")) for k in keys) == 8
+    assert sum(k.startswith("superposition.") and k.endswith(".count") for k in keys) == 8
+    stated = {c.key: c.stated for c in claims}
+    assert stated["transformer.floor"] == pytest.approx(0.9112)
+    assert stated["modular.keys"] == [15, 21, 29, 33, 47]
+    assert stated["superposition.0.count"] == 2 and stated["superposition.7.count"] == 5
+    assert stated["probes.command"][:2] == ["--env-id", "probes/Probe3-v0"]
+
+
+def test_measurements_that_match_the_handout_agree():
+    claims = _claims()
+    measured = {c.key: _agreeing(c) for c in claims}
+    verdicts = {c.key: row.agrees for c, row in zip(claims, handouts.rows(claims, measured),
+                                                    strict=True)}
+    assert all(v is True for k, v in verdicts.items()
+               if k not in ("dqn.integration", "induction.seeds")), verdicts
+    assert verdicts["dqn.integration"] is None  # listed, not rerun
+
+
+@pytest.mark.parametrize("lab, old, new, key", [
+    ("lab2", "entropy rate of **0.9112 nats**", "entropy rate of **0.9122 nats**",
+     "transformer.floor"),
+    ("lab2", "induction score of **0.69**", "induction score of **0.79**", "induction.score"),
+    ("lab2", "392 of the 512 neurons", "391 of the 512 neurons", "modular.clustered"),
+    # one table row covers the sweep's five sparsities from 0.861 up: five rows disagree
+    ("lab2", "| about 0.86 and above | 5 |", "| about 0.86 and above | 4 |",
+     tuple(f"superposition.{i}.count" for i in range(3, 8))),
+    ("lab2", "| 0.95 | 0.012 | 0 | 5 of 5 |", "| 0.95 | 0.012 | 0 | 4 of 5 |",
+     "sae.resampling.recovered"),
+    ("lab1", "| 1.03 | 35.8% |", "| 1.13 | 35.8% |",
+     "bandits.epsilon = 0 (greedy), sample averages.reward"),
+    ("lab1", "(here Q(0) = 0.5, Q(1) = 1)", "(here Q(0) = 0.6, Q(1) = 1)", "probes.Probe3.q0"),
+    ("lab1", "about 10 s in all", "about 30 s in all", "bandits.figures_seconds"),
+])
+def test_a_changed_handout_number_disagrees(lab, old, new, key):
+    claims = _claims()
+    measured = {c.key: _agreeing(c) for c in claims}
+    assert old in HANDOUTS[lab], "the test's handout sentence changed: update the test"
+    edited = _claims({**HANDOUTS, lab: HANDOUTS[lab].replace(old, new)})
+    rows = dict(zip((c.key for c in edited), handouts.rows(edited, measured), strict=True))
+    keys = key if isinstance(key, tuple) else (key,)
+    assert all(rows[k].agrees is False for k in keys), [rows[k] for k in keys]
+    others = [k for k, row in rows.items() if row.agrees is False and k not in keys]
+    assert not others, others
+
+
+def test_a_handout_sentence_that_is_gone_disagrees():
+    text = HANDOUTS["lab2"].replace("the chain itself scores", "the chain scores")
+    claims = _claims({**HANDOUTS, "lab2": text})
+    measured = {c.key: _agreeing(c) for c in _claims()}
+    rows = dict(zip((c.key for c in claims), handouts.rows(claims, measured), strict=True))
+    assert rows["transformer.chain"].agrees is False
+    assert "not found" in rows["transformer.chain"].handout
+
+
+def test_a_changed_measurement_disagrees_and_a_failed_runner_says_why():
+    claims = _claims()
+    measured = {c.key: _agreeing(c) for c in claims}
+    measured["transformer.loss"] += 0.002  # the handout says 0.926
+    measured["bandits.UCB, c = 2.optimal"] = {"mean": 85.8 - 0.5, "se": 0.1}
+    del measured["sae.topk1"]
+    rows = dict(zip((c.key for c in claims),
+                    handouts.rows(claims, measured, {"sae": "out of memory"}), strict=True))
+    assert rows["transformer.loss"].agrees is False
+    assert rows["bandits.UCB, c = 2.optimal"].agrees is False
+    assert rows["sae.topk1"].agrees is False and "out of memory" in rows["sae.topk1"].measured
+    del measured["modular.keys"]
+    rows = dict(zip((c.key for c in claims), handouts.rows(claims, measured), strict=True))
+    assert rows["modular.keys"].agrees is None  # not run at all: not measured, no verdict
+
+
+def test_tolerance_of_stated_digits():
+    assert handouts.half_unit("0.926") == pytest.approx(5e-4)
+    assert handouts.half_unit("6e-8") == pytest.approx(5e-9)
+    assert handouts.half_unit("12,300") == pytest.approx(0.5)
+    assert handouts.number("2/5") == pytest.approx(0.4)
+    assert handouts.number("12,300") == 12300
+
+
+def test_handout_report_renders_with_the_training_sections_dqn_runs():
+    claims = _claims()
+    data = {"claims": [vars(c) for c in claims],
+            "measured": {c.key: _agreeing(c) for c in claims if not c.key.startswith("dqn.")},
+            "errors": {}, "cpu_seconds": 1.0}
+    steps = [c for c in claims if c.key == "dqn.steps"][0].stated
+    finals = [c for c in claims if c.key == "dqn.final"][0].stated
+    times = [c for c in claims if c.key == "dqn.seconds"][0].stated
+    runs = [{"seed": s, "reached_at": steps[s % 2], "cpu_seconds_to_target": times[s % 2],
+             "final_eval_return": finals[s % 2]} for s in range(1, 6)]
+    text = "\n".join(handouts.render(json.loads(json.dumps(data)), runs))
+    assert "| **no** |" not in text, text
+    runs[0]["reached_at"] = steps[1] + 2500
+    text = "\n".join(handouts.render(json.loads(json.dumps(data)), runs))
+    assert text.count("| **no** |") == 1
