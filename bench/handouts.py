@@ -535,8 +535,8 @@ def render(data: dict[str, Any] | None, dqn_runs: list[dict[str, Any]] | None) -
              "reference, read from the handout's text and rerun on CPU with one torch thread "
              "(`bench/handouts.py`; its docstring gives the tolerances). The DQN rows are the "
              "training section's five runs of 50k steps. "
-             f"{agree} agree, {disagree} disagree, {len(table) - agree - disagree} not rerun "
-             f"here; runners took {data.get('cpu_seconds', 0):.0f} s of CPU.", "",
+             f"{agree} agree, {disagree} disagree, {len(table) - agree - disagree} not measured "
+             f"or not rerun here; runners took {data.get('cpu_seconds', 0):.0f} s of CPU.", "",
              "| lab | number | handout says | measured | tolerance | agrees |",
              "|---|---|---|---|---|---|"]
     for row in table:
