@@ -20,6 +20,10 @@ Sections (--only picks some):
 
 Timings on a shared machine are noisy: the report gives CPU time next to wall time (CPU time
 hardly depends on what else runs) and the load average before and after.
+
+The raw numbers go to docs/benchmarks.json (committed with the page). A run limited by --only or
+--lab replaces the sections, and within a section the labs or rows, that it measured, and keeps
+the others with the commit and date they were measured on (each section shows them).
 """
 
 from __future__ import annotations
@@ -51,7 +55,10 @@ from bench.snapshot import snapshot
 PY = sys.executable
 SECTIONS = ("grading", "overhead", "release", "batch", "training", "handouts")
 DEFAULT_OUT = REPO_ROOT / "docs" / "benchmarks.md"
-RAW_OUT = REPO_ROOT / "build" / "bench" / "results.json"
+# The raw numbers behind docs/benchmarks.md, committed beside it: a run with --only or --lab
+# replaces the sections (and, within a section, the labs or rows) it measured and keeps the
+# rest, each with the commit, date, load and number of runs it was measured with.
+RAW_OUT = REPO_ROOT / "docs" / "benchmarks.json"
 
 # The budgets of DESIGN.md ("Budgets").
 GRADING_SECONDS, GRADING_MIB = 120.0, 1024.0
@@ -423,19 +430,78 @@ def machine() -> dict[str, Any]:
     }
 
 
+def stamp(data: dict[str, Any]) -> dict[str, Any]:
+    info = data["machine"]
+    return {"commit": info["commit"], "date": info["date"], "repeat": data.get("repeat"),
+            "load": [info["load_before"], info.get("load_after", ())],
+            "timeout_scale": data.get("timeout_scale", 1), "note": data.get("note", "")}
+
+
+def merge(old: dict[str, Any] | None, new: dict[str, Any]) -> dict[str, Any]:
+    """`new`'s sections over `old`'s: a section's entries (labs, training rows) measured now
+    replace the earlier ones; entries not measured now keep theirs, with their stamps."""
+    merged = {key: value for key, value in (old or {}).items() if key in SECTIONS}
+    stamps = dict((old or {}).get("stamps", {}))
+    now = stamp(new)
+    for section in SECTIONS:
+        if section not in new:
+            continue
+        fresh = new[section]
+        earlier = merged.get(section)
+        section_stamps = dict(stamps.get(section, {}))
+        if section == "handouts" or not isinstance(fresh, dict) or not isinstance(earlier, dict):
+            merged[section], section_stamps = fresh, {}
+        else:
+            merged[section] = {**earlier, **fresh}
+        for key in (fresh if isinstance(fresh, dict) and section != "handouts" else ["*"]):
+            section_stamps[key] = now
+        stamps[section] = section_stamps
+    return {**merged, "stamps": stamps, "machine": new["machine"], "note": new.get("note", ""),
+            "timeout_scale": new.get("timeout_scale", 1), "repeat": new.get("repeat")}
+
+
+def _stamp_line(data: dict[str, Any], section: str) -> list[str]:
+    stamps = data.get("stamps", {}).get(section)
+    if not stamps:
+        return []
+    groups: dict[str, list[str]] = {}
+    for key, found in sorted(stamps.items()):
+        load = ", ".join(f"{x:.1f}" for x in found["load"][0])
+        text = (f"commit {found['commit']}, {found['date']}, {found['repeat']} run(s) per "
+                f"figure, load average before {load}"
+                + (f", time limits x{found['timeout_scale']:g}"
+                   if found.get("timeout_scale", 1) != 1 else "")
+                + (f"; {found['note']}" if found.get("note") else ""))
+        groups.setdefault(text, []).append(key)
+    parts = [text if keys == ["*"] else f"{', '.join(keys)}: {text}"
+             for text, keys in groups.items()]
+    return [f"*Measured on {'; '.join(parts)}.*", ""]
+
+
+def _with_stamp(lines: list[str], data: dict[str, Any], section: str) -> list[str]:
+    """The section's lines with its stamp under the heading."""
+    if not lines or not lines[0].startswith("## "):
+        return lines
+    return lines[:2] + _stamp_line(data, section) + lines[2:]
+
+
 def render(data: dict[str, Any], repeat: int) -> str:
     info = data["machine"]
     load_before = ", ".join(f"{x:.1f}" for x in info["load_before"])
     load_after = ", ".join(f"{x:.1f}" for x in info.get("load_after", ()))
     lines = [
         "# Benchmarks", "",
-        "Written by `make bench` (`python -m bench.benchmarks`); do not edit by hand. Each figure "
-        f"is the median of {repeat} run(s) unless it says otherwise; ratios compare figures "
-        "measured in the same run. Memory is the peak of the sum of PSS over every process of "
-        "the grading (shared pages split between the processes that map them).", "",
-        f"Machine: {info['cpus']} CPUs ({info['model'] or 'unknown model'}), Python "
-        f"{info['python']}, torch {info['torch']}; commit {info['commit']}; {info['date']}.",
-        f"Load average (1, 5, 15 min) before: {load_before}; after: {load_after}."
+        "Written by `make bench` (`python -m bench.benchmarks`) from the raw numbers in "
+        "docs/benchmarks.json; do not edit by hand. A run with `--only` or `--lab` replaces what "
+        "it measured and keeps the rest, so each section says under its heading the commit, "
+        "date, load and number of runs it was measured with; each figure is the median of "
+        "those runs unless it says otherwise, and ratios compare figures measured in the same "
+        "run. Memory is the peak of the sum of PSS over every process of the grading (shared "
+        "pages split between the processes that map them).", "",
+        f"Machine of the latest run: {info['cpus']} CPUs ({info['model'] or 'unknown model'}), "
+        f"Python {info['python']}, torch {info['torch']}; commit {info['commit']}; "
+        f"{info['date']}.",
+        f"Load average (1, 5, 15 min) before it: {load_before}; after: {load_after}."
         + (f" {data['note']}" if data.get("note") else "")
         + (f" Time limits for correct code were multiplied by {data['timeout_scale']:g} so that "
            "the load could not fail it (this changes no work done)."
@@ -447,12 +513,14 @@ def render(data: dict[str, Any], repeat: int) -> str:
         "by the number of its processes that compute at once (one worker at a time, so about "
         "its CPU time).", "",
     ]
-    lines += _render_grading(data.get("grading"))
-    lines += _render_overhead(data.get("overhead"))
-    lines += _render_release(data.get("release"))
-    lines += _render_batch(data.get("batch"))
-    lines += _render_training(data.get("training"))
-    lines += handouts.render(data.get("handouts"), (data.get("training") or {}).get("dqn"))
+    lines += _with_stamp(_render_grading(data.get("grading")), data, "grading")
+    lines += _with_stamp(_render_overhead(data.get("overhead")), data, "overhead")
+    lines += _with_stamp(_render_release(data.get("release")), data, "release")
+    lines += _with_stamp(_render_batch(data.get("batch")), data, "batch")
+    lines += _with_stamp(_render_training(data.get("training")), data, "training")
+    lines += _with_stamp(handouts.render(data.get("handouts"),
+                                         (data.get("training") or {}).get("dqn")),
+                         data, "handouts")
     return "\n".join(lines).rstrip() + "\n"
 
 
@@ -782,8 +850,10 @@ def main(argv: list[str] | None = None) -> int:
         if "training" in sections:
             data["training"] = section_training(args.repeat, labs, data.get("handouts"))
     data["machine"]["load_after"] = os.getloadavg()
-    RAW_OUT.parent.mkdir(parents=True, exist_ok=True)
-    RAW_OUT.write_text(json.dumps(data, indent=1))
+    data["repeat"] = args.repeat
+    if args.out == DEFAULT_OUT:
+        data = merge(json.loads(RAW_OUT.read_text()) if RAW_OUT.is_file() else None, data)
+        RAW_OUT.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(render(data, args.repeat))
     log(f"\n{args.out.read_text()}\nWritten to {args.out} (raw numbers: {RAW_OUT})")

@@ -204,3 +204,25 @@ def test_handout_report_renders_with_the_training_sections_dqn_runs():
     runs[0]["reached_at"] = steps[1] + 2500
     text = "\n".join(handouts.render(json.loads(json.dumps(data)), runs))
     assert text.count("| **no** |") == 1
+
+
+def _run_data(commit: str, **sections):
+    machine = {"commit": commit, "date": "2026-11-30 10:00 UTC", "cpus": 2, "model": "x",
+               "python": "3.11", "torch": "2.13.0", "load_before": (0.5, 0.5, 0.5),
+               "load_after": (0.6, 0.6, 0.6)}
+    return {"machine": machine, "note": "", "timeout_scale": 1, "repeat": 1, **sections}
+
+
+def test_a_partial_bench_run_keeps_what_it_did_not_measure():
+    first = benchmarks.merge(None, _run_data("aaa1111", grading={"lab1": ["old lab1"]},
+                                             training={"dqn": "dqn run", "bandits": "bandits"}))
+    second = benchmarks.merge(first, _run_data("bbb2222", grading={"lab2": ["lab2 run"]},
+                                               training={"bandits": "new bandits"}))
+    assert second["grading"] == {"lab1": ["old lab1"], "lab2": ["lab2 run"]}
+    assert second["training"] == {"dqn": "dqn run", "bandits": "new bandits"}
+    assert second["stamps"]["grading"]["lab1"]["commit"] == "aaa1111"
+    assert second["stamps"]["grading"]["lab2"]["commit"] == "bbb2222"
+    assert second["stamps"]["training"]["dqn"]["commit"] == "aaa1111"
+    line = benchmarks._stamp_line(second, "grading")[0]
+    assert "lab1: commit aaa1111" in line and "lab2: commit bbb2222" in line
+    assert benchmarks._stamp_line(second, "batch") == []  # never measured: no stamp
