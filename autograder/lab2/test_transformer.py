@@ -337,17 +337,27 @@ def test_next_token_log_probs(student, reference, rng):
 @pytest.mark.points(1)
 @pytest.mark.public
 def test_next_token_loss(student, reference, rng):
-    """next_token_loss matches the reference and returns a scalar (logits of size 1e4 too)"""
+    """next_token_loss matches the reference: a scalar, and its gradient (logits of size 1e4 too)"""
     for batch, pos, scale in [(_size(rng, 2, 4), _size(rng, 3, 9), 3.0),
                               (_size(rng, 1, 3), _size(rng, 2, 9), 1e4)]:
         logits, tokens = _logits_and_tokens(rng, batch, pos, scale)
-        got = student.call("transformer.next_token_loss", logits, tokens)
-        want = reference.call("transformer.next_token_loss", logits, tokens)
+        got = student.probe("transformer.loss_with_gradient", logits, tokens)
+        want = reference.probe("transformer.loss_with_gradient", logits, tokens)
         what = f"next_token_loss(logits {_shape(logits.shape)} of size {scale:g}, tokens)"
-        check(torch.is_tensor(got) and got.shape == (),
+        loss = got["loss"]
+        check(torch.is_tensor(loss) and loss.shape == (),
               f"{what}: return a scalar (0-dim) tensor, the mean over batch and positions")
-        assert_close(got, want, rtol=FLOAT64_RTOL, atol=FLOAT64_ATOL, dtype=torch.float64,
-                     what=what)
+        assert_close(loss, want["loss"], rtol=FLOAT64_RTOL, atol=FLOAT64_ATOL,
+                     dtype=torch.float64, what=what)
+        # train backpropagates through the loss: its gradient is (softmax - one-hot) / count at
+        # every position but the last, which only a loss computed from the logits has (the
+        # same float64 tolerance: a reordered sum moves it by ~1e-16).
+        check(got["gradient"] is not None,
+              f"{what}: the loss has no gradient with respect to the logits; compute it from "
+              "them with torch operations (no .item(), .detach() or new tensors), so that "
+              "train can backpropagate through it.")
+        assert_close(got["gradient"], want["gradient"], rtol=FLOAT64_RTOL, atol=FLOAT64_ATOL,
+                     dtype=torch.float64, what=f"the gradient of {what} with respect to the logits")
 
 
 # ----------------------------------------------------------------------------- the language

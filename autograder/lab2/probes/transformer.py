@@ -36,6 +36,17 @@ def module_forward(name: str, config: dict, state: dict, x: torch.Tensor, dtype:
     return {"output": output, "cache": cache}
 
 
+def loss_with_gradient(logits: torch.Tensor, tokens: torch.Tensor) -> dict:
+    """`next_token_loss(logits, tokens)` and its gradient with respect to the logits (None when
+    the loss is not a tensor connected to them, so that nothing can backpropagate through it)."""
+    logits = logits.clone().requires_grad_()
+    loss = transformer.next_token_loss(logits, tokens)
+    gradient = None
+    if torch.is_tensor(loss) and loss.requires_grad and loss.numel() == 1:
+        gradient = torch.autograd.grad(loss.sum(), logits, allow_unused=True)[0]
+    return {"loss": loss.detach() if torch.is_tensor(loss) else loss, "gradient": gradient}
+
+
 def _losses(losses) -> list[float]:
     """train's return value as floats, or a sentence saying what it returned instead."""
     if not isinstance(losses, (list, tuple)):
