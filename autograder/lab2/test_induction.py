@@ -372,8 +372,10 @@ def test_train_induction_model_plumbing(student, reference, rng):
               f"{what} called transformer.py's train {got['train_calls']} times; expected once")
         check(got["config"] is not None,
               f"{what}: train was not given the Transformer built from TransformerConfig")
+        # The type too: d_head = d_model / n_heads is the float 16.0, which == 16 but no
+        # nn.Parameter shape accepts.
         for key, value in want["config"].items():
-            check(got["config"][key] == value,
+            check(got["config"][key] == value and type(got["config"][key]) is type(value),
                   f"{what}: the model's TransformerConfig has {key}={got['config'][key]!r}; "
                   f"expected {value!r}")
         for key in ("steps", "lr", "device", "progress"):
