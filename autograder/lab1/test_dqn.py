@@ -609,13 +609,19 @@ def test_evaluate(student, reference, rng, seed):
 # ============================================================================ probe environments
 
 # Each probe is learned with a small budget; the overrides keep it to about a second. The
-# tolerance, 0.1 on Q-values of size 1 to 2, is loose for a correct agent (the reference is
-# within 0.02 on every seed we tried) and tight for every bug each probe is there to catch.
+# tolerance, 0.1 on Q-values of size 1 to 2, is loose for a correct agent and tight for every
+# bug each probe is there to catch. Measured with these settings: the reference (train alone,
+# grading seeds 0-4, all six probes; probe 4 with its own helpers and epsilon 1, seeds 0-6)
+# ends within 3e-7 |scale| of the table, with the target network exactly equal to q_network
+# (once the fit is exact the gradients vanish, and nothing moves after the last sync), so the
+# tolerance and the sync check have a margin of five orders of magnitude. These are trainings
+# from the grading seed, not draws compared statistically: a seed learns the probe or it does
+# not, and every seed we tried does.
 # The hidden probe tests judge `train` alone: the probe runs it with the grader's own QNetwork,
 # buffer, schedule, epsilon_greedy, td_target, train_step and sync_target (see the probe they
-# name), so a trivial helper can neither pass nor fail them (each helper is
-# judged by its own tests, and a broken one costs only those). The public probe-4 test runs
-# the submission's own helpers, so that a local run shows the pieces working together.
+# name), so a trivial helper can neither pass nor fail them (each helper is judged by its own
+# tests, and a broken one costs only those). The public probe-4 test runs the submission's
+# own helpers, so that a local run shows the pieces working together.
 PROBE_TOLERANCE = 0.1
 PROBE_RUN = {"learning_starts": 64, "batch_size": 32, "hidden_dim": 32, "learning_rate": 3e-3,
              "train_frequency": 4, "gradient_steps": 2, "target_network_frequency": 50,
