@@ -516,21 +516,29 @@ def test_trained_topk_sae(student, rng, seed):
     k = 2
     options = {**TRAINING, "l1_coefficient": 0.0}
     what = (f"train_sae(SAE(6, 5, k={k}) starting with latents 0 and 1 dead, 4000 activations "
-            f"of a toy model, {', '.join(f'{k}={v}' for k, v in options.items())})")
-    _, activations, got = _trained(student, rng, seed, k, options, 1, what)
-    fault = _dead_history_fault(got[0], options)
-    check(fault is None, f"{what}: {fault}")
-    # The submission's own latents must be what its trained weights give (float32: 1e-4):
-    # k active latents on every input whose k-th largest pre-activation is positive.
-    want = _trusted_latents(got[0], activations, k)
-    active = (got[0]["latents"] != 0).sum(dim=-1)
-    check(bool((active <= k).all()), f"{what}: encode gives up to {int(active.max())} active "
-          f"latents per input; TopK keeps at most k = {k}")
-    assert_close(got[0]["latents"], want, rtol=1e-4, atol=1e-4,
-                 what=f"{what}: encode(activations) with the trained weights")
-    reconstruction = want @ got[0]["decoder"].double().T + got[0]["b_dec"].double()
+            f"of a toy model, {', '.join(f'{k}={v}' for k, v in options.items())}) from "
+            f"{SIZE} different initial weights")
+    _, activations, got = _trained(student, rng, seed, k, options, SIZE, what)
     centred = activations.double() - activations.double().mean(dim=0)
-    fvu = ((activations.double() - reconstruction).pow(2).sum() / centred.pow(2).sum()).item()
-    # The reference: 0.04 to 0.12 over 20 seeds.
-    check(fvu < 0.2, f"{what}: the fraction of variance unexplained is {fvu:.3f}; a correct "
-          "TopK SAE reaches about 0.1 here (0.2 allowed)")
+    fvus = []
+    for result in got:
+        fault = _dead_history_fault(result, options)
+        check(fault is None, f"{what}: {fault}")
+        # The submission's own latents must be what its trained weights give (float32: 1e-4):
+        # k active latents on every input whose k-th largest pre-activation is positive.
+        want = _trusted_latents(result, activations, k)
+        active = (result["latents"] != 0).sum(dim=-1)
+        check(bool((active <= k).all()), f"{what}: encode gives up to {int(active.max())} "
+              f"active latents per input; TopK keeps at most k = {k}")
+        assert_close(result["latents"], want, rtol=1e-4, atol=1e-4,
+                     what=f"{what}: encode(activations) with the trained weights")
+        reconstruction = want @ result["decoder"].double().T + result["b_dec"].double()
+        fvus.append(((activations.double() - reconstruction).pow(2).sum()
+                     / centred.pow(2).sum()).item())
+    # The reference's fraction of variance unexplained: 0.02 to 0.15 on 40 seeds, and 0.204
+    # once in 5 gradings of one SAE; none of those 45 SAEs ended above 0.25. Were one in 40
+    # above it, all SIZE = 3 would be with probability 1/40^3 ~ 2e-5 (an estimate from the
+    # measured spread, not a bound). An SAE that does not train is near 1.
+    check(min(fvus) < 0.25, f"{what}: the fractions of variance unexplained are "
+          f"{[round(f, 3) for f in fvus]}; a correct TopK SAE reaches about 0.1 here (0.25 "
+          "allowed for the best of them)")
