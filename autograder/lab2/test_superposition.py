@@ -86,6 +86,14 @@ def _sparsity_case(rng: torch.Generator) -> torch.Tensor:
     return sparsity[torch.randperm(n_instances, generator=rng)]
 
 
+def _draws(seed: int, shape: tuple) -> torch.Tensor:
+    """The presence draws of generate_batch with a generator seeded `seed`: its docstring fixes
+    them as the second torch.rand of the batch's shape."""
+    generator = torch.Generator().manual_seed(seed)
+    torch.rand(shape, generator=generator)
+    return torch.rand(shape, generator=generator)
+
+
 @pytest.mark.points(1)
 @pytest.mark.public
 def test_generate_batch_draws(student, reference, rng):
@@ -93,11 +101,22 @@ def test_generate_batch_draws(student, reference, rng):
     for _ in range(2):
         sparsity = _sparsity_case(rng)
         batch_size, n_features, seed = _size(rng, 3, 40), _size(rng, 2, 7), _seed(rng)
+        # One instance's sparsity equals one of its presence draws, which the docstring
+        # fixes: "present where the draw is >= the sparsity" keeps that entry, ">" drops it.
+        middle = int(((sparsity > 0) & (sparsity < 1)).nonzero()[0])
+        sparsity[middle] = _draws(seed, (batch_size, len(sparsity), n_features))[0, middle, 0]
         what = (f"generate_batch({batch_size}, sparsity={sparsity.tolist()!r}, {n_features}, "
                 f"torch.Generator().manual_seed({seed}))")
         got = student.probe("superposition.batch", batch_size, sparsity, n_features, seed)
         want = reference.probe("superposition.batch", batch_size, sparsity, n_features, seed)
         assert_close(got, want, rtol=0, atol=0, what=what, dtype=torch.float32)
+    # The meta device holds shapes without data: a batch left on the CPU shows.
+    got = student.probe("superposition.batch_device", 4, sparsity, n_features, seed, "meta")
+    check(got == {"device": "meta", "shape": [4, len(sparsity), n_features]},
+          f"generate_batch(4, sparsity, {n_features}, generator, device='meta') returned a batch "
+          f"on {got.get('device')!r} of shape {got.get('shape')}; expected one on 'meta' of "
+          f"shape [4, {len(sparsity)}, {n_features}] (draw on the CPU, then move the batch to "
+          "`device`)")
 
 
 def _hoeffding(n: int, alpha: float) -> float:

@@ -38,6 +38,17 @@ def batch(batch_size: int, sparsity: torch.Tensor, n_features: int, seed: int) -
     return superposition.generate_batch(batch_size, sparsity, n_features, generator)
 
 
+def batch_device(batch_size: int, sparsity: torch.Tensor, n_features: int, seed: int,
+                 device: str) -> dict:
+    """Where generate_batch puts its batch, and its shape (for the meta device, which holds no
+    data to send)."""
+    generator = torch.Generator().manual_seed(seed)
+    out = superposition.generate_batch(batch_size, sparsity, n_features, generator, device)
+    if not isinstance(out, torch.Tensor):
+        return {"device": None, "shape": None}
+    return {"device": str(out.device), "shape": list(out.shape)}
+
+
 def forward(state: dict, features: torch.Tensor) -> torch.Tensor:
     model = _model(state, features.dtype)
     with torch.no_grad():
