@@ -356,9 +356,12 @@ def test_ablating_planted_heads_raises_the_loss(student, reference, rng):
 def test_train_induction_model_plumbing(student, reference, rng):
     """train_induction_model builds an attention-only model and trains it on repeated blocks"""
     for device, progress in [("cpu", False), ("cuda", True)]:
-        run = {"d_vocab": _size(rng, 8, 64), "n_ctx": _size(rng, 8, 32),
-               "d_model": 8 * _size(rng, 2, 8), "n_heads": [2, 4, 8][_size(rng, 0, 2)],
-               "n_layers": _size(rng, 1, 3), "min_block": _size(rng, 1, 4),
+        # Every size differs from TransformerConfig's default (d_vocab 64, n_ctx 64, d_model
+        # 64, n_heads 4, d_head 16, n_layers 2), so a size not passed on fails in both runs.
+        n_heads = [2, 8][_size(rng, 0, 1)]
+        run = {"d_vocab": _size(rng, 8, 63), "n_ctx": _size(rng, 8, 32),
+               "d_model": n_heads * _size(rng, 2, 7), "n_heads": n_heads,
+               "n_layers": [1, 3][_size(rng, 0, 1)], "min_block": _size(rng, 1, 4),
                "batch_size": _size(rng, 1, 5), "steps": _size(rng, 2, 4),
                "lr": float(torch.rand(1, generator=rng)) / 100, "seed": _size(rng, 0, 99)}
         seed = _size(rng, 0, 2**31)
