@@ -281,7 +281,7 @@ def test_train_toy_model_loop(student, reference, rng):
     batch_size, steps, lr = _size(rng, 8, 16), _size(rng, 3, 5), 0.02
     batches = [_features(rng, batch_size, n_instances, n_features) for _ in range(steps)]
     # "cpu:0" is the CPU under a name a hard-coded "cpu" does not give: it shows whether the
-    # loop hands its `device` on to generate_batch.
+    # loop moves the model to its `device` and hands the device on to generate_batch.
     args = (state, sparsity, importance, batches, batch_size, lr, "cpu:0")
     got = student.probe("superposition.train_loop", *args, timeout=20)
     want = reference.probe("superposition.train_loop", *args, timeout=20)
@@ -301,6 +301,8 @@ def test_train_toy_model_loop(student, reference, rng):
               "generate_batch")
         check(call["device"] == "cpu:0", f"{what} asked generate_batch for batches on "
               f"{call['device']!r}; pass the `device` it was given on")
+    check("cpu:0" in got["moved_to"], f"{what} did not move the model to its `device` "
+          f"(model.to(device)); it moved it to {got['moved_to']}")
     check(got["losses"] is not None, f"{what} did not return a list of losses")
     assert_close(got["losses"], want["losses"], rtol=1e-9, atol=1e-12,
                  what=f"{what}: the losses, one per step (train_step's return values; if the "

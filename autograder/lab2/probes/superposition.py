@@ -108,8 +108,19 @@ def _feeding(batches: list[torch.Tensor]) -> Iterator[list[dict]]:
 def train_loop(state: dict, sparsity: torch.Tensor, importance: torch.Tensor,
                batches: list[torch.Tensor], batch_size: int, lr: float, device: str) -> dict:
     """train_toy_model from given float64 weights, with generate_batch replaced by a feeder of
-    the given batches; returns its losses, the final weights and how it asked for batches."""
+    the given batches; returns its losses, the final weights, how it asked for batches and
+    the devices it moved the model to."""
     model = _model(state, torch.float64)
+    moved: list[str] = []
+    original_to = model.to
+
+    def recording_to(*args: Any, **kwargs: Any) -> Any:
+        target = kwargs.get("device", args[0] if args else None)
+        if isinstance(target, (str, torch.device)):
+            moved.append(str(torch.device(target)))
+        return original_to(*args, **kwargs)
+
+    model.to = recording_to
     with _feeding(batches) as (calls, given_generator):
         generator = torch.Generator().manual_seed(0)
         given_generator[0] = generator
@@ -117,7 +128,7 @@ def train_loop(state: dict, sparsity: torch.Tensor, importance: torch.Tensor,
             model, sparsity, importance, steps=len(batches), batch_size=batch_size, lr=lr,
             generator=generator, device=device)
     return {"losses": [float(loss) for loss in losses] if isinstance(losses, list) else None,
-            "weights": _weights(model), "calls": calls}
+            "weights": _weights(model), "calls": calls, "moved_to": moved}
 
 
 def train_geometry(state: dict, sparsity: torch.Tensor, importance: torch.Tensor, steps: int,
