@@ -522,7 +522,8 @@ def dqn_measurements(runs: list[dict[str, Any]] | None) -> dict[str, Any]:
 def render(data: dict[str, Any] | None, dqn_runs: list[dict[str, Any]] | None) -> list[str]:
     title = "Handout numbers"
     if data is None:
-        return [f"## {title}", "", "Not measured in this run (`--only` left it out).", ""]
+        return [f"## {title}", "", "Not measured since docs/benchmarks.json started keeping the "
+                "raw numbers (no run with this section yet).", ""]
     claims = [Claim(**c) for c in data["claims"]]
     for claim in claims:
         claim.rule = tuple(claim.rule)
