@@ -58,6 +58,7 @@ from bench.variants import (
     run_suite,
     stubbed,
     student_functions,
+    write_variant,
 )
 
 EXCEPTIONS_FILE = Path(__file__).with_name("honesty_exceptions.toml")
@@ -313,8 +314,7 @@ class PartHonesty:
     def _run(self, source: str, name: str, keyword: str | None) -> SuiteRun:
         with self._lock:
             folder = self.out / f"{next(self._numbers):04d}-{name}"
-        folder.mkdir(parents=True, exist_ok=True)
-        (folder / f"{self.part}.py").write_text(source)
+        write_variant(folder, self.root, self.lab.name, self.part, source)
         return run_suite(self.lab.name, self.part, folder, seed=self.seed, cache=self.cache,
                          out=folder, name="results", keyword=keyword,
                          timeout_scale=self.timeout_scale, root=self.root)

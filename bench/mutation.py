@@ -56,7 +56,7 @@ from pathlib import Path
 from autograder import REPO_ROOT
 from autograder.engine.labs import Lab, available_labs, load_lab
 from bench.snapshot import snapshot
-from bench.variants import run_suite, solution_regions
+from bench.variants import run_suite, solution_regions, write_variant
 
 EQUIVALENTS_FILE = Path(__file__).with_name("equivalent_mutants.toml")
 KNOWN_SURVIVORS_FILE = Path(__file__).with_name("known_survivors.toml")
@@ -549,9 +549,8 @@ class Verdict:
     seconds: float = 0.0
 
 
-def _write_mutant(mutant: Mutant, folder: Path) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / f"{mutant.part}.py").write_text(mutant.source)
+def _write_mutant(mutant: Mutant, folder: Path, root: Path) -> Path:
+    write_variant(folder, root, mutant.lab, mutant.part, mutant.source)
     (folder / "mutation.txt").write_text(mutant.key + "\n")
     return folder
 
@@ -622,7 +621,7 @@ class PartRun:
             data = json.loads(kept.read_text())
             return Grading(set(data["failed"]), data["problem"], data["seconds"],
                            set(data["timed_out"]))
-        _write_mutant(mutant, folder)
+        _write_mutant(mutant, folder, self.root)
         graded = grade(self.lab.name, self.part, folder, folder / f"results-{stage}.json",
                        seed=self.seed, cache=self.cache, keyword=keyword,
                        timeout_scale=self.timeout_scale, root=self.root,

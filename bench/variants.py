@@ -28,6 +28,21 @@ from autograder import REPO_ROOT
 from autograder.engine.stubs import BEGIN, END, _enclosing_functions, _function_at, make_stub
 
 
+def write_variant(folder: Path, root: Path, lab: str, part: str, source: str) -> Path:
+    """A submission folder: `source` as the part's file, beside the reference's other graded
+    files of the lab, so that a part that imports another (induction uses transformer.py) is
+    judged on its own code alone, as a student's complete submission would be."""
+    import tomllib
+
+    folder.mkdir(parents=True, exist_ok=True)
+    manifest = tomllib.loads((root / "autograder" / lab / "lab.toml").read_text())
+    for name in manifest.get("graded", []):
+        if name != f"{part}.py" and (root / "reference" / lab / name).is_file():
+            (folder / name).write_bytes((root / "reference" / lab / name).read_bytes())
+    (folder / f"{part}.py").write_text(source)
+    return folder
+
+
 def solution_regions(source: str) -> list[tuple[int, int]]:
     """(first line, last line) of every region between the markers, 1-based, inclusive."""
     regions, start = [], None

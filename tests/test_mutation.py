@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from autograder import REPO_ROOT
 from autograder.engine.labs import available_labs, load_lab
 from bench import mutation
 
@@ -117,3 +118,16 @@ def test_a_sample_of_mutants_is_killed(tmp_path: Path, reference_cache: Path):
         "the reason in bench/equivalent_mutants.toml (no test can kill them) or "
         "bench/known_survivors.toml (the test that would):\n" + "\n".join(problems)
     )
+
+
+def test_a_variant_folder_holds_the_other_graded_files_of_the_reference(tmp_path):
+    # induction.py imports transformer.py: a mutant of induction alone must still find it,
+    # or every test that trains a model fails for a reason that is not the mutant.
+    from bench.variants import write_variant
+
+    folder = write_variant(tmp_path / "v", REPO_ROOT, "lab2", "induction", "# the variant\n")
+    lab = load_lab("lab2")
+    assert (folder / "induction.py").read_text() == "# the variant\n"
+    for name in lab.graded:
+        if name != "induction.py":
+            assert (folder / name).read_bytes() == (lab.reference_dir / name).read_bytes()
