@@ -471,7 +471,7 @@ def _stamp_line(data: dict[str, Any], section: str) -> list[str]:
                 f"figure, load average before {load}"
                 + (f", time limits x{found['timeout_scale']:g}"
                    if found.get("timeout_scale", 1) != 1 else "")
-                + (f"; {found['note']}" if found.get("note") else ""))
+                + (f"; {found['note'].rstrip('.')}" if found.get("note") else ""))
         groups.setdefault(text, []).append(key)
     parts = [text if keys == ["*"] else f"{', '.join(keys)}: {text}"
              for text, keys in groups.items()]

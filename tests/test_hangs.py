@@ -163,3 +163,27 @@ def test_a_call_that_finishes_after_the_watchdog_reported_is_not_a_hang(tmp_path
         assert implementation.call("mod.sleeps", 9.5) == "done"
         assert implementation.hangs == {}
         assert implementation.call("mod.hangs_above_five", 2) == 4
+
+
+def test_a_progress_bar_costs_no_restart_and_a_thread_of_its_own_does(tmp_path):
+    # tqdm starts a monitor thread with its first bar (disabled or not); the worker turns the
+    # monitor off, so a training loop with a bar keeps its worker. A thread the code starts
+    # itself still costs a restart.
+    (tmp_path / "bars.py").write_text(textwrap.dedent('''
+        import threading
+        import time
+        from tqdm.auto import tqdm
+
+        def loop(n, progress):
+            return sum(i for i in tqdm(range(n), disable=not progress))
+
+        def leaves_a_thread():
+            threading.Thread(target=time.sleep, args=(30,), daemon=True).start()
+            return 1
+    '''))
+    with Implementation(tmp_path, default_timeout=20) as implementation:
+        assert implementation.call("bars.loop", 10, False) == 45
+        assert implementation.call("bars.loop", 10, True) == 45
+        assert implementation.restarts == 0, "a progress bar made the worker restart"
+        assert implementation.call("bars.leaves_a_thread") == 1
+        assert implementation.restarts == 1, "a thread left running must cost a restart"

@@ -825,6 +825,20 @@ def die_with_parent() -> None:
         os._exit(1)
 
 
+def quiet_library_threads() -> None:
+    """A call that leaves a thread running costs a restart (a thread could change later
+    calls). tqdm starts a monitor thread with its first progress bar, even a disabled one, so
+    every training call in a fresh worker looked like that and cost a new worker (a Python
+    start and a torch import) each time. Its monitor (which only shortens the refresh of
+    stalled bars) is turned off before any submitted code runs; a thread the code starts
+    itself still means a restart."""
+    try:
+        from tqdm import std
+    except ImportError:
+        return
+    std.tqdm.monitor_interval = 0
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--impl", type=Path, required=True)
@@ -845,6 +859,7 @@ def main(argv: list[str] | None = None) -> None:
     die_with_parent()
     limit_resources(args.memory_limit, args.file_limit)
     torch.set_num_threads(args.threads)
+    quiet_library_threads()
     impl = args.impl.resolve()
     sys.path.insert(0, str(impl))
     os.chdir(args.scratch)
