@@ -888,6 +888,10 @@ def main(argv: list[str] | None = None) -> int:
                                                                 known)).items():
             stale.setdefault(part, []).extend(keys)
         text = report(lab.name, runs, verdicts, stale, args.target)
+        if args.sample:
+            title, _, rest = text.partition("\n")
+            text = (f"{title}\n\nA random sample of {args.sample} mutants per part (--sample "
+                    f"{args.sample} --sample-seed {args.sample_seed}), not every mutant.\n{rest}")
         args.out.mkdir(parents=True, exist_ok=True)
         (args.out / f"{lab.name}.md").write_text(text)
         (args.out / f"{lab.name}.json").write_text(json.dumps({

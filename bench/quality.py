@@ -78,7 +78,7 @@ def provenance(report: Path, commit: str | None) -> str:
                       "snapshots recorded their commit); give the commit with --commit")
 
 
-def publish(report: Path, commit: str | None = None) -> str:
+def publish(report: Path, commit: str | None = None, remark: str = "") -> str:
     text = report.read_text()
     gate, lab, parts = describe(text)
     name = f"{gate}-{lab}-{'-'.join(parts)}.md"
@@ -90,7 +90,7 @@ def publish(report: Path, commit: str | None = None) -> str:
                                f"python -m bench.quality -->\n{text}")
     state = json.loads(STATE.read_text()) if STATE.is_file() else {}
     state[name] = {"gate": gate, "lab": lab, "parts": parts, "commit": origin,
-                   "measured": measured, "summary": summary(text)}
+                   "measured": measured, "summary": summary(text), "remark": remark}
     STATE.write_text(json.dumps(state, indent=1, sort_keys=True) + "\n")
     render(state)
     return name
@@ -119,7 +119,8 @@ def render(state: dict) -> None:
             parts = ", ".join(entry["parts"])
             lines += ["", f"### {entry['lab']}: {parts}", "",
                       f"Measured on {entry['commit']}, {entry['measured']} "
-                      f"([full report](quality/{name})).", "", entry["summary"]]
+                      f"([full report](quality/{name})).", "",
+                      *([entry["remark"], ""] if entry.get("remark") else []), entry["summary"]]
     INDEX.write_text("\n".join(lines) + "\n")
 
 
@@ -129,6 +130,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="report files (default: build/{mutation,honesty,flaky}/*.md)")
     parser.add_argument("--commit", help="the commit a report was measured on, when its "
                         "snapshot did not record it")
+    parser.add_argument("--remark", default="", help="a sentence shown with the report's "
+                        "summary (what it covers, what it does not)")
     args = parser.parse_args(argv)
     reports = args.reports or sorted(path for folder in DEFAULT_REPORTS if folder.is_dir()
                                      for path in folder.glob("*.md"))
@@ -137,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     for report in reports:
         try:
-            print(f"{report} -> docs/quality/{publish(report, args.commit)}")
+            print(f"{report} -> docs/quality/{publish(report, args.commit, args.remark)}")
         except ReportError as error:
             print(f"skipped: {error}")
     return 0
