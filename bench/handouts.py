@@ -768,6 +768,21 @@ def run_induction() -> dict[str, Any]:
     return out
 
 
+def _printed_by_main(module: Any, script: str) -> str:
+    """What `python SCRIPT FOLDER` prints: the module's main() with its figures going to a
+    temporary folder."""
+    printed = io.StringIO()
+    saved = sys.argv
+    with tempfile.TemporaryDirectory() as folder:
+        sys.argv = [script, folder]
+        try:
+            with contextlib.redirect_stdout(printed), contextlib.redirect_stderr(io.StringIO()):
+                module.main()
+        finally:
+            sys.argv = saved
+    return printed.getvalue()
+
+
 def run_superposition() -> dict[str, Any]:
     _enter("lab2")
     import superposition
@@ -776,20 +791,11 @@ def run_superposition() -> dict[str, Any]:
     superposition.plot_geometry = lambda *args, **kwargs: None
     superposition.plot_dimensionality = lambda *args, **kwargs: None
     _timed(superposition, "train_toy_model", record)
-    printed = io.StringIO()
-    saved = sys.argv
-    with tempfile.TemporaryDirectory() as folder:
-        sys.argv = ["superposition.py", folder]
-        try:
-            with contextlib.redirect_stdout(printed), contextlib.redirect_stderr(io.StringIO()):
-                superposition.main()
-        finally:
-            sys.argv = saved
+    printed = _printed_by_main(superposition, "superposition.py")
     out: dict[str, Any] = {"superposition.seconds": record["train_toy_model"]}
-    lines = re.findall(r"S = (\S+): (\d+) features with norm > 0\.5; D_i = ([^\n]+)",
-                       printed.getvalue())
+    lines = re.findall(r"S = (\S+): (\d+) features with norm > 0\.5; D_i = ([^\n]+)", printed)
     if len(lines) != 8:
-        raise RuntimeError(f"expected 8 sparsities, got: {printed.getvalue()[-400:]!r}")
+        raise RuntimeError(f"expected 8 sparsities, got: {printed[-400:]!r}")
     for index, (_, count, dims) in enumerate(lines):
         values = sorted((float(d) for d in dims.split(",")), reverse=True)
         out[f"superposition.{index}.count"] = int(count)
@@ -805,16 +811,7 @@ def run_sae() -> dict[str, Any]:
     for name in ("plot_latent_density", "plot_decoder_directions", "plot_sparsity_fidelity"):
         setattr(sae, name, lambda *args, **kwargs: None)
     _timed(sae, "train_and_measure", record)
-    printed = io.StringIO()
-    saved = sys.argv
-    with tempfile.TemporaryDirectory() as folder:
-        sys.argv = ["sae.py", folder]
-        try:
-            with contextlib.redirect_stdout(printed), contextlib.redirect_stderr(io.StringIO()):
-                sae.main()
-        finally:
-            sys.argv = saved
-    text = printed.getvalue()
+    text = _printed_by_main(sae, "sae.py")
     out: dict[str, Any] = {"sae.seconds": record["train_and_measure"]}
     for label, name in (("ReLU + L1, resampling", "resampling"),
                         ("ReLU + L1, no resampling", "no_resampling")):
