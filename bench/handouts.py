@@ -563,18 +563,30 @@ def _enter(lab: str) -> Path:
     return folder
 
 
+def _printed(run: Callable[[], Any], argv: list[str]) -> str:
+    """What `run()` prints with `sys.argv` set to `argv` (its errors output dropped)."""
+    saved, sys.argv = sys.argv, argv
+    out = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(io.StringIO()):
+            run()
+    finally:
+        sys.argv = saved
+    return out.getvalue()
+
+
 def _run_main(path: str, argv: list[str]) -> str:
     """`python path *argv` in this process; returns what it printed."""
     import runpy
 
-    saved, sys.argv = sys.argv, [path, *argv]
-    out = io.StringIO()
-    try:
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(io.StringIO()):
-            runpy.run_path(path, run_name="__main__")
-    finally:
-        sys.argv = saved
-    return out.getvalue()
+    return _printed(lambda: runpy.run_path(path, run_name="__main__"), [path, *argv])
+
+
+def _printed_by_main(module: Any, script: str) -> str:
+    """What `python SCRIPT FOLDER` prints: the (patched) module's main(), with its figures
+    going to a temporary folder."""
+    with tempfile.TemporaryDirectory() as folder:
+        return _printed(module.main, [script, folder])
 
 
 def _grab(pattern: str, text: str, group: int = 1) -> float:
@@ -675,10 +687,7 @@ def run_transformer() -> dict[str, Any]:
     record: dict[str, float] = {}
     transformer.plot_loss = lambda *args, **kwargs: None
     _timed(transformer, "train", record)
-    printed = io.StringIO()
-    with contextlib.redirect_stdout(printed), contextlib.redirect_stderr(io.StringIO()):
-        transformer.main()
-    text = printed.getvalue()
+    text = _printed(transformer.main, ["transformer.py"])
     return {"transformer.floor": _grab(r"entropy rate \(the floor\) (\S+) nats", text),
             "transformer.loss": _grab(r"the loss on 512 fresh sequences is (\S+) ", text),
             "transformer.chain": _grab(r"the chain itself scores (\S+) on them", text),
@@ -766,21 +775,6 @@ def run_induction() -> dict[str, Any]:
             decimals=4).tolist()
         out[f"induction.fixed{length}_layer"] = int(scores.max(dim=1).values.argmax())
     return out
-
-
-def _printed_by_main(module: Any, script: str) -> str:
-    """What `python SCRIPT FOLDER` prints: the module's main() with its figures going to a
-    temporary folder."""
-    printed = io.StringIO()
-    saved = sys.argv
-    with tempfile.TemporaryDirectory() as folder:
-        sys.argv = [script, folder]
-        try:
-            with contextlib.redirect_stdout(printed), contextlib.redirect_stderr(io.StringIO()):
-                module.main()
-        finally:
-            sys.argv = saved
-    return printed.getvalue()
 
 
 def run_superposition() -> dict[str, Any]:
