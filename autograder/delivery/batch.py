@@ -32,7 +32,6 @@ from autograder.engine.labs import Lab
 
 REFERENCE_TIMEOUT = 900.0  # the reference computes every expected observation: be generous
 MANIFEST = "batch.json"
-PROGRESS = re.compile(r"progress: (.*)$")
 
 
 class BatchError(ValueError):
