@@ -50,7 +50,7 @@ from autograder.engine.results import validate_results
 from autograder.engine.stubs import BEGIN, END, make_stub
 from bench import handouts
 from bench.measure import measure
-from bench.snapshot import snapshot
+from bench.snapshot import describe_source, snapshot
 
 PY = sys.executable
 SECTIONS = ("grading", "overhead", "release", "batch", "training", "handouts")
@@ -415,17 +415,13 @@ def machine() -> dict[str, Any]:
                 break
     except OSError:
         pass
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO_ROOT,
-                            capture_output=True, text=True).stdout.strip()
-    dirty = subprocess.run(["git", "status", "--porcelain"], cwd=REPO_ROOT, capture_output=True,
-                           text=True).stdout.strip()
     import torch
 
     return {
         "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "cpus": os.cpu_count(), "model": model, "python": platform.python_version(),
-        "torch": torch.__version__, "commit": commit + (" (with uncommitted changes)" if dirty
-                                                         else ""),
+        # what the snapshot graded: the commit, and any graded file that differed from it
+        "torch": torch.__version__, "commit": describe_source(REPO_ROOT),
         "load_before": os.getloadavg(),
     }
 
@@ -467,7 +463,7 @@ def _stamp_line(data: dict[str, Any], section: str) -> list[str]:
     groups: dict[str, list[str]] = {}
     for key, found in sorted(stamps.items()):
         load = ", ".join(f"{x:.1f}" for x in found["load"][0])
-        text = (f"commit {found['commit']}, {found['date']}, {found['repeat']} run(s) per "
+        text = (f"{found['commit']}, {found['date']}, {found['repeat']} run(s) per "
                 f"figure, load average before {load}"
                 + (f", time limits x{found['timeout_scale']:g}"
                    if found.get("timeout_scale", 1) != 1 else "")
@@ -499,7 +495,7 @@ def render(data: dict[str, Any], repeat: int) -> str:
         "run. Memory is the peak of the sum of PSS over every process of the grading (shared "
         "pages split between the processes that map them).", "",
         f"Machine of the latest run: {info['cpus']} CPUs ({info['model'] or 'unknown model'}), "
-        f"Python {info['python']}, torch {info['torch']}; commit {info['commit']}; "
+        f"Python {info['python']}, torch {info['torch']}; {info['commit']}; "
         f"{info['date']}.",
         f"Load average (1, 5, 15 min) before it: {load_before}; after: {load_after}."
         + (f" {data['note']}" if data.get("note") else "")

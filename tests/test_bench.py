@@ -214,15 +214,15 @@ def _run_data(commit: str, **sections):
 
 
 def test_a_partial_bench_run_keeps_what_it_did_not_measure():
-    first = benchmarks.merge(None, _run_data("aaa1111", grading={"lab1": ["old lab1"]},
+    first = benchmarks.merge(None, _run_data("commit aaa1111", grading={"lab1": ["old lab1"]},
                                              training={"dqn": "dqn run", "bandits": "bandits"}))
-    second = benchmarks.merge(first, _run_data("bbb2222", grading={"lab2": ["lab2 run"]},
+    second = benchmarks.merge(first, _run_data("commit bbb2222", grading={"lab2": ["lab2 run"]},
                                                training={"bandits": "new bandits"}))
     assert second["grading"] == {"lab1": ["old lab1"], "lab2": ["lab2 run"]}
     assert second["training"] == {"dqn": "dqn run", "bandits": "new bandits"}
-    assert second["stamps"]["grading"]["lab1"]["commit"] == "aaa1111"
-    assert second["stamps"]["grading"]["lab2"]["commit"] == "bbb2222"
-    assert second["stamps"]["training"]["dqn"]["commit"] == "aaa1111"
+    assert second["stamps"]["grading"]["lab1"]["commit"] == "commit aaa1111"
+    assert second["stamps"]["grading"]["lab2"]["commit"] == "commit bbb2222"
+    assert second["stamps"]["training"]["dqn"]["commit"] == "commit aaa1111"
     line = benchmarks._stamp_line(second, "grading")[0]
     assert "lab1: commit aaa1111" in line and "lab2: commit bbb2222" in line
     assert benchmarks._stamp_line(second, "batch") == []  # never measured: no stamp
