@@ -158,13 +158,12 @@ def last_position(model: ModularAdditionModel,
                          device=tokens.device)
     neurons = torch.empty(len(tokens), model.config.d_mlp, dtype=model.W_U.dtype,
                           device=tokens.device)
-    with torch.no_grad():
-        for start in range(0, len(tokens), chunk):
-            output, cache = run_with_cache(model, tokens[start:start + chunk],
-                                           names=["blocks.0.mlp.hook_post"])
-            logits[start:start + chunk] = output[:, -1]
-            neurons[start:start + chunk] = cache["blocks.0.mlp.hook_post"][:, -1]
-            del output, cache
+    for start in range(0, len(tokens), chunk):  # no autograd: the decorator turns it off
+        output, cache = run_with_cache(model, tokens[start:start + chunk],
+                                       names=["blocks.0.mlp.hook_post"])
+        logits[start:start + chunk] = output[:, -1]
+        neurons[start:start + chunk] = cache["blocks.0.mlp.hook_post"][:, -1]
+        del output, cache
     return logits, neurons
 
 
