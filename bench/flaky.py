@@ -294,6 +294,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="continue an interrupted run in --out: same snapshot of the code, "
                         "and the gradings already done count")
     args = parser.parse_args(argv)
+    args.out = args.out.resolve()  # the gradings run in the snapshot's folder
 
     status = 0
     # Grade one version of the code from start to end, whatever is edited meanwhile.
