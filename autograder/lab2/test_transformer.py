@@ -631,6 +631,14 @@ def test_sample_next_token(student, reference, rng, seed):
               f"{[round(p, 3) for p in probs.tolist()]}: divide the logits by the temperature "
               "before the softmax and the filters.")
 
+    # A filter that leaves one token per row ("draw one token from the softmax of what is
+    # left"): that token, whatever the temperature.
+    plain = torch.randn(4, 6, generator=rng)
+    what = "sample_next_token(logits (4, 6), temperature=1.5, top_k=1)"
+    got = _draws(student, plain, seed, {"temperature": 1.5, "top_k": 1}, what)
+    assert_close(got, plain.argmax(dim=-1), rtol=0, atol=0,
+                 what=f"{what} (top_k=1 leaves each row's largest logit alone)")
+
 
 @pytest.mark.points(1)
 @pytest.mark.public
