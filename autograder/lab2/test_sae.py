@@ -225,7 +225,8 @@ def test_dead_latents(student, reference, rng):
     fired[:, 1] = False  # never fired: dead
     fired[-window, 2], fired[-window + 1:, 2] = True, False  # fired at the window's first step
     fired[:, 3] = True
-    cases = [(fired, window), (fired[: window - 1], window)]  # too few steps: none dead yet
+    # Too few steps: none dead yet; exactly `window` steps: judged (latents 0 and 1 among the dead).
+    cases = [(fired, window), (fired[: window - 1], window), (fired[-window:], window)]
     for history, size in cases:
         what = f"dead_latents(fired {_shape(history.shape)}, window={size})"
         got = student.call("sae.dead_latents", history, size)
