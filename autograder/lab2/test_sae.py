@@ -309,6 +309,13 @@ def test_resample_dead_latents(student, reference, rng):
     _compare_parameters(got, want, f"{what}: changed the SAE", EXACT)
     check(abs(got["next_draw"] - want["next_draw"]) < 1e-12,
           f"{what} drew from the generator; with no dead latent draw nothing")
+    # Every latent dead: no alive row to take the mean norm of, so the scale is 1.
+    everything = torch.ones_like(dead)
+    got = student.probe("sae.resample", state, moments, everything, inputs, seed)
+    want = reference.probe("sae.resample", state, moments, everything, inputs, seed)
+    what = f"resample_dead_latents(SAE({d_in}, {d_sae}), every latent dead)"
+    _compare_parameters(got, want, f"{what}: after resampling (with no latent alive, the "
+                        "encoder rows are the directions times 0.2 times 1)", EXACT)
 
 
 LOOP = {"steps": 7, "batch_size": 8, "lr": LR, "l1_coefficient": 0.1, "resample_every": 3,
@@ -326,26 +333,33 @@ def test_train_sae_loop(student, reference, rng):
     seed = _seed(rng)
     # "cpu:0" is the CPU under a name a hard-coded "cpu" does not give: it shows whether the
     # loop moves the SAE to its `device`.
-    args = (state, None, activations, LOOP, seed, "cpu:0")
-    got = student.probe("sae.train_loop", *args, timeout=20)
-    want = reference.probe("sae.train_loop", *args, timeout=20)
-    what = (f"train_sae(SAE({d_in}, {d_sae}) in float64 with latents 0 and 1 dead, activations "
-            f"{_shape(activations.shape)}, {', '.join(f'{k}={v}' for k, v in LOOP.items())}, "
-            f"device='cpu:0')")
-    check("cpu:0" in got["moved_to"], f"{what} did not move the SAE to its `device` "
-          f"(sae.to(device)); it moved it to {got['moved_to']}")
-    check(got["losses"] is not None and got["dead"] is not None,
-          f"{what} should return {{'losses': [...], 'dead': [...]}}")
-    check(got["dead"] == want["dead"],
-          f"{what} found {got['dead']} dead latents at its resamplings; expected {want['dead']}"
-          " (record which latents fire on each batch, before its step; dead_latents over the "
-          "last `window` steps every `resample_every` steps)")
-    # Losses follow the decoder: ~1e-6 relative (see DECODER_STEP); a wrong batch is off by ~1.
-    assert_close(got["losses"], want["losses"], rtol=2e-5, atol=1e-9,
-                 what=f"{what}: the losses, one per step (the batches are activations["
-                      "torch.randint(n, (batch_size,), generator=generator)])")
-    _compare_parameters(got, want, f"{what}, after training (if the tests of train_step or "
-                        "resample_dead_latents fail too, fix those first)", DECODER_STEP)
+    # resample_every 3, then the edges of "if resample_every > 0 and (t + 1) % resample_every
+    # == 0": 1 (every step) and 0 (never).
+    for options in (LOOP, {**LOOP, "resample_every": 1}, {**LOOP, "resample_every": 0}):
+        args = (state, None, activations, options, seed, "cpu:0")
+        got = student.probe("sae.train_loop", *args, timeout=20)
+        want = reference.probe("sae.train_loop", *args, timeout=20)
+        what = (f"train_sae(SAE({d_in}, {d_sae}) in float64 with latents 0 and 1 dead, "
+                f"activations {_shape(activations.shape)}, "
+                f"{', '.join(f'{k}={v}' for k, v in options.items())}, device='cpu:0')")
+        check("cpu:0" in got["moved_to"], f"{what} did not move the SAE to its `device` "
+              f"(sae.to(device)); it moved it to {got['moved_to']}")
+        check(got["losses"] is not None and got["dead"] is not None,
+              f"{what} should return {{'losses': [...], 'dead': [...]}}")
+        check(got["dead"] == want["dead"],
+              f"{what} found {got['dead']} dead latents at its resamplings; expected "
+              f"{want['dead']} (record which latents fire on each batch, before its step; "
+              "dead_latents over the last `window` steps every `resample_every` steps)")
+        check(got["dead_types"] in ([], ["int"]),
+              f"{what}: history['dead'] holds {', '.join(got['dead_types'])}; the docstring "
+              "asks for ints (int(dead.sum()))")
+        # Losses follow the decoder: ~1e-6 relative (see DECODER_STEP); a wrong batch is off
+        # by ~1.
+        assert_close(got["losses"], want["losses"], rtol=2e-5, atol=1e-9,
+                     what=f"{what}: the losses, one per step (the batches are activations["
+                          "torch.randint(n, (batch_size,), generator=generator)])")
+        _compare_parameters(got, want, f"{what}, after training (if the tests of train_step "
+                            "or resample_dead_latents fail too, fix those first)", DECODER_STEP)
 
 
 # ----------------------------------------------------------------------------- metrics

@@ -122,6 +122,8 @@ def train_loop(state: dict, k: int | None, activations: torch.Tensor, options: d
     dead = history.get("dead") if isinstance(history, dict) else None
     return {"losses": [float(loss) for loss in losses] if isinstance(losses, list) else None,
             "dead": [int(count) for count in dead] if isinstance(dead, list) else None,
+            "dead_types": sorted({type(count).__name__ for count in dead})
+            if isinstance(dead, list) else None,
             **_observed(model), "moved_to": moved}
 
 
