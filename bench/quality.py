@@ -96,6 +96,30 @@ def publish(report: Path, commit: str | None = None, remark: str = "") -> str:
     return name
 
 
+def short_commit(origin: str) -> str:
+    """'commit 1a2b3c4 plus uncommitted changes to ...' -> '1a2b3c4+' (the + marks changes)."""
+    found = re.search(r"commit ([0-9a-f]{7,40})", origin)
+    return (found.group(1) if found else origin) + ("+" if "uncommitted" in origin else "")
+
+
+def overview(entries: list[tuple[str, dict]]) -> list[str]:
+    """One table over every report of a gate: each part's row from its report's table, with
+    the lab in front and the commit it was measured on behind (none for reports without a
+    table, as flakiness reports)."""
+    header, rows = None, []
+    for _, entry in entries:
+        table = [line for line in entry["summary"].splitlines() if line.startswith("|")]
+        if len(table) < 3:
+            continue
+        header = header or table[0]
+        rows += [f"| {entry['lab']} {row} {short_commit(entry['commit'])} |" for row in table[2:]]
+    if not rows:
+        return []
+    columns = header.count("|") + 1
+    return ["", "Every part at a glance (the sections below hold each report's summary):", "",
+            f"| lab {header} commit |", "|" + "---|" * columns, *rows]
+
+
 def render(state: dict) -> None:
     lines = ["# Quality of the suites", "",
              "Written by `python -m bench.quality` from the reports of `make mutation`, "
@@ -114,7 +138,7 @@ def render(state: dict) -> None:
         entries = sorted((name, entry) for name, entry in state.items() if entry["gate"] == gate)
         if not entries:
             continue
-        lines += ["", f"## {titles[gate]}"]
+        lines += ["", f"## {titles[gate]}", *overview(entries)]
         for name, entry in entries:
             parts = ", ".join(entry["parts"])
             lines += ["", f"### {entry['lab']}: {parts}", "",

@@ -61,6 +61,10 @@ def test_publish_keeps_each_figure_with_its_commit(docs, tmp_path):
     assert "Survivors" not in index  # the details stay in the full report
     assert "Measured on commit abc1234" in index and "Measured on commit def5678" in index
     assert "No test failed in 20 gradings." in index
+    # the overview: one row per part over every report of the gate, with its commit
+    assert ("| lab | part | mutants | killed | not killed | equivalent | not run | score "
+            "| target | commit |") in index
+    assert "| lab2 | sae | 10 | 9 | 1 | 0 | 0 | 90.0% | 90% met | abc1234 |" in index
     assert (docs / "quality" / "mutation-lab2-sae.md").read_text().count("Survivors (1)") == 1
     # a newer report of the same gate, lab and parts replaces the older one
     report.write_text(MUTATION.replace("| 9 | 1 |", "| 10 | 0 |").replace("90.0%", "100.0%"))
