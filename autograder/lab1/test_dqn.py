@@ -893,6 +893,14 @@ def test_train_bookkeeping(student, reference, rng, seed):
     assert_close(got["eval_returns"], want_returns, rtol=0, atol=1e-6,
                  what=f"{what}: result.eval_returns (the mean of the returns that each call "
                  "to evaluate gave)")
+    # DQNConfig: eval_frequency "(0: never)", its default: no evaluation, no error.
+    never = {**overrides, "total_timesteps": every, "eval_frequency": 0}
+    got = student.probe("dqn.train_bookkeeping", "probes/Probe6-v0", never, eval_returns,
+                        scale, timeout=60)
+    check(not got["calls"] and not got["eval_steps"],
+          f"train on probes/Probe6-v0 for {every} steps with eval_frequency=0 called evaluate "
+          f"{len(got['calls'])} times and logged eval_steps {got['eval_steps']}; 0 means never "
+          "evaluate")
 
 
 @pytest.mark.points(1)
