@@ -988,29 +988,42 @@ CARTPOLE_THRESHOLD = 300.0
 CARTPOLE_EPISODES = 10
 CARTPOLE_RUN = {"env_id": "CartPole-v1", "total_timesteps": CARTPOLE_STEPS,
                 "eval_frequency": CHECKPOINT_EVERY, "eval_episodes": 1, "hidden_dim": 256}
-REFERENCE_PASS_RATE = "20 of 20 (grading seeds 0-19; 19 of 20 even at 475)"
+# One run per seed is not enough: make flaky found a seed (1555074198) where the reference
+# peaked at 246 within 40k steps, 1 of the 30 seeds measured. The test gives a second run on
+# another seed when the first falls short: for runs that fail independently at the measured
+# 1 in 30, both fail about 1 time in 900 (at the 95% upper bound of that measurement, about 1
+# in 6 per run, 1 in 36).
+REFERENCE_PASS_RATE = ("29 of 30 seeds in one run (grading seeds 0-19, 19 of 20 even at 475; "
+                       "make flaky's 10 seeds, one short)")
+CARTPOLE_SECOND_SEED = 7919  # the second run's seed: the grading seed plus this
 
 
 @pytest.mark.points(3)
 def test_cartpole(student, reference, seed):
     """train reaches a greedy return of 300 on CartPole-v1 within 40k steps"""
     # Docstring (DQNConfig): "The defaults solve CartPole-v1"; (module) "about a minute on a
-    # laptop": the run has 120 s (times the timeout scale).
-    run_seed = seed % 2**31
-    got = student.probe("dqn.train_cartpole", {**CARTPOLE_RUN, "seed": run_seed}, timeout=120)
-    checkpoints = got["checkpoints"]
-    hidden = _check_cartpole_weights(checkpoints[-1])
-    means = reference.probe("dqn.best_greedy_return", checkpoints, hidden, CARTPOLE_EPISODES,
-                            run_seed + 1, CARTPOLE_THRESHOLD, timeout=90)
+    # laptop": each run has 120 s (times the timeout scale). A second run, on another seed,
+    # only when the first falls short (see REFERENCE_PASS_RATE).
+    scores = []
+    for run_seed in (seed % 2**31, (seed + CARTPOLE_SECOND_SEED) % 2**31):
+        got = student.probe("dqn.train_cartpole", {**CARTPOLE_RUN, "seed": run_seed},
+                            timeout=120)
+        checkpoints = got["checkpoints"]
+        hidden = _check_cartpole_weights(checkpoints[-1])
+        means = reference.probe("dqn.best_greedy_return", checkpoints, hidden,
+                                CARTPOLE_EPISODES, run_seed + 1, CARTPOLE_THRESHOLD, timeout=90)
+        scores.append(f"seed {run_seed}: {[round(m) for m in means[::-1]]}")
+        if max(means) >= CARTPOLE_THRESHOLD:
+            break
     check(max(means) >= CARTPOLE_THRESHOLD,
-          f"train on CartPole-v1 for {CARTPOLE_STEPS} steps (seed {run_seed}, the default "
-          f"DQNConfig otherwise) never reached a greedy mean return of {CARTPOLE_THRESHOLD:g} "
-          f"over {CARTPOLE_EPISODES} episodes: the {len(checkpoints)} networks it had after "
-          f"every {CHECKPOINT_EVERY} steps and at the end scored {[round(m) for m in means[::-1]]}"
-          " (the grader records them when train calls evaluate). The reference reaches it on "
-          "almost every seed. If the probe tests pass, look at the loop: the schedule, when "
-          "training starts, gradient_steps per training phase, how often you sync, and "
-          "resetting after terminated or truncated.")
+          f"train on CartPole-v1 for {CARTPOLE_STEPS} steps (the default DQNConfig otherwise) "
+          f"never reached a greedy mean return of {CARTPOLE_THRESHOLD:g} over "
+          f"{CARTPOLE_EPISODES} episodes in two runs: the networks it had after every "
+          f"{CHECKPOINT_EVERY} steps and at the end scored {'; '.join(scores)} (the grader "
+          "records them when train calls evaluate). The reference reaches it on almost every "
+          "seed. If the probe tests pass, look at the loop: the schedule, when training "
+          "starts, gradient_steps per training phase, how often you sync, and resetting after "
+          "terminated or truncated.")
     # The learning, not only its end: the network train started from (recorded at its first
     # epsilon_greedy call) must have changed. (Its own score is not a fair check: a random
     # QNetwork's greedy policy balances the pole now and then, 349 at one seed we measured.)
