@@ -188,6 +188,16 @@ def test_key_frequencies(student, reference, rng):
         got = student.call("modular_addition.key_frequencies", norms, share=share)
         want = reference.call("modular_addition.key_frequencies", norms, share=share)
         _check_keys(got, want, what)
+    # "until their power adds up to at least `share`": powers 4, 4, 4, 1, 1, 1, 1 (in a drawn
+    # order) reach 3/4 of their total, 16, with the first three exactly (every sum is exact), so
+    # those three are the answer and a fourth is one too many.
+    norms = torch.tensor([2.0, 2.0, 2.0, 1.0, 1.0, 1.0, 1.0], dtype=F64)
+    order = torch.randperm(len(norms), generator=rng)
+    norms = norms[order]
+    what = "key_frequencies(norms 2, 2, 2, 1, 1, 1, 1 in some order, share=0.75)"
+    got = student.call("modular_addition.key_frequencies", norms, share=0.75)
+    want = reference.call("modular_addition.key_frequencies", norms, share=0.75)
+    _check_keys(got, want, f"{what}: the three strongest carry exactly 0.75 of the power")
 
 
 # ----------------------------------------------------------------------------- the neurons
