@@ -35,7 +35,8 @@ def describe_source(source: Path = REPO_ROOT) -> str:
         return f"commit {commit}"
     names = [line[3:] for line in changed]
     shown = ", ".join(names[:5]) + (", ..." if len(names) > 5 else "")
-    return f"commit {commit} plus uncommitted changes to {len(names)} files ({shown})"
+    return (f"commit {commit} plus uncommitted changes to {len(names)} "
+            f"file{'' if len(names) == 1 else 's'} ({shown})")
 
 
 def snapshot(destination: Path, source: Path = REPO_ROOT) -> Path:
