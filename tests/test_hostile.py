@@ -107,6 +107,7 @@ CASES = {
     "writes_results": (("pairwise_distances",), "differ from the expected result"),
     "fork_bomb": (("pairwise_distances",), "may not start processes"),
     "memory_bomb": (("pairwise_distances",), "ran out of memory"),
+    "memory_hog": (("pairwise_distances",), " of memory"),
     "thread_left_running": ((), ""),
     "signal_alarm": ((), ""),
     "ignores_signals": (("pairwise_distances",), "did not finish within 5 s"),
@@ -139,28 +140,45 @@ CASES = {
     "terminal_escapes": (("pairwise_distances",), "ValueError: \\x1b[2J\\x1b[31mall"),
     "empty_output": (("pairwise_distances",), "expected shape"),
     "unusual_tensor": (("pairwise_distances",), "sparse, meta or quantized"),
+    "leaves_shared_memory": ((), ""),
     "linked_zip": (EVERYTHING, MISSING, linked_zip),
     "linked_folder": (EVERYTHING, MISSING, linked_folder),
 }
 # The kernel features whose absence each case is also graded under (simulated).
 SIMULATED = {"signals_others": "no-signal-scope", "opens_socket": "no-signal-scope",
              "forges_answers": "no-landlock", "writes_to_channel": "no-landlock",
-             "shared_answer": "no-landlock", "extends_deadline": "no-landlock"}
+             "shared_answer": "no-landlock", "extends_deadline": "no-landlock",
+             "leaves_shared_memory": "no-landlock"}
+# Cases also graded with the worker and the trusted side answering as another operating system
+# does (worker.SIMULATE_PLATFORM): macOS without RLIMIT_AS, Windows without `resource`, timers,
+# process groups or inherited descriptors. Memory, time and the channel must still hold.
+SIMULATED_PLATFORMS = [("memory_hog", "darwin"), ("memory_hog", "win32"),
+                       ("loop_in_function", "win32"), ("sys_exit", "win32"),
+                       ("huge_output", "win32"), ("forges_answers", "win32")]
+PLATFORM_NOTES = {"darwin": "Note: macOS: ", "win32": "Note: Windows: "}
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("case", sorted(CASES) + [f"{case}@{missing}"
-                                                  for case, missing in SIMULATED.items()])
+                                                  for case, missing in SIMULATED.items()]
+                         + [f"{case}@{system}" for case, system in SIMULATED_PLATFORMS])
 def test_hostile_submission(case, grade, tmp_path, monkeypatch):
     case, _, missing = case.partition("@")
-    if missing:
+    system = missing if missing in PLATFORM_NOTES else ""
+    if system:
+        monkeypatch.setenv("AUTOGRADER_SIMULATE_PLATFORM", system)
+        missing = ""
+    elif missing:
         monkeypatch.setenv("AUTOGRADER_SIMULATE_SANDBOX", missing)
     affected, message, *builder = CASES[case]
     OUTSIDE.unlink(missing_ok=True)
     SHARED_LEFTOVER.unlink(missing_ok=True)
     protected = sorted(REPO_ROOT.glob("autograder/lab1/test_*.py"))
     submission = builder[0](tmp_path) if builder else hostile_submission(tmp_path, case)
-    graded = grade(submission)
+    # Filling memory takes time (about 0.7 s per 512 MiB here): a lower limit is reached well
+    # within the call's 5 s.
+    extra = ("--memory-limit-gib", "1.5") if case == "memory_hog" else ()
+    graded = grade(submission, extra=extra)
     assert graded.returncode == 0, graded.output[-2000:]
     assert "Traceback" not in graded.output.replace("Traceback (your code", ""), graded.output
 
@@ -182,6 +200,8 @@ def test_hostile_submission(case, grade, tmp_path, monkeypatch):
     assert "\x1b" not in graded.output, "a submission's terminal escape was printed raw"
     if missing:
         assert f"simulated: {missing}" in graded.results["output"]
+    if system:
+        assert PLATFORM_NOTES[system] in graded.results["output"], graded.results["output"]
 
 
 @pytest.mark.slow

@@ -244,3 +244,38 @@ def test_make_test_passes_the_reference_and_make_submit_zips_it(release, tmp_pat
     assert completed.returncode == 0, completed.stdout + completed.stderr
     with zipfile.ZipFile(copy / "dist" / "lab1-submission.zip") as archive:
         assert sorted(archive.namelist()) == sorted(lab.graded)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("system", ["darwin", "win32"])
+def test_the_release_grades_as_on_macos_and_on_windows(release, tmp_path, system):
+    """With the grader and its worker answering as macOS does (setrlimit(RLIMIT_AS) refused,
+    no prctl, no seccomp or Landlock) or as Windows does (no `resource`, no timer signals, no
+    process groups, the channel on standard input and output), every lab's reference gets
+    full public marks and the starter code 0, with one line saying what is missing."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith("PYTEST_")}
+    env["AUTOGRADER_SIMULATE_PLATFORM"] = system
+    note = {"darwin": "Note: macOS: ", "win32": "Note: Windows: "}[system]
+
+    def grade(lab_name, folder):
+        results = tmp_path / f"{lab_name}-{folder.name}.json"
+        completed = subprocess.run(
+            [sys.executable, "-m", "autograder", "grade", lab_name, str(folder), "--results",
+             str(results)], cwd=release, capture_output=True, text=True, timeout=600, env=env)
+        output = completed.stdout + completed.stderr
+        assert results.is_file(), output[-3000:]
+        assert "Traceback" not in output.replace("Traceback (your code", ""), output[-3000:]
+        assert note in output, output[-3000:]
+        return json.loads(results.read_text())
+
+    for name in LABS:
+        lab = load_lab(name)
+        solved = tmp_path / f"{name}-reference"
+        solved.mkdir()
+        for file in lab.graded:
+            shutil.copyfile(lab.reference_dir / file, solved / file)
+        results = grade(name, solved)
+        assert [t["name"] for t in results["tests"] if t["status"] != "passed"] == [], name
+        assert results["score"] == sum(t["max_score"] for t in results["tests"]) > 0
+    starter = grade("lab1", release / "assignments" / "lab1")
+    assert starter["tests"] and starter["score"] == 0

@@ -108,3 +108,19 @@ class Model:
 """
     assert unfinished_functions(source) == ["todo", "started", "Model.__init__"]
     assert unfinished_functions("def broken(:\n") == []
+
+
+def test_the_zip_is_the_same_bytes_whatever_system_writes_it(tmp_path, monkeypatch):
+    """A Windows checkout (CRLF line endings, zipfile's 'made on' system 0) and a macOS one
+    give the zip a Linux one gives: the upload does not depend on the student's computer."""
+    from autograder.delivery.submit import write_zip
+
+    files = {"basics.py": b"import torch\n\n\ndef f(x):\n    return x\n", "dqn.py": b"x = 1\n"}
+    write_zip(files, tmp_path / "linux.zip")
+    monkeypatch.setattr(sys, "platform", "win32")
+    write_zip({name: data.replace(b"\n", b"\r\n") for name, data in files.items()},
+              tmp_path / "windows.zip")
+    assert (tmp_path / "windows.zip").read_bytes() == (tmp_path / "linux.zip").read_bytes()
+    with zipfile.ZipFile(tmp_path / "windows.zip") as archive:
+        assert archive.namelist() == ["basics.py", "dqn.py"]
+        assert archive.read("basics.py") == files["basics.py"]

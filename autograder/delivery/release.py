@@ -123,13 +123,15 @@ MAKEFILE = """\
 # `make test` fails (non-zero exit status) while any test fails, as pytest does. pytest works
 # too: `.venv/bin/pytest -k patchify`, `--lf` (the tests that failed last time), `-x`.
 # The first command makes a virtual environment in .venv: PyTorch's CPU build, then the
-# pinned requirements. TORCH_INDEX=URL takes torch from another index (a CUDA build), and
-# PYTHON=/path/to/python uses an interpreter you prepared instead of .venv.
+# pinned requirements, with python3 (BASE_PYTHON=python3.12 names another). TORCH_INDEX=URL
+# takes torch from another index (a CUDA build), and PYTHON=/path/to/python uses an
+# interpreter you prepared instead of .venv.
 
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
 VENV ?= .venv
+BASE_PYTHON ?= python3
 TORCH_INDEX ?= @TORCH_INDEX@
 ifdef PYTHON
 PY := $(PYTHON)
@@ -159,7 +161,10 @@ help:
 \t@echo "labs: $(LABS)"
 
 $(VENV)/.installed: requirements.txt
-\t@test -x $(VENV)/bin/python || python3 -m venv $(VENV)
+\t@test -x $(VENV)/bin/python || $(BASE_PYTHON) -c 'import sys; sys.exit(sys.version_info < \\
+\t  (3, 11))' || { echo "$(BASE_PYTHON) is not Python 3.11 or newer: install one and run" \\
+\t  "again with BASE_PYTHON=python3.12 (say)"; exit 1; }
+\t@test -x $(VENV)/bin/python || $(BASE_PYTHON) -m venv $(VENV)
 \t$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check --no-deps \\
 \t  $(if $(TORCH_INDEX),--extra-index-url $(TORCH_INDEX),) torch==@TORCH@
 \t$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements.txt
@@ -190,8 +195,8 @@ def _makefile(torch: str) -> str:
     return MAKEFILE.replace("@TORCH_INDEX@", bundle.TORCH_CPU_INDEX).replace("@TORCH@", torch)
 
 
-def _readme(labs: list[Lab], seed: int, points: dict[str, dict[str, dict[str, float]]]
-            ) -> str:
+def _readme(labs: list[Lab], seed: int, points: dict[str, dict[str, dict[str, float]]],
+            torch: str) -> str:
     rows = "\n".join(f"| {lab.name} | {lab.title} | `assignments/{lab.name}/README.md` |"
                      for lab in labs)
     first = labs[0]
@@ -210,16 +215,61 @@ in `assignments/LAB/`; each lab's handout (its README) says what each function m
 
 ## Set-up
 
-With Python 3.11+ and `make`:
+With Python 3.11 to 3.13 and `make`:
 
 ```bash
 make test {first.name}      # the first run makes a virtual environment in .venv (a few minutes)
 ```
 
 It installs PyTorch's CPU build and the pinned versions in `requirements.txt`, the same ones
-the grader uses. `PYTHON=/path/to/python make ...` uses an interpreter you prepared instead,
+the grader uses: about 250 MB to download and 1 GB on disk, a few minutes on a home
+connection. `PYTHON=/path/to/python make ...` uses an interpreter you prepared instead,
 and `TORCH_INDEX=URL` takes torch from another index (say, a CUDA build for your GPU).
 Everything runs on a CPU; nothing is downloaded once the environment exists.
+
+### On your computer
+
+| system | set up and test |
+|---|---|
+| Linux (x86_64 or ARM) | `make test {first.name}` |
+| macOS (Apple silicon or Intel) | `make test {first.name}` |
+| Windows | the four PowerShell commands below (no make needed) |
+| no Python at hand | Google Colab, below |
+
+Linux needs Python 3.11+ with venv and make (`sudo apt install python3-venv make` on Debian
+and Ubuntu). macOS needs Python 3.11+ from python.org or Homebrew (`brew install
+python@3.12`) and make, which comes with the command-line tools (`xcode-select --install`);
+the `python3` those tools bring is too old (3.9), so with Homebrew's run the first
+`make test {first.name} BASE_PYTHON=python3.12` (the Makefile says so if it finds an older
+one). Windows needs Python 3.11+ from python.org, which brings the
+`py` launcher.
+
+On Windows, in PowerShell, from this folder:
+
+```
+py -3.12 -m venv .venv
+.venv\\Scripts\\python -m pip install --extra-index-url {bundle.TORCH_CPU_INDEX} torch=={torch}
+.venv\\Scripts\\python -m pip install -r requirements.txt
+.venv\\Scripts\\python -m autograder grade {first.name} assignments\\{first.name} --fail-on-failure
+```
+
+The last command is `make test {first.name}`; add `--part {part}` for `PART={part}` and
+`-k name` for `K=name`. `make submit {first.name}` is
+`.venv\\Scripts\\python -m autograder submit {first.name} assignments\\{first.name}
+--out dist\\{first.name}-submission.zip` (one line).
+WSL (Ubuntu on Windows) works too, with the Linux commands, but is not needed.
+
+On Google Colab, in a notebook's cells: `!git clone URL-OF-THIS-REPOSITORY labs`, then
+`%cd labs`, `!pip install -q -r requirements.txt` (Colab already has PyTorch) and
+`!python -m autograder grade {first.name} assignments/{first.name}`; edit the files in Colab's
+file browser, and download `dist/{first.name}-submission.zip` after `!python -m autograder
+submit {first.name} assignments/{first.name} --out dist/{first.name}-submission.zip`.
+
+The grader keeps its time limits everywhere. Off Linux on x86_64 it cannot sandbox your code
+the way Gradescope does (macOS has no address-space limit, Windows no resource limits or
+process groups); `make test` then says so in one line ("Note: ...") and watches your code's
+memory itself. The grades come from Gradescope, where every protection is in force. A zip
+from `make submit` holds the same bytes whichever system wrote it.
 
 ## The commands
 
@@ -408,6 +458,10 @@ def _stripped_neighbours(staff: Path, shipped: str, relative: Path) -> list[str]
     return problems
 
 
+# `python -m` modules every Python (or the release's environment) has, never staff tools.
+TOOLS_OF_PYTHON = {"pip", "venv", "pytest"}
+
+
 def find_dangling_references(release: Path, labs: list[Lab]) -> list[str]:
     """What the release's handouts and public tests cite that the release does not hold: a
     `python -m` module or `python file.py` outside it (a staff tool), a `make` target its
@@ -421,6 +475,8 @@ def find_dangling_references(release: Path, labs: list[Lab]) -> list[str]:
         text = _code_in_markdown(path.read_text(errors="replace"))
         relative = path.relative_to(release)
         for module, name in COMMAND.findall(text):
+            if module and name in TOOLS_OF_PYTHON:
+                continue
             if module:
                 candidates = [name.replace(".", "/") + suffix for suffix in (".py", "/__init__.py")]
             elif name.endswith(".py"):
@@ -501,7 +557,7 @@ def build_release(destination: Path, *, labs: list[str] | None = None,
     (destination / "requirements.txt").write_text(bundle.requirements_text(
         "The versions the grader uses (generated by the staff's `make release`)."))
     (destination / "Makefile").write_text(_makefile(torch))
-    (destination / "README.md").write_text(_readme(chosen, seed, points))
+    (destination / "README.md").write_text(_readme(chosen, seed, points, torch))
     (destination / "conftest.py").write_text(CONFTEST)
     (destination / "pyproject.toml").write_text(_pyproject())
     (destination / ".gitignore").write_text(".venv/\nbuild/\ndist/\n__pycache__/\n*.pyc\n"

@@ -103,12 +103,19 @@ def check_submission(lab: Lab, source: Path, *, import_timeout: float = IMPORT_T
 
 
 def write_zip(files: dict[str, bytes], destination: Path) -> None:
+    """The zip to upload, byte for byte the same whatever system writes it: the graded files
+    only (no folder, no `.DS_Store` or `__MACOSX/`), sorted, with a fixed date, mode and
+    "made on" system (zipfile writes 0 on Windows, 3 elsewhere), Windows line endings turned
+    into plain newlines (Python reads both alike), stored uncompressed (zlib builds compress
+    differently; the files are small)."""
     destination.parent.mkdir(parents=True, exist_ok=True)
     temporary = destination.with_suffix(".zip.tmp")
-    with zipfile.ZipFile(temporary, "w", zipfile.ZIP_DEFLATED) as archive:
+    with zipfile.ZipFile(temporary, "w", zipfile.ZIP_STORED) as archive:
         for name, data in sorted(files.items()):
-            archive.writestr(zipfile.ZipInfo(name, date_time=(2020, 1, 1, 0, 0, 0)), data,
-                             compress_type=zipfile.ZIP_DEFLATED)
+            info = zipfile.ZipInfo(name, date_time=(2020, 1, 1, 0, 0, 0))
+            info.create_system = 3
+            info.external_attr = 0o644 << 16
+            archive.writestr(info, data.replace(b"\r\n", b"\n"))
     temporary.replace(destination)
 
 

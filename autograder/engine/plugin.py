@@ -35,7 +35,7 @@ from autograder.engine.observations import (
     cache_key,
     sources_hash,
 )
-from autograder.engine.runner import CallFailed, Implementation
+from autograder.engine.runner import CallFailed, Implementation, platform_note
 from autograder.engine.submission import StagedSubmission, stage_submission
 
 DEFAULT_VISIBILITY = "after_published"
@@ -444,6 +444,8 @@ def collected_results(config: pytest.Config) -> dict[str, Any]:
                          f"later calls to it were stopped after {session.student.leash:g} s")
         if not config.getoption("public_only"):  # staff and grader detail, not for students
             notes.append(f"Sandbox: {session.student.sandbox}")
+    if platform_note():
+        notes.append(f"Note: {platform_note()}")
     notes.append(f"Grading seed: {state.seed}")
     files = {name: {"found": session.staged.found, "missing": session.staged.missing,
                     "notes": session.staged.notes} for name, session in state.labs.items()}

@@ -19,6 +19,7 @@ thread that lives as long as the grading (pytest's main thread does).
 
 from __future__ import annotations
 
+import collections
 import io
 import os
 import re
@@ -54,6 +55,11 @@ MAX_TENSORS = 10_000
 MAX_ITEMS = wire.MAX_OBJECTS
 MAX_NESTING = wire.MAX_DEPTH + 4
 SHARED_PLACES = ("/dev/shm", "/tmp", "/var/tmp")
+MEMORY_POLL = 0.1  # seconds between two looks at a worker's memory where the grader watches it
+# The variables that choose a CPU's numerics (torch's kernels, MKL's code path): a worker
+# computes as the grading machine is set up, or as `Implementation(environment=...)` says
+# (bench/crosscheck.py grades a submission under other numerics than the reference's).
+NUMERICS = ("ATEN_CPU_CAPABILITY", "MKL_CBWR", "MKL_ENABLE_INSTRUCTIONS")
 
 
 class Unreadable(Exception):
@@ -204,6 +210,120 @@ def _drain(stream, tail: OutputTail) -> None:
         tail.feed(chunk)
 
 
+class Inbox:
+    """What a worker sent on a pipe that cannot be waited on with select (Windows), read by
+    a thread of its own: `take` waits for bytes until a deadline."""
+
+    def __init__(self, stream):
+        self._chunks: collections.deque[bytes] = collections.deque()
+        self._condition = threading.Condition()
+        self._closed = False
+        threading.Thread(target=self._fill, args=(stream,), daemon=True).start()
+
+    def _fill(self, stream) -> None:
+        while True:
+            try:
+                chunk = stream.read1(1 << 20)
+            except (OSError, ValueError):
+                chunk = b""
+            with self._condition:
+                if chunk:
+                    self._chunks.append(chunk)
+                else:
+                    self._closed = True
+                self._condition.notify_all()
+            if not chunk:
+                return
+
+    def take(self, size: int, timeout: float) -> bytes | str:
+        """Up to `size` bytes; "timeout" when none came in time, "eof" when none will."""
+        with self._condition:
+            if not self._chunks and not self._closed:
+                self._condition.wait(max(timeout, 0))
+            if self._chunks:
+                chunk = self._chunks.popleft()
+                if len(chunk) > size:
+                    self._chunks.appendleft(chunk[size:])
+                    chunk = chunk[:size]
+                return chunk
+            return "eof" if self._closed else "timeout"
+
+
+class MemoryWatch:
+    """Where the worker cannot limit its own address space (macOS refuses RLIMIT_AS; Windows
+    has no `resource`), the trusted side looks at the resident memory of the worker and of
+    any process it started, and stops it above the limit."""
+
+    def __init__(self, pid: int, limit: int):
+        import psutil
+
+        self.limit = limit
+        self._process = psutil.Process(pid)
+        self._errors = (psutil.Error, OSError)
+
+    def exceeded(self) -> bool:
+        try:
+            processes = [self._process, *self._process.children(recursive=True)]
+            used = sum(process.memory_info().rss for process in processes)
+        except self._errors:
+            return False  # gone: the read that follows says how it ended
+        return used > self.limit
+
+
+def memory_watch(pid: int, limit: int) -> MemoryWatch | None:
+    """A MemoryWatch where the worker has no address-space limit of its own (not Linux), None
+    elsewhere, or where psutil is missing (the note then says so)."""
+    if limit <= 0 or wire.platform_name() == "linux":
+        return None
+    try:
+        return MemoryWatch(pid, limit)
+    except ImportError:
+        return None
+
+
+def platform_note() -> str:
+    """One line on what this operating system lacks of the worker's protections and what
+    stands in for it; empty where nothing is missing (Linux on x86_64)."""
+    system = wire.platform_name()
+    if system == "darwin":
+        return ("macOS: your code runs without the Linux sandbox and without an address-space "
+                "limit; the grader watches its memory instead, and every time limit holds")
+    if system == "win32":
+        return ("Windows: your code runs without a sandbox and without limits of its own; the "
+                "grader watches its memory and stops a call at its time limit (at the cost of "
+                "a restart)")
+    if kernel.landlock_abi(kernel.simulated()) < 1 and not kernel.seccomp_supported():
+        return (f"{system} on {kernel.machine()}: your code runs without the grader's "
+                "sandbox; time and memory limits hold")
+    return ""
+
+
+def kill_tree(popen: subprocess.Popen) -> None:
+    """Kill a worker and everything it started: its process group where there are process
+    groups, else the process and its descendants as psutil finds them (Windows)."""
+    if wire.platform_name() != "win32" and hasattr(os, "killpg"):
+        try:
+            os.killpg(popen.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        return
+    try:
+        import psutil
+
+        children = psutil.Process(popen.pid).children(recursive=True)
+    except Exception:  # noqa: BLE001 - psutil missing, or the worker already gone
+        children = []
+    for child in children:
+        try:
+            child.kill()
+        except Exception:  # noqa: BLE001 - gone in the meantime
+            pass
+    try:
+        popen.kill()
+    except OSError:
+        pass
+
+
 @dataclass
 class _Process:
     popen: subprocess.Popen
@@ -212,6 +332,11 @@ class _Process:
     scratch: tempfile.TemporaryDirectory
     uid: int
     output: OutputTail = field(default_factory=OutputTail)
+    inbox: Inbox | None = None  # answers, where they are read by a thread (Windows)
+    memory: MemoryWatch | None = None
+    # Where nothing keeps the worker out of /dev/shm (no Landlock, the grader's own user):
+    # what was there when it started, to remove what it added (see remove_new_shared_memory).
+    shm_before: tuple[float, set[str]] | None = None
 
 
 def reachable_by(uid: int, gid: int, path: Path) -> bool:
@@ -236,7 +361,7 @@ def clean_shared_places(uid: int) -> None:
     /tmp, /var/tmp), so that nothing passes from one submission to the next. Only for a
     worker running as a user of its own (never the grader's); links are removed, never
     followed."""
-    if uid == os.getuid():
+    if uid == getattr(os, "getuid", lambda: -1)():
         return
     for place in SHARED_PLACES:
         try:
@@ -256,12 +381,47 @@ def clean_shared_places(uid: int) -> None:
                 continue
 
 
+def shared_memory_snapshot() -> tuple[float, set[str]] | None:
+    """When and what /dev/shm held, before a worker that runs as the grader's own user
+    starts where Landlock does not keep it out; None where there is no /dev/shm."""
+    try:
+        return time.time(), set(os.listdir(SHARED_PLACES[0]))
+    except OSError:
+        return None
+
+
+def remove_new_shared_memory(snapshot: tuple[float, set[str]]) -> None:
+    """Remove what appeared in /dev/shm since `snapshot`, owned by this user and made after
+    it: memory a worker left there (a file in /dev/shm is RAM) would outlive the grading.
+    The grader itself puts nothing there while a worker runs (its workers may not start
+    processes, so torch never shares tensors through it). Links are removed, never followed."""
+    started, before = snapshot
+    uid = getattr(os, "getuid", lambda: -1)()
+    try:
+        entries = list(os.scandir(SHARED_PLACES[0]))
+    except OSError:
+        return
+    for entry in entries:
+        if entry.name in before:
+            continue
+        try:
+            info = entry.stat(follow_symlinks=False)
+            if info.st_uid != uid or info.st_ctime < started - 1:
+                continue
+            if stat.S_ISDIR(info.st_mode):
+                shutil.rmtree(entry.path, ignore_errors=True)
+            else:
+                os.unlink(entry.path)
+        except OSError:
+            continue
+
+
 def describe_exit(returncode: int | None, memory_limit: int) -> str:
     if returncode is None or returncode == wire.EXIT_LOST_CONNECTION:
         return "closed its connection to the grader (does your code close file descriptors?)"
     if returncode < 0:
         sig = -returncode
-        if sig == signal.SIGKILL:
+        if sig == getattr(signal, "SIGKILL", None):
             return (
                 "was killed (SIGKILL): most likely out of memory "
                 f"(the limit is {memory_limit / 2**30:.1f} GiB)"
@@ -292,6 +452,7 @@ class Implementation:
         user: str | int | None = None,
         protected: tuple[Path, ...] = (),
         record_calls: tuple[str, ...] = (),
+        environment: dict[str, str] | None = None,
     ):
         self.root = Path(root).resolve()
         self.probes = Path(probes).resolve() if probes else None
@@ -305,6 +466,9 @@ class Implementation:
         self.context = ""  # what is being graded now ("the test ..."), for messages
         self.memory_limit = memory_limit
         self.threads = threads
+        # NUMERICS variables for the worker, over the grading process's own
+        self.environment = {name: value for name, value in (environment or {}).items()
+                            if name in NUMERICS}
         # module name -> why it cannot be used (missing from the submission, failed to import)
         self.broken: dict[str, str] = dict(missing or {})
         self.use_sandbox = sandbox
@@ -399,11 +563,16 @@ class Implementation:
         worker_script, root, probes, switch = WORKER_SCRIPT, self.root, self.probes, {}
         if self.user is not None:
             worker_script, root, probes, switch = self._copies_for_user()
-        request_read, request_write = os.pipe()
-        # A socket, not a pipe: a pipe could be reopened for writing through /proc/self/fd,
-        # and the worker's student threads may not write to this one (sandbox.guard_channel).
-        response_socket, worker_socket = socket.socketpair()
-        response_read, response_write = response_socket.detach(), worker_socket.detach()
+        # Windows cannot hand descriptors to a child: there the channel is the worker's
+        # standard input and output, and what it prints comes on its error stream.
+        stdio = wire.platform_name() == "win32"
+        if not stdio:
+            request_read, request_write = os.pipe()
+            # A socket, not a pipe: a pipe could be reopened for writing through
+            # /proc/self/fd, and the worker's student threads may not write to this one
+            # (sandbox.guard_channel).
+            response_socket, worker_socket = socket.socketpair()
+            response_read, response_write = response_socket.detach(), worker_socket.detach()
         scratch = tempfile.TemporaryDirectory(
             prefix="grader-worker-", dir=root.parent if switch else None)
         if switch:
@@ -417,10 +586,8 @@ class Implementation:
             str(root),
             "--scratch",
             scratch.name,
-            "--request-fd",
-            str(request_read),
-            "--response-fd",
-            str(response_write),
+            *(["--stdio-channel"] if stdio else [
+                "--request-fd", str(request_read), "--response-fd", str(response_write)]),
             "--memory-limit",
             str(self.memory_limit),
             "--threads",
@@ -446,24 +613,44 @@ class Implementation:
             "PYTHONDONTWRITEBYTECODE": "1",
             "TQDM_DISABLE": "1",
         }
-        if os.environ.get(kernel.SIMULATE_VARIABLE):
-            env[kernel.SIMULATE_VARIABLE] = os.environ[kernel.SIMULATE_VARIABLE]
-        popen = subprocess.Popen(
-            command,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            pass_fds=(request_read, response_write),
-            cwd=scratch.name,
-            env=env,
-            start_new_session=True,
-            **switch,
-        )
-        os.close(request_read)
-        os.close(response_write)
-        uid = switch.get("user", os.getuid())
-        process = _Process(popen, request_write, response_read, scratch, uid)
-        threading.Thread(target=_drain, args=(popen.stdout, process.output), daemon=True).start()
+        for variable in (kernel.SIMULATE_VARIABLE, wire.SIMULATE_PLATFORM, *NUMERICS):
+            if os.environ.get(variable):
+                env[variable] = os.environ[variable]
+        env.update(self.environment)
+        for name in ("SYSTEMROOT", "SystemRoot"):  # Windows needs it to start Python at all
+            if os.environ.get(name):
+                env[name] = os.environ[name]
+        shm_before = None
+        if (self.user is None and wire.platform_name() == "linux"
+                and kernel.landlock_abi(kernel.simulated()) < 1):
+            shm_before = shared_memory_snapshot()
+        if stdio:
+            popen = subprocess.Popen(
+                command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE, cwd=scratch.name, env=env, **switch)
+            request_write, response_read = popen.stdin.fileno(), popen.stdout.fileno()
+            printed = popen.stderr
+        else:
+            popen = subprocess.Popen(
+                command,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                pass_fds=(request_read, response_write),
+                cwd=scratch.name,
+                env=env,
+                start_new_session=True,
+                **switch,
+            )
+            os.close(request_read)
+            os.close(response_write)
+            printed = popen.stdout
+        uid = switch.get("user", getattr(os, "getuid", lambda: -1)())
+        process = _Process(popen, request_write, response_read, scratch, uid,
+                           inbox=Inbox(popen.stdout) if stdio else None,
+                           memory=memory_watch(popen.pid, self.memory_limit),
+                           shm_before=shm_before)
+        threading.Thread(target=_drain, args=(printed, process.output), daemon=True).start()
         message = self._read(process, time.monotonic() + STARTUP_TIMEOUT)
         if isinstance(message, Unreadable):
             message = f"an unreadable first message ({message})"
@@ -475,12 +662,15 @@ class Implementation:
         return process
 
     def _kill(self, process: _Process) -> None:
-        try:
-            os.killpg(process.popen.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
+        kill_tree(process.popen)
         process.popen.wait()
-        for fd in (process.request_fd, process.response_fd):
+        if process.inbox is not None:  # the channel is the worker's stdin and stdout
+            for stream in (process.popen.stdin, process.popen.stdout):
+                try:
+                    stream.close()
+                except OSError:
+                    pass
+        for fd in () if process.inbox is not None else (process.request_fd, process.response_fd):
             try:
                 os.close(fd)
             except OSError:
@@ -488,6 +678,8 @@ class Implementation:
         process.scratch.cleanup()
         if self.user is not None:
             clean_shared_places(process.uid)
+        elif process.shm_before is not None:
+            remove_new_shared_memory(process.shm_before)
 
     def _read(self, process: _Process, deadline: float) -> Any:
         """Read one message; returns "timeout" or "eof" when none comes, Unreadable when
@@ -508,16 +700,28 @@ class Implementation:
 
     @staticmethod
     def _read_exactly(process: _Process, size: int, deadline: float) -> bytes | str:
+        """`size` bytes, or "timeout", "eof", or "memory" (the worker went over its memory
+        limit where the grader watches it: it is killed)."""
         chunks = []
         while size:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return "timeout"
-            ready, _, _ = select.select([process.response_fd], [], [], remaining)
-            if not ready:
-                return "timeout"
-            chunk = os.read(process.response_fd, min(size, 1 << 20))
-            if not chunk:
+            if process.memory is not None:
+                if process.memory.exceeded():
+                    kill_tree(process.popen)
+                    return "memory"
+                remaining = min(remaining, MEMORY_POLL)
+            if process.inbox is not None:
+                chunk = process.inbox.take(size, remaining)
+                if chunk == "timeout":
+                    continue
+            else:
+                ready, _, _ = select.select([process.response_fd], [], [], remaining)
+                if not ready:
+                    continue
+                chunk = os.read(process.response_fd, min(size, 1 << 20))
+            if not chunk or chunk == "eof":
                 return "eof"
             chunks.append(chunk)
             size -= len(chunk)
@@ -630,6 +834,10 @@ class Implementation:
             elif phase == "run":
                 what = self._out_of_time(limit, hang)
             text, kind = f"{shown} {what}", "timeout"
+        elif message == "memory":
+            text = (f"{shown} used more than {self.memory_limit / 2**30:.1f} GiB of memory "
+                    "and was stopped")
+            kind = "memory"
         elif message == "eof":
             ending = describe_exit(returncode, self.memory_limit)
             text = f"{shown}: the process running your code {ending}"
@@ -665,7 +873,8 @@ class Implementation:
         what = f"did not finish within {limit:g} s (an infinite loop, or much slower than needed?)"
         if hang is not None:
             what += f". When it was stopped it was running {hang.name} ({hang.place})"
-            if hang.function not in self.hangs and len(self.hangs) < MAX_LEASHES:
+            if (hang.function not in self.hangs and len(self.hangs) < MAX_LEASHES
+                    and wire.platform_name() != "win32"):  # no timer there to hold a leash
                 self.hangs[hang.function] = hang
                 what += f". From now on every call to {hang.name} is stopped after {self.leash:g} s"
         return what

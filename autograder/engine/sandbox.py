@@ -114,6 +114,15 @@ def _supported() -> bool:
     return sys.platform == "linux" and platform.machine() == "x86_64"
 
 
+def seccomp_supported() -> bool:
+    """Whether `confine_process` can work here (its filters are written for Linux x86_64)."""
+    return _supported()
+
+
+def machine() -> str:
+    return platform.machine()
+
+
 def _libc() -> ctypes.CDLL:
     return ctypes.CDLL(None, use_errno=True)
 

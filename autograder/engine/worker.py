@@ -48,7 +48,6 @@ import io  # noqa: E402
 import linecache  # noqa: E402
 import os  # noqa: E402
 import queue  # noqa: E402
-import resource  # noqa: E402
 import signal  # noqa: E402
 import struct  # noqa: E402
 import threading  # noqa: E402
@@ -60,11 +59,33 @@ from typing import Any  # noqa: E402
 
 import torch  # noqa: E402
 
+try:
+    import resource
+except ImportError:  # Windows
+    resource = None
+
 HEADER = struct.Struct("!Q")
 EXIT_LOST_CONNECTION = 70  # the worker's pipes to the grader were closed under it
 MAX_MESSAGE_BYTES = 256 * 2**20
 MAX_DEPTH = 32
 MAX_OBJECTS = 200_000  # items in one message; the trusted side enforces it again
+# The repository's tests make a Linux worker (and the trusted side, see runner.py) answer as
+# another operating system does: "darwin" (setrlimit(RLIMIT_AS) refused, no prctl, no
+# seccomp or Landlock) or "win32" (no `resource` module, no interval timers, no process
+# groups, no inherited descriptors: the channel is the worker's standard input and output).
+SIMULATE_PLATFORM = "AUTOGRADER_SIMULATE_PLATFORM"
+PLATFORMS = ("darwin", "win32")
+
+
+def platform_name() -> str:
+    """The operating system to behave as: sys.platform, or the one simulated."""
+    simulated = os.environ.get(SIMULATE_PLATFORM, "")
+    return simulated if simulated in PLATFORMS else sys.platform
+
+
+# Whether calls are stopped by an interval timer in the worker (SIGALRM); where there is none
+# (Windows) the trusted side's deadline stops them, at the cost of a new worker.
+_timers = hasattr(signal, "setitimer")
 
 
 # ----------------------------------------------------------------------------- framing
@@ -278,7 +299,7 @@ class deadline:
         self.name, self.seconds, self.entry = name, seconds, None
 
     def __enter__(self) -> None:
-        if self.seconds:
+        if self.seconds and _timers:
             signal.signal(signal.SIGALRM, _on_leash_timer)  # the implementation may replace it
             self.entry = (self.name, self.seconds, time.monotonic() + self.seconds)
             _leash_stack.append(self.entry)
@@ -788,6 +809,8 @@ def defined_names(module: Any) -> dict[str, str]:
 
 def cancel_timers() -> bool:
     """Cancel alarms and interval timers a call left behind; True if there were any."""
+    if not _timers:
+        return False
     pending = signal.alarm(0) > 0
     for timer in (signal.ITIMER_REAL, signal.ITIMER_VIRTUAL, signal.ITIMER_PROF):
         pending = signal.setitimer(timer, 0)[0] > 0 or pending
@@ -802,27 +825,63 @@ def flush_stdio() -> None:
             pass
 
 
-def limit_resources(memory_bytes: int, file_bytes: int) -> None:
+def limit_resources(memory_bytes: int, file_bytes: int, system: str) -> list[str]:
+    """Put the memory, file-size and core-dump limits in place; returns what could not be,
+    one phrase each. macOS refuses an address-space limit (setrlimit answers EINVAL, which
+    Python raises as ValueError) and Windows has no `resource` module: there the trusted side
+    watches the worker's memory instead (runner.MemoryWatch)."""
+    if resource is None or system == "win32":
+        return ["no memory or file-size limit in the worker (no `resource` module): the grader "
+                "watches its memory"]
+    missing = []
     if memory_bytes > 0:
-        resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
+        try:
+            if system == "darwin":
+                raise ValueError("current limit exceeds maximum limit")
+            resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
+        except (ValueError, OSError):
+            missing.append("no address-space limit (this system refuses RLIMIT_AS): the grader "
+                           "watches the worker's memory")
     resource.setrlimit(resource.RLIMIT_FSIZE, (file_bytes, file_bytes))
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     # Writing past the file-size limit then fails with an OSError instead of killing us.
-    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    if hasattr(signal, "SIGXFSZ"):
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    return missing
 
 
-def die_with_parent() -> None:
+def die_with_parent(system: str) -> list[str]:
     """Have Linux kill this process when the grading process that started it dies, so that a
-    grader stopped from outside (a batch timeout, say) leaves no busy worker behind."""
+    grader stopped from outside (a batch timeout, say) leaves no busy worker behind. Returns
+    what could not be put in place."""
     parent = os.getppid()
     try:
         import ctypes
 
+        if system != "linux":
+            raise AttributeError("prctl")
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
     except (OSError, AttributeError):  # not Linux: the trusted side's kill still applies
-        return
+        return ["the worker does not die with the grader (no prctl): the grader stops it "
+                "when grading ends"]
     if os.getppid() != parent:  # the parent died before the request took effect
         os._exit(1)
+    return []
+
+
+def channel_from_stdio() -> tuple[int, int]:
+    """Where descriptors cannot be handed to a child (Windows), the grader talks to the worker
+    through its standard input and output: keep those two as the channel, and point the
+    standard descriptors elsewhere (input: nothing; output: the error stream, which the
+    grader shows as the code's output) so that student prints cannot reach the channel."""
+    request_fd, response_fd = os.dup(0), os.dup(1)
+    null = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(null, 0)
+    os.close(null)
+    os.dup2(2, 1)
+    if hasattr(os, "set_blocking"):
+        os.set_blocking(request_fd, True)
+    return request_fd, response_fd
 
 
 def quiet_library_threads() -> None:
@@ -844,8 +903,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--impl", type=Path, required=True)
     parser.add_argument("--probes", type=Path)
     parser.add_argument("--scratch", type=Path, required=True)
-    parser.add_argument("--request-fd", type=int, required=True)
-    parser.add_argument("--response-fd", type=int, required=True)
+    parser.add_argument("--request-fd", type=int)
+    parser.add_argument("--response-fd", type=int)
+    parser.add_argument("--stdio-channel", action="store_true",
+                        help="requests on standard input, answers on standard output")
     parser.add_argument("--memory-limit", type=int, default=0)
     parser.add_argument("--file-limit", type=int, default=256 * 2**20)
     parser.add_argument("--threads", type=int, default=1)
@@ -856,8 +917,21 @@ def main(argv: list[str] | None = None) -> None:
                         "recorded for the trusted side's hints")
     args = parser.parse_args(argv)
 
-    die_with_parent()
-    limit_resources(args.memory_limit, args.file_limit)
+    global _timers
+    system = platform_name()
+    if system != sys.platform:  # simulated: as the repository's tests ask
+        _timers = _timers and system != "win32"
+        if system == "darwin":  # (a Linux that calls itself win32 cannot import subprocess)
+            import sysconfig
+
+            sysconfig.get_config_vars()  # its data module is named after the real platform
+            sys.platform = system
+    if args.stdio_channel:
+        args.request_fd, args.response_fd = channel_from_stdio()
+    missing = die_with_parent(system) + limit_resources(args.memory_limit, args.file_limit,
+                                                        system)
+    if not _timers:
+        missing.append("no timer signals: a call that runs out of time costs a new worker")
     torch.set_num_threads(args.threads)
     quiet_library_threads()
     impl = args.impl.resolve()
@@ -865,7 +939,9 @@ def main(argv: list[str] | None = None) -> None:
     os.chdir(args.scratch)
     sys.stdin = open(os.devnull)  # noqa: SIM115 - student code must not wait for input
     sandbox, guard = "no sandbox", None
-    if not args.no_sandbox:
+    if system == "win32":
+        sandbox = "file-system and process sandbox unavailable on this platform"
+    elif not args.no_sandbox:
         spec = importlib.util.spec_from_file_location(
             "_grader_sandbox", Path(__file__).with_name("sandbox.py"))
         module = importlib.util.module_from_spec(spec)
@@ -875,6 +951,8 @@ def main(argv: list[str] | None = None) -> None:
             readable.append(str(args.probes.resolve()))
         sandbox = module.apply(readable, [str(args.scratch.resolve())])
         guard = module.guard_channel
+    if missing:
+        sandbox = "; ".join([sandbox, *missing])
     recorded = {name for name in args.record_calls.split(",") if name}
     serve(impl, args.probes, args.request_fd, args.response_fd, sandbox, guard, recorded)
 
