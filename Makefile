@@ -5,7 +5,8 @@
 #   make demo [lab2]               grade each lab's examples, starter code and reference
 #   make check                     the repository's own test suite (what CI runs)
 #   make grade lab1 SUBMISSIONS=DIR   TA batch regrade into OUT (build/grades/lab1): a CSV, one
-#                                  row per student; STUDENT=name regrades one into it, DUE=time
+#                                  row per student; STUDENT=name regrades one into it, DUE=time,
+#                                  SCHEDULER=tcp://host:8786 (or local) grades on a Dask cluster
 #   make submit lab1               check lab1's files and write dist/lab1-submission.zip
 #   make release                   the student repository in dist/student/
 #   make autograder lab1           the Gradescope autograder zip dist/lab1-autograder.zip
@@ -71,7 +72,7 @@ $(VENV)/.installed: pyproject.toml
 	@touch $@
 
 $(VENV)/.installed-check: $(VENV)/.installed
-	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check -e '.[dev,otter]'
+	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check -e '.[dev,otter,cluster]'
 	@touch $@
 
 venv: $(ENV_STAMP)
@@ -102,13 +103,16 @@ demo: $(ENV_STAMP)
 
 # OUT=folder (default build/grades/LAB), STUDENT=name-sid-email-or-folder regrades one
 # submission into OUT's CSV (at its seed unless SEED is given), DUE="2025-09-15 23:59 -07:00"
-# fills the lateness column, JOBS=n, PARTS="basics bandits"
+# fills the lateness column, JOBS=n, PARTS="basics bandits", K=expr (pytest's -k);
+# SCHEDULER=tcp://host:8786 sends the gradings to that Dask cluster, SCHEDULER=local to one
+# started on this machine with JOBS workers (both need the cluster extra: README.md, TAs)
 grade: $(ENV_STAMP)
 	@test -n "$(LAB)" || { echo "usage: make grade lab1 SUBMISSIONS=DIR"; exit 2; }
 	@test -n "$(SUBMISSIONS)" || { echo "usage: make grade $(LAB) SUBMISSIONS=DIR"; exit 2; }
 	$(PY) -m autograder batch $(LAB) "$(SUBMISSIONS)" --out "$(or $(OUT),build/grades/$(LAB))" \
-	  $(SEED_ARG) $(PART_ARGS) $(if $(JOBS),--jobs $(JOBS),) \
-	  $(if $(STUDENT),--student "$(STUDENT)",) $(if $(DUE),--due "$(DUE)",)
+	  $(SEED_ARG) $(PART_ARGS) $(if $(K),-k "$(K)",) $(if $(JOBS),--jobs $(JOBS),) \
+	  $(if $(STUDENT),--student "$(STUDENT)",) $(if $(DUE),--due "$(DUE)",) \
+	  $(if $(SCHEDULER),--scheduler "$(SCHEDULER)",)
 
 # IMPL=assignments (default), or a folder or zip; FORCE=1 writes the zip despite problems
 submit: $(ENV_STAMP)

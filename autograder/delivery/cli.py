@@ -197,7 +197,8 @@ def batch(args: argparse.Namespace) -> int:
     try:
         reference, graded = grade_batch(lab, folder, out, jobs=args.jobs, seed=args.seed,
                                         timeout=args.timeout, parts=args.part,
-                                        student=args.student, due=due)
+                                        keyword=args.keyword, student=args.student, due=due,
+                                        scheduler=args.scheduler, unsandboxed=args.unsandboxed)
     except BatchError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -355,6 +356,11 @@ def main(argv: list[str] | None = None) -> int:
     b.add_argument("--seed", type=int, help="grading seed for the whole batch (default: random)")
     b.add_argument("--timeout", type=float, default=900.0, help="seconds per submission")
     b.add_argument("--part", action="append", help="grade only this part (repeatable)")
+    b.add_argument("-k", dest="keyword", help="grade only the tests this pytest -k expression "
+                   "selects")
+    b.add_argument("--scheduler", help="grade on a Dask cluster: its scheduler's address "
+                   "(tcp://host:8786), or 'local' for one on this machine with --jobs workers "
+                   "(needs the cluster extra; default: a process pool on this machine)")
     b.add_argument("--unsandboxed", action="store_true", help="grade even though this kernel "
                    "has no Landlock (submitted code can then use your files: see the error)")
     b.add_argument("--student", help="regrade only this submission (a folder name, or a "

@@ -5,6 +5,7 @@ the batch regrade and Gradescope's `run_autograder` both do for each submission.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import json
 import os
 import re
@@ -22,6 +23,17 @@ from autograder.engine.labs import Lab
 
 PROGRESS = re.compile(r"progress: (.*)$")
 
+# Linux: the grading process is killed when the thread that started it dies with its process
+# (a Dask worker killed mid-grading), instead of grading on as an orphan nobody waits for; its
+# own worker's watchdog then stops the submission's code (engine/worker.py).
+_LIBC = ctypes.CDLL(None, use_errno=True) if sys.platform == "linux" else None
+PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    if _LIBC is not None:
+        _LIBC.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
 
 def grade_one(
     lab: Lab,
@@ -32,9 +44,11 @@ def grade_one(
     timeout: float,
     extra: list[str] | None = None,
     progress: Callable[[str], None] | None = None,
+    env: dict[str, str] | None = None,
 ) -> tuple[dict[str, Any] | None, str]:
     """Grade in a separate process; returns (results, problem). With `progress`, the grading
-    reports how far it got every few seconds, and `progress` receives each report."""
+    reports how far it got every few seconds, and `progress` receives each report; `env` adds
+    to (or replaces some of) this process's environment variables."""
     command = [
         sys.executable, "-m", "autograder", "grade", lab.name, str(source),
         "--results", str(results_path), "--seed", str(seed), "--quiet", *(extra or []),
@@ -43,7 +57,9 @@ def grade_one(
     log = results_path.with_suffix(".log")
     with open(log, "wb") as stream:
         process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                   cwd=REPO_ROOT, start_new_session=True)
+                                   cwd=REPO_ROOT, start_new_session=True,
+                                   env={**os.environ, **env} if env else None,
+                                   preexec_fn=_die_with_parent if _LIBC is not None else None)
 
         def copy() -> None:
             for line in process.stdout:
