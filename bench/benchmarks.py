@@ -10,7 +10,8 @@ Sections (--only picks some):
   overhead  grading the reference divided by running the same tests, with the same seed and
             inputs, in one process without workers (bench/inprocess.py), measured alternately
   release   `make test LAB` in the student release (dist/student, built by `make release`)
-  batch     `python -m autograder batch` on 20 mixed submissions with 2 jobs: throughput, how
+  batch     `python -m autograder batch` on 20 mixed submissions with 2 jobs, on the process
+            pool and on a two-worker Dask LocalCluster: throughput, the cluster's overhead, how
             many gradings ran at once, and whether the reference was computed only once
   training  reference training times and outcomes: the bandit testbed, the DQN on CartPole-v1
             (seeds 1-5, 50k steps each), lab 2's transformer, induction, superposition and SAE
@@ -266,38 +267,52 @@ def section_release(labs: list[Lab], repeat: int) -> dict[str, Any]:
     return out
 
 
+# The batch's two ways of dispatching: this process's pool, and a Dask LocalCluster of two
+# single-threaded workers on the same two cores (`--scheduler local`), whose difference is the
+# cluster's own cost (starting workers, shipping each submission's bytes, the scheduler).
+BATCH_MODES = {"pool": [], "local_cluster": ["--scheduler", "local"]}
+
+
 def section_batch(labs: list[Lab], repeat: int, work: Path, seed: int) -> dict[str, Any]:
     out: dict[str, Any] = {}
+    modes = dict(BATCH_MODES)
+    try:
+        import distributed  # noqa: F401 - the cluster extra
+    except ImportError:
+        log("batch: Dask is not installed (the cluster extra); the pool only")
+        del modes["local_cluster"]
     for lab in labs:
         submissions = mixed_submissions(lab, work / lab.name / "batch-submissions")
         count = len(list(submissions.iterdir()))
-        runs = []
-        for attempt in range(repeat):
-            cache = work / lab.name / f"batch-cache-{attempt}"
-            shutil.rmtree(cache, ignore_errors=True)
-            env = {**os.environ, "AUTOGRADER_REFERENCE_CACHE": str(cache)}
-            concurrency: list[int] = []
+        out[lab.name] = {}
+        for mode, options in modes.items():
+            runs = []
+            for attempt in range(repeat):
+                cache = work / lab.name / f"batch-cache-{mode}-{attempt}"
+                shutil.rmtree(cache, ignore_errors=True)
+                env = {**os.environ, "AUTOGRADER_REFERENCE_CACHE": str(cache)}
+                concurrency: list[int] = []
 
-            def watch(pids: list[int], concurrency: list[int] = concurrency,
-                      lab: Lab = lab) -> None:
-                concurrency.append(sum(_is_submission_grading(pid, lab) for pid in pids))
+                def watch(pids: list[int], concurrency: list[int] = concurrency,
+                          lab: Lab = lab) -> None:
+                    concurrency.append(sum(_is_submission_grading(pid, lab) for pid in pids))
 
-            run = measure([PY, "-m", "autograder", "batch", lab.name, str(submissions),
-                           "--out", str(work / lab.name / f"batch-out-{attempt}"),
-                           "--jobs", "2", "--seed", str(seed + attempt)],
-                          cwd=ROOT, env=env, watch=watch, interval=0.1)
-            busy = [c for c in concurrency if c > 0]
-            run["submissions"] = count
-            run["two_at_once"] = round(sum(c >= 2 for c in busy) / max(len(busy), 1), 3)
-            run["cache_files"] = _count_files(cache)
-            alone = work / lab.name / f"batch-reference-cache-{attempt}"
-            shutil.rmtree(alone, ignore_errors=True)
-            measure(grade_command(lab.name, reference_dir(lab), work / "alone.json",
-                                  seed + attempt, str(alone)), cwd=ROOT)
-            run["reference_cache_files"] = _count_files(alone)
-            runs.append(run)
-            log(f"batch {lab.name}: {run}")
-        out[lab.name] = runs
+                run = measure([PY, "-m", "autograder", "batch", lab.name, str(submissions),
+                               "--out", str(work / lab.name / f"batch-out-{mode}-{attempt}"),
+                               "--jobs", "2", "--seed", str(seed + attempt), *options],
+                              cwd=ROOT, env=env, watch=watch, interval=0.1)
+                busy = [c for c in concurrency if c > 0]
+                run["submissions"] = count
+                run["two_at_once"] = round(sum(c >= 2 for c in busy) / max(len(busy), 1), 3)
+                run["cache_files"] = _count_files(cache)
+                alone = work / lab.name / f"batch-reference-cache-{attempt}"
+                if not alone.is_dir():
+                    measure(grade_command(lab.name, reference_dir(lab), work / "alone.json",
+                                          seed + attempt, str(alone)), cwd=ROOT)
+                run["reference_cache_files"] = _count_files(alone)
+                runs.append(run)
+                log(f"batch {lab.name} {mode}: {run}")
+            out[lab.name][mode] = runs
     return out
 
 
@@ -316,7 +331,10 @@ def _is_submission_grading(pid: int, lab: Lab) -> bool:
 
 
 def _count_files(folder: Path) -> int:
-    return sum(1 for path in folder.rglob("*.pt")) if folder.is_dir() else 0
+    """Observations in a reference cache (sealed entries; plain .pt files of older caches)."""
+    if not folder.is_dir():
+        return 0
+    return sum(1 for path in folder.rglob("*") if path.suffix in (".sealed", ".pt"))
 
 
 # ---------------------------------------------------------------------------- training
@@ -629,27 +647,44 @@ def _render_batch(batch: dict[str, Any] | None) -> list[str]:
     lines = [f"## {title}", "",
              "`python -m autograder batch LAB DIR --jobs 2` on 20 generated submissions (5 "
              "copies of the reference, 5 of the stubs, 10 partial solutions with a random share "
-             "of the TODOs left), cold reference cache. *Two at once*: the share of the time "
-             "while submissions were being graded that two gradings ran together. *Reference "
-             "once*: the batch's cache holds no more observations than grading the reference "
-             "alone at the same seed produces, so no submission computed any of its own. Budget: "
-             "reference outputs computed once per batch; both cores busy.", "",
-             "| lab | runs | wall (median) | submissions / min | CPU time | peak PSS | two at "
-             "once | reference once | met |", "|---|---|---|---|---|---|---|---|---|"]
-    for lab, runs in batch.items():
-        figure = Figure(runs)
-        wall = figure.median("seconds")
-        rate = runs[0]["submissions"] / wall * 60
-        together = figure.median("two_at_once")
-        once = all(r["cache_files"] <= r["reference_cache_files"] for r in runs)
-        ok = once and together >= 0.8
-        lines.append(f"| {lab} | {len(runs)} | {seconds(wall)} | {rate:.1f} | "
-                     f"{seconds(figure.median('cpu_seconds'))} | "
-                     f"{max(r['peak_pss_mib'] for r in runs):.0f} MiB | {together:.0%} | "
-                     f"{'yes' if once else 'no'} ({runs[0]['cache_files']} vs "
-                     f"{runs[0]['reference_cache_files']} observations) | {met(ok)} |")
-    return lines + ["", "Both cores busy is judged as two gradings at once at least 80% of the "
-                    "time (the rest is the last submission finishing alone).", ""]
+             "of the TODOs left), cold reference cache, once with the process pool (the "
+             "default) and once on a Dask LocalCluster of two single-threaded workers "
+             "(`--scheduler local`, the same tasks as on a cluster of many machines). *Two at "
+             "once*: the share of the time while submissions were being graded that two "
+             "gradings ran together. *Reference once*: the batch's cache holds no more "
+             "observations than grading the reference alone at the same seed produces, so no "
+             "submission computed any of its own. *Cluster overhead*: the LocalCluster's wall "
+             "time over the pool's, less one (starting the workers, shipping each submission, "
+             "the scheduler). Budget: reference outputs computed once per batch; both cores "
+             "busy.", "",
+             "| lab | dispatch | runs | wall (median) | submissions / min | CPU time | peak PSS | "
+             "two at once | reference once | met |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    overheads = []
+    for lab, modes in batch.items():
+        walls = {}
+        for mode, runs in modes.items():
+            figure = Figure(runs)
+            wall = walls[mode] = figure.median("seconds")
+            rate = runs[0]["submissions"] / wall * 60
+            together = figure.median("two_at_once")
+            once = all(r["cache_files"] <= r["reference_cache_files"] for r in runs)
+            ok = once and together >= 0.8
+            name = {"pool": "process pool", "local_cluster": "Dask LocalCluster, 2 workers"}
+            lines.append(f"| {lab} | {name.get(mode, mode)} | {len(runs)} | {seconds(wall)} | "
+                         f"{rate:.1f} | {seconds(figure.median('cpu_seconds'))} | "
+                         f"{max(r['peak_pss_mib'] for r in runs):.0f} MiB | {together:.0%} | "
+                         f"{'yes' if once else 'no'} ({runs[0]['cache_files']} vs "
+                         f"{runs[0]['reference_cache_files']} observations) | {met(ok)} |")
+        if "pool" in walls and "local_cluster" in walls:
+            overheads.append(f"{lab}: {walls['local_cluster'] / walls['pool'] - 1:+.0%} "
+                             f"({walls['local_cluster'] - walls['pool']:+.1f} s)")
+    lines += ["", "Both cores busy is judged as two gradings at once at least 80% of the "
+              "time (the rest is the last submission finishing alone)."]
+    if overheads:
+        lines += ["", "Cluster overhead (LocalCluster wall time over the pool's): "
+                  + "; ".join(overheads) + "."]
+    return lines + [""]
 
 
 TRAINING_ROWS = [

@@ -226,3 +226,13 @@ def test_a_partial_bench_run_keeps_what_it_did_not_measure():
     line = benchmarks._stamp_line(second, "grading")[0]
     assert "lab1: commit aaa1111" in line and "lab2: commit bbb2222" in line
     assert benchmarks._stamp_line(second, "batch") == []  # never measured: no stamp
+
+
+def test_the_batch_table_gives_the_pool_and_the_cluster_with_its_overhead():
+    run = {"seconds": 100.0, "cpu_seconds": 190.0, "peak_pss_mib": 900.0, "two_at_once": 0.9,
+           "cache_files": 12, "reference_cache_files": 12, "submissions": 20}
+    text = "\n".join(benchmarks._render_batch(
+        {"lab1": {"pool": [run], "local_cluster": [{**run, "seconds": 110.0}]}}))
+    assert "| lab1 | process pool | 1 | 100.0 s | 12.0 |" in text
+    assert "| lab1 | Dask LocalCluster, 2 workers | 1 | 110.0 s | 10.9 |" in text
+    assert "lab1: +10% (+10.0 s)" in text
