@@ -79,6 +79,10 @@ TAG_BYTES = 32
 MISSING = object()
 
 
+NO_FOLLOW = getattr(os, "O_NOFOLLOW", 0)  # not on Windows, where links need privileges
+BINARY = getattr(os, "O_BINARY", 0)  # Windows: no newline translation
+
+
 def cache_key(cache_root: Path, *, private: bool) -> bytes:
     """The key that seals `cache_root`'s entries: a fresh one that never leaves this process
     when `private` (the worker could read a key file), else the folder's key file, made
@@ -88,13 +92,14 @@ def cache_key(cache_root: Path, *, private: bool) -> bytes:
     path = Path(cache_root) / "key"
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
-        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | NO_FOLLOW | BINARY,
+                             0o600)
     except FileExistsError:
         descriptor = -1
     if descriptor >= 0:
         with os.fdopen(descriptor, "wb") as stream:
             stream.write(secrets.token_bytes(32))
-    descriptor = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    descriptor = os.open(path, os.O_RDONLY | NO_FOLLOW | BINARY)
     with os.fdopen(descriptor, "rb") as stream:
         key = stream.read(64)
     if len(key) != 32:  # a key written at the same moment, or damaged: use none of it

@@ -24,6 +24,10 @@ from pathlib import Path, PurePosixPath
 from autograder.engine.labs import Lab
 
 MAX_FILE_BYTES = 5 * 2**20
+# Windows has no O_NOFOLLOW or O_NONBLOCK (and needs O_BINARY): there the lstat check before
+# opening is what keeps links out.
+NO_FOLLOW = getattr(os, "O_NOFOLLOW", 0)
+READ_FLAGS = os.O_RDONLY | NO_FOLLOW | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
 MAX_ZIP_BYTES = 100 * 2**20
 
 
@@ -58,7 +62,9 @@ def _pick(candidates: list[str], name: str, notes: list[str]) -> str:
 def _read_regular(path: Path, limit: int) -> bytes | str:
     """Up to `limit` + 1 bytes of a regular file that is not a symbolic link, or why not."""
     try:
-        descriptor = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        if not NO_FOLLOW and path.is_symlink():
+            raise OSError("a symbolic link")
+        descriptor = os.open(path, READ_FLAGS)
     except OSError as exc:
         return "is a symbolic link" if path.is_symlink() else f"could not be read ({exc})"
     with os.fdopen(descriptor, "rb") as stream:
