@@ -38,7 +38,7 @@ def release_settings() -> dict | None:
     in the staff repository."""
     if not RELEASE_SETTINGS.is_file():
         return None
-    return json.loads(RELEASE_SETTINGS.read_text())
+    return json.loads(RELEASE_SETTINGS.read_text(encoding="utf-8"))
 
 
 def _release_defaults(args: argparse.Namespace, release: dict) -> str:
@@ -141,7 +141,7 @@ def grade(args: argparse.Namespace) -> int:
             reason, execution_time=time.monotonic() - started))
         print(f"error: grading could not run: {reason}", file=sys.stderr)
         return 1
-    results = json.loads(results_path.read_text())
+    results = json.loads(results_path.read_text(encoding="utf-8"))
     if not results["tests"]:
         print("error: no tests were run", file=sys.stderr)
         return 1
@@ -412,4 +412,7 @@ def main(argv: list[str] | None = None) -> int:
     gs.set_defaults(run=run_gradescope)
 
     args = parser.parse_args(argv)
+    for stream in (sys.stdout, sys.stderr):  # a Windows pipe's code page cannot print every
+        if hasattr(stream, "reconfigure"):   # character a message may hold: escape, not crash
+            stream.reconfigure(errors="backslashreplace")
     return args.run(args)

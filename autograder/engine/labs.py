@@ -58,13 +58,13 @@ class Lab:
         """Graded file -> {name: "function" or "class"}: the public top-level definitions of
         its generated stub, which a submission must keep."""
         if self.interface_file.is_file():
-            return json.loads(self.interface_file.read_text())
+            return json.loads(self.interface_file.read_text(encoding="utf-8"))
         from autograder.engine.stubs import make_stub
 
         required = {}
         for name in self.graded:
             path = self.reference_dir / name
-            tree = ast.parse(make_stub(path.read_text(), str(path)), str(path))
+            tree = ast.parse(make_stub(path.read_text(encoding="utf-8"), str(path)), str(path))
             required[name] = {
                 node.name: "class" if isinstance(node, ast.ClassDef) else "function"
                 for node in tree.body
@@ -83,7 +83,7 @@ def load_lab(name: str) -> Lab:
     if not manifest.is_file():
         known = ", ".join(available_labs()) or "none"
         raise UnknownLab(f"there is no lab called {name!r} (labs: {known})")
-    data = tomllib.loads(manifest.read_text())
+    data = tomllib.loads(manifest.read_text(encoding="utf-8"))
     return Lab(
         name=name,
         title=data.get("title", name),

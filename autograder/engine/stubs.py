@@ -95,8 +95,9 @@ def generate_lab(reference: Path, destination: Path) -> list[Path]:
         target = destination / relative
         target.parent.mkdir(parents=True, exist_ok=True)
         if path.suffix == ".py":
-            source = path.read_text()
-            target.write_text(make_stub(source, str(path)) if has_markers(source) else source)
+            source = path.read_text(encoding="utf-8")
+            target.write_text(make_stub(source, str(path)) if has_markers(source) else source,
+                              encoding="utf-8")
         else:
             shutil.copyfile(path, target)
         written.append(target)
