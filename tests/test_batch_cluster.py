@@ -160,3 +160,60 @@ def test_a_cluster_that_loses_a_worker_gives_the_pool_csv(tmp_path):
     assert completed.returncode == 0, completed.stdout + completed.stderr
     assert "on the Dask cluster local" in completed.stdout
     assert (local / "grades.csv").read_text() == pool_csv
+
+
+def test_the_pool_retries_a_failed_grading_once(monkeypatch):
+    """A grading that fails through no fault of the submission runs once more; a second
+    failure is the submission's row (as `retries=1` does on the cluster)."""
+    from autograder.delivery import batch as batch_module
+
+    calls: list[str] = []
+
+    def flaky_grading(task):
+        calls.append(task.name)
+        if task.name == "always" or calls.count(task.name) == 1:
+            raise batch_module.GradingFailed("the grader stopped with exit code 1")
+        return batch_module.Outcome(None, "", 0.0)
+
+    monkeypatch.setattr(batch_module, "grade_task", flaky_grading)
+    tasks = [batch_module.Task("lab1", name, name, "missing", b"", 1, 60.0)
+             for name in ("once", "always")]
+    outcomes = {task.name: outcome for task, outcome in batch_module.run_in_pool(tasks, 2)}
+    assert sorted(calls) == ["always", "always", "once", "once"]
+    assert isinstance(outcomes["once"], batch_module.Outcome)
+    assert batch_module.why_not_graded(outcomes["always"]) == \
+        "the grader stopped with exit code 1"
+
+
+def test_a_task_that_kills_its_workers_is_given_up_and_the_others_are_graded(tmp_path):
+    """Dask gives a task up (KilledWorker) once more workers died running it than the
+    scheduler's allowed-failures: its row says it could not be graded; a task that raised is
+    retried once. One worker taking one task at a time, so no innocent task shares a death."""
+    import dask
+    from distributed import Client, LocalCluster
+
+    from autograder.delivery import cluster
+    from autograder.delivery.batch import why_not_graded
+
+    counter = tmp_path / "attempts"
+
+    def grading(name):
+        if name == "killer":
+            os._exit(1)  # the whole worker process, as an out-of-memory kill would
+        if name == "raises-once":
+            with open(counter, "a") as stream:
+                stream.write("x")
+            if counter.read_text() == "x":
+                raise RuntimeError("disk full")
+        return f"graded {name}"
+
+    with dask.config.set({"distributed.scheduler.allowed-failures": 0,
+                          "distributed.scheduler.worker-saturation": 1.0}):
+        client = Client(LocalCluster(n_workers=1, threads_per_worker=1, processes=True,
+                                     dashboard_address=None))
+        outcomes = dict(cluster.run(client, grading, ["first", "killer", "raises-once", "last"],
+                                    retries=1))
+    assert outcomes["first"] == "graded first" and outcomes["last"] == "graded last"
+    assert outcomes["raises-once"] == "graded raises-once" and counter.read_text() == "xx"
+    assert why_not_graded(outcomes["killer"]) == ("could not be graded (GradingLost: every "
+                                                  "worker that graded it died, 1 in turn)")
