@@ -325,7 +325,8 @@ def grade_task(task: Task) -> Outcome:
 def run_in_pool(tasks: list[Task], jobs: int) -> Iterator[tuple[Task, Outcome | BaseException]]:
     """Each task in a thread of this process (its grading in a child process), `jobs` at a
     time; (task, outcome or the error it raised) as each finishes, a failed one retried once."""
-    with ThreadPoolExecutor(max_workers=jobs) as pool:
+    pool = ThreadPoolExecutor(max_workers=jobs)
+    try:
         running: dict[Future, tuple[Task, int]] = {
             pool.submit(grade_task, task): (task, 0) for task in tasks}
         while running:
@@ -337,6 +338,8 @@ def run_in_pool(tasks: list[Task], jobs: int) -> Iterator[tuple[Task, Outcome | 
                     running[pool.submit(grade_task, task)] = (task, tries + 1)
                     continue
                 yield task, future.result() if error is None else error
+    finally:  # interrupted (Ctrl-C): start no more gradings; batch.json has what finished
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def why_not_graded(error: BaseException) -> str:
