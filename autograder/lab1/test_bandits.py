@@ -167,12 +167,12 @@ def test_testbed_draws_values_rewards_and_drift(student, np_rng, seed):
           f"({q_star.shape}, {noise.shape[1:]}, {walk.shape[1:]}); expected ({runs}, {k}), "
           f"({runs},) and ({runs}, {k})")
 
-    # Ten checks (five check_normal calls, two each), each given alpha = 1e-6 / 10: the
+    # Twelve checks (six check_normal calls, two each), each given alpha = 1e-6 / 12: the
     # false-failure probability is at most 1e-6. (The differences of distinct pairs of
     # independent normals used below are themselves independent across runs.)
     # Means of independent normals are exactly normal (z from the normal quantile); sums of
     # squared standard normals are chi-square (interval from Laurent & Massart's bounds).
-    alpha = FALSE_FAILURE / 10
+    alpha = FALSE_FAILURE / 12
     z = gaussian_z(alpha)
 
     def check_normal(samples: np.ndarray, centre: float, scale: float, what: str) -> None:
@@ -196,6 +196,13 @@ def test_testbed_draws_values_rewards_and_drift(student, np_rng, seed):
 
     check_normal(q_star, mean, std, "after reset(rng), the true values q_star")
     check_normal(noise, 0.0, 1.0, "the reward noise, reward - q_star[action] (before the pull)")
+    # "Afterwards" is tested at a drift as large as the noise: a reward read after the drift
+    # carries it, reward - q_star[action] (before the pull) then has standard deviation
+    # sqrt(2), far outside the interval; at the drift above (<= 0.1) it is sqrt(1.01).
+    strong = student.probe("bandits.testbed_samples", runs, k, mean, std, 1.0, steps, seed)
+    check_normal(numpy(strong["noise"]), 0.0, 1.0,
+                 "with drift_std=1.0, the reward noise, reward - q_star[action] (before the "
+                 "pull; the drift comes afterwards, once the reward is computed),")
     check_normal(walk, 0.0, drift, "the drift of q_star during one pull")
     # Docstring: "all independent" and "every entry of q_star takes an independent ... step":
     # the difference of two arms' values (or steps) in a run is N(0, 2 std^2) only when they
@@ -862,12 +869,14 @@ def check_gradient_step(student, reference, case: dict[str, Any], baseline: bool
     )
     check(got["steps"] == want["steps"], f"{setup}: steps is {got['steps']} after one update; "
           f"expected {want['steps']}.")
-    if baseline:
-        assert_close(
-            got["mean_reward"], want["mean_reward"], rtol=EXACT_RTOL, atol=EXACT_ATOL,
-            what=f"{setup}: mean_reward after the update (the running average of all rewards, "
-            "mean_reward += (R - mean_reward) / steps with the new steps)",
-        )
+    # Class docstring: "mean_reward: ... the average of all rewards received so far", with or
+    # without the baseline (baseline=False only stops the update from subtracting it).
+    assert_close(
+        got["mean_reward"], want["mean_reward"], rtol=EXACT_RTOL, atol=EXACT_ATOL,
+        what=f"{setup}: mean_reward after the update (the running average of all rewards, "
+        "mean_reward += (R - mean_reward) / steps with the new steps, also when "
+        "baseline=False)",
+    )
     got_h, want_h = numpy(got["preferences"]), numpy(want["preferences"])
     if got_h.shape == want_h.shape and not np.allclose(
         got_h, want_h, rtol=EXACT_RTOL, atol=EXACT_ATOL

@@ -808,7 +808,35 @@ def test_train_stores_truncation(student, seed):
           "... Reset the environment as soon as an episode ends, and store each step's own "
           "flags (with a vector environment, do not store the step that autoreset spends on "
           "resetting)")
+    _check_next_observations(student, seed)
     _check_learned(got, 6, scale, overrides)
+
+
+def _check_next_observations(student, seed: int) -> None:
+    """Docstring (train), step 2: "... and the true next observation". Probe 6's observation
+    is always 0, so a transition stored after env.reset() (next_obs the next episode's first
+    observation, as old gym vector environments gave it) looks the same there; on Probe 3 cut
+    by a time limit of one step every transition is 0 -> 1, truncated, and the reset gives 0.
+    No learning (learning_starts above the steps): only what is stored is read."""
+    steps = 20
+    overrides = {**PROBE_RUN, "total_timesteps": steps, "learning_starts": 1000,
+                 "seed": seed % 2**31, "eval_frequency": 0}
+    got = student.probe("dqn.train_alone_on_cut_probe", overrides, timeout=60)
+    what = (f"train on probes/Probe3-v0 cut by a time limit of 1 step for {steps} steps (every "
+            "transition goes from observation 0 to observation 1, truncated there)")
+    observations = got["buffer_observations"].reshape(-1)
+    next_observations = got["buffer_next_observations"].reshape(-1)
+    check(len(next_observations) == steps,
+          f"{what}: the buffer holds {len(next_observations)} transitions; expected {steps}")
+    wrong = int((next_observations != 1.0).sum())
+    check(wrong == 0,
+          f"{what}: {wrong} of the {steps} transitions stored a next observation other than 1 "
+          f"(first few: {next_observations[:5].tolist()}). A truncated transition keeps the "
+          "next observation env.step returned: it bootstraps from it. Add the transition to the "
+          "buffer before env.reset(), not the observation the reset returns.")
+    check(bool((observations == 0.0).all()),
+          f"{what}: stored observations {observations[:5].tolist()}...; every transition "
+          "starts at observation 0 (after env.reset(), obs is the reset's observation)")
 
 
 @pytest.mark.points(1)

@@ -322,6 +322,36 @@ LOOP = {"steps": 7, "batch_size": 8, "lr": LR, "l1_coefficient": 0.1, "resample_
         "window": 2}
 
 
+# Docstring (train_sae): "record which latents fire on the batch (encode it under
+# torch.no_grad() before the step)". At lr 1e-3 no step of the runs above switches a latent on
+# or off, so a loop that records after the step passes them; this run's first step does.
+SWITCHING = {**LOOP, "l1_coefficient": 50.0, "resample_every": 1, "window": 1}
+
+
+def _switching_case(rng: torch.Generator, state: dict, activations: torch.Tensor,
+                    seed: int) -> tuple[dict, torch.Tensor]:
+    """The state and activations with latent 2 firing on the first batch's first input only,
+    by a margin of 1e-3, and switched off by the first step. That input is b_dec + 8 u (u a
+    unit vector), latent 2 reads 0.1 u and writes -u, b_enc[2] = -0.8 + 1e-3: its
+    pre-activation there is 1e-3 and elsewhere 0.1 u.(x - b_dec) - 0.799 < 0 unless an input
+    lies 8 standard deviations out. Adam's first step moves every parameter by lr = 1e-3
+    against its gradient's sign; with l1_coefficient 50 the L1 term (50 / batch_size per unit)
+    outweighs the reconstruction's pull on latent 2, so the step lowers its pre-activation by
+    at least lr (1 + ||8 u||_1 - ||0.1 u||_1) > 8 lr, well past the margin. (Measured on 1000
+    draws: the first step switched latent 2 off in all.)"""
+    state = {name: value.clone() for name, value in state.items()}
+    activations = activations.clone()
+    first = int(torch.randint(len(activations), (SWITCHING["batch_size"],),
+                              generator=torch.Generator().manual_seed(seed))[0])
+    u = torch.randn(activations.shape[1], generator=rng, dtype=torch.float64)
+    u = u / u.norm()
+    activations[first] = state["b_dec"] + 8 * u
+    state["W_enc"][2] = 0.1 * u
+    state["W_dec"][:, 2] = -u
+    state["b_enc"][2] = -0.8 + 1e-3
+    return state, activations
+
+
 @pytest.mark.points(1)
 @pytest.mark.public
 def test_train_sae_loop(student, reference, rng):
@@ -335,11 +365,18 @@ def test_train_sae_loop(student, reference, rng):
     # loop moves the SAE to its `device`.
     # resample_every 3, then the edges of "if resample_every > 0 and (t + 1) % resample_every
     # == 0": 1 (every step) and 0 (never).
-    for options in (LOOP, {**LOOP, "resample_every": 1}, {**LOOP, "resample_every": 0}):
+    # The fourth run: a step that switches a latent off (see _switching_case), so that
+    # recording which latents fire after the step instead of before it finds one more dead.
+    switching = _switching_case(rng, state, activations, seed)
+    runs = [(state, activations, options, "") for options in
+            (LOOP, {**LOOP, "resample_every": 1}, {**LOOP, "resample_every": 0})]
+    runs.append((*switching, SWITCHING, ", latent 2 firing on the first input of the first "
+                 "batch by a margin of 1e-3 that the first step removes"))
+    for state, activations, options, label in runs:
         args = (state, None, activations, options, seed, "cpu:0")
         got = student.probe("sae.train_loop", *args, timeout=20)
         want = reference.probe("sae.train_loop", *args, timeout=20)
-        what = (f"train_sae(SAE({d_in}, {d_sae}) in float64 with latents 0 and 1 dead, "
+        what = (f"train_sae(SAE({d_in}, {d_sae}) in float64 with latents 0 and 1 dead{label}, "
                 f"activations {_shape(activations.shape)}, "
                 f"{', '.join(f'{k}={v}' for k, v in options.items())}, device='cpu:0')")
         check("cpu:0" in got["moved_to"], f"{what} did not move the SAE to its `device` "
@@ -382,7 +419,9 @@ def test_latent_metric(student, reference, rng, function):
         got = student.call(f"sae.{function}", latents)
         want = reference.call(f"sae.{function}", latents)
         assert_shape(got, (), what)
-        assert_close(got, want, **EXACT, what=what)
+        # Docstring: "a float64 scalar". A float32 mean is off only by rounding (caught on
+        # some seeds, then as "got 2.6, expected 2.6"): the dtype is checked first, by name.
+        assert_close(got, want, **EXACT, dtype=torch.float64, what=what)
 
 
 @pytest.mark.points(1)

@@ -373,16 +373,40 @@ def _transition(rng: torch.Generator, d_vocab: int) -> torch.Tensor:
     return weights / weights.sum(dim=1, keepdim=True)
 
 
+def _slow_transition(rng: torch.Generator, d_vocab: int, leak: float = 1e-4) -> torch.Tensor:
+    """An irreducible, aperiodic chain that mixes slowly: two groups of tokens, each leaving for
+    the other with probability about `leak` (its second eigenvalue is 1 - O(leak))."""
+    half = d_vocab // 2
+    weights = torch.rand(d_vocab, d_vocab, generator=rng, dtype=torch.float64) + 0.1
+    weights[:half, half:] = 0.0
+    weights[half:, :half] = 0.0
+    weights[half - 1, half] = leak * weights[half - 1].sum()
+    weights[-1, 0] = 3 * leak * weights[-1].sum()  # unequal leaks: pi is not uniform per group
+    return weights / weights.sum(dim=1, keepdim=True)
+
+
 @pytest.mark.points(1)
 @pytest.mark.public
 def test_stationary_distribution(student, reference, rng):
-    """stationary_distribution matches the reference (2 tokens, and more)"""
-    for d_vocab in (2, _size(rng, 5, 16)):
-        transition = _transition(rng, d_vocab)
+    """stationary_distribution matches the reference (2 tokens, more, a slowly mixing chain)"""
+    # Docstring: "Returns float64, accurate to about 1e-10" for any irreducible, aperiodic
+    # chain. The random chains mix fast (second eigenvalue ~0.3), so a fixed number of power
+    # iterations from a uniform start converges on them; the slowly mixing chain (second
+    # eigenvalue ~1 - 1e-4) leaves 10,000 power iterations ~0.03 off. The eigenvector and the
+    # linear solve agree with each other there to ~1e-12 (condition ~1 / gap = 1e4).
+    cases = [(_transition(rng, 2), ""), (_transition(rng, _size(rng, 5, 16)), "")]
+    slow = _slow_transition(rng, _size(rng, 6, 12))
+    second = float(torch.linalg.eigvals(slow).abs().sort(descending=True).values[1])
+    cases.append((slow, f" that mixes slowly (second eigenvalue {second:.6f}; a fixed number of "
+                        "power iterations has not converged on it: use the eigenvector or "
+                        "solve the linear system)"))
+    for transition, label in cases:
+        d_vocab = transition.shape[0]
         got = student.call("transformer.stationary_distribution", transition)
         want = reference.call("transformer.stationary_distribution", transition)
         assert_close(got, want, rtol=0, atol=1e-9, dtype=torch.float64,
-                     what=f"stationary_distribution(a ({d_vocab}, {d_vocab}) transition matrix)")
+                     what=f"stationary_distribution(a ({d_vocab}, {d_vocab}) transition matrix"
+                          f"{label})")
 
 
 @pytest.mark.points(1)
@@ -565,6 +589,37 @@ def test_top_p_filter(student, reference, rng):
     huge = 1e4 * torch.randn(3, 8, generator=rng)
     _filter_case(student, reference, "top_p_filter", huge, _uniform(rng, 0.5, 0.95),
                  "of size 1e4")
+    _exact_nucleus_case(student, reference)
+
+
+def _exact_nucleus_case(student, reference) -> None:
+    """Docstring: "keep tokens while the probability of the tokens before them is still < p.
+    So the token that makes the sum reach p is kept". The two readings of "crosses" (stop when
+    the sum before a token is > p, or >= p) differ only where a cumulative probability equals p
+    exactly, which random logits never give. Equal logits do, in any dtype and any order of
+    operations: softmax gives exactly 1/4 each, and the sums 1/4, 1/2, 3/4 are exact. Which of
+    the tied tokens are kept is not specified, so only how many is compared."""
+    for dtype in (torch.float64, torch.float32):
+        logits = torch.full((2, 6), float("-inf"), dtype=dtype)
+        logits[:, :4] = 0.0
+        logits[1, :4] = 2.5
+        for p in (0.5, 0.75):
+            what = (f"top_p_filter(logits {_shape(logits.shape)} {str(dtype)[6:]} with four equal "
+                    f"finite logits per row (probabilities exactly 0.25 each), {p})")
+            got = student.probe("transformer.filter_logits", "top_p_filter", logits, p)
+            want = reference.probe("transformer.filter_logits", "top_p_filter", logits, p)
+            output = got["output"]
+            check(torch.is_tensor(output) and output.shape == logits.shape,
+                  f"{what}: return a tensor of the logits' shape {_shape(logits.shape)}")
+            kept = (~output.isneginf()).sum(dim=-1).tolist()
+            wanted = (~want["output"].isneginf()).sum(dim=-1).tolist()
+            check(kept == wanted,
+                  f"{what}: keeps {kept} tokens per row, the reference {wanted}. The sum of the "
+                  f"probabilities reaches p = {p} exactly at token {wanted[0]}: that token is "
+                  "the last one kept (keep a token while the sum of the probabilities before it "
+                  "is < p; stop at the first whose sum before it is >= p).")
+            check(bool((~output.isneginf())[:, 4:].logical_not().all()),
+                  f"{what}: keeps a token whose logit is -inf")
 
 
 def _draws(student, logits: torch.Tensor, seed: int, options: dict, what: str) -> torch.Tensor:

@@ -305,6 +305,24 @@ def train_alone_on_probe(env_id: str, overrides: dict[str, Any], observations: l
                           train_step=_graders_train_step, sync_target=_graders_sync_target)
 
 
+def train_alone_on_cut_probe(overrides: dict[str, Any]) -> Any:
+    """train_alone_on_probe on Probe 3 cut by a time limit of one step: every transition goes
+    from observation 0 to observation 1 and is truncated there (not terminated), and the next
+    episode starts at 0 again. So the buffer's next observations show whether train stores the
+    step's own next observation or the next episode's first (a transition stored after the
+    reset, as old gym vector environments gave it)."""
+    import gymnasium as gym
+    import probe_envs
+
+    probe_envs.register_probes()
+    cut_id = "probes/Probe3Cut-v0"
+    if cut_id in gym.registry:
+        del gym.registry[cut_id]
+    gym.register(id=cut_id, entry_point=gym.spec("probes/Probe3-v0").entry_point,
+                 max_episode_steps=1)
+    return train_alone_on_probe(cut_id, overrides, [0.0, 1.0])
+
+
 def _explore_always(*args: Any, **kwargs: Any) -> float:
     return 1.0
 
@@ -334,6 +352,9 @@ def _probe_outcome(env_id: str, overrides: dict[str, Any], observations: list[fl
         "buffer_terminated": torch.as_tensor(np.asarray(buffer.terminated[:filled])),
         "buffer_truncated": torch.as_tensor(np.asarray(buffer.truncated[:filled])),
         "buffer_rewards": torch.as_tensor(np.asarray(buffer.rewards[:filled])),
+        "buffer_observations": torch.as_tensor(np.asarray(buffer.observations[:filled])),
+        "buffer_next_observations": torch.as_tensor(
+            np.asarray(buffer.next_observations[:filled])),
     }
 
 
