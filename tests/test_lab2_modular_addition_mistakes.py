@@ -75,7 +75,9 @@ CASES = {
 
 # Correct alternatives, all in one submission: a basis normalised by dividing by its norm,
 # the 2-D transform by matmul, clusters by thresholding (allowed for threshold >= 0.5), the
-# excluded logits computed on their own.
+# excluded logits computed on their own, the loss as logsumexp minus the label's logit (in
+# float64, as the docstring asks: it differs from log_softmax's in the last bits of a loss of
+# 1e-10, which the loss test's tolerance must accept).
 ALTERNATIVES = (
     ("rows = [torch.full((p,), 1 / math.sqrt(p), dtype=torch.float64)]",
      "rows = [torch.ones(p, dtype=torch.float64)]"),
@@ -102,6 +104,10 @@ ALTERNATIVES = (
      "                     (2 * math.pi * int(k) * total / p).sin()):\n"
      "            logits = logits - torch.outer(wave, wave @ logits) / wave.dot(wave)\n"
      "    return logits\n"),
+    ("    log_probs = logits[:, -1].to(torch.float64).log_softmax(dim=-1)\n"
+     "    return -log_probs.gather(-1, labels[:, None]).mean()\n",
+     "    last = logits[:, -1].to(torch.float64)\n"
+     "    return (last.logsumexp(dim=-1) - last.gather(-1, labels[:, None])[:, 0]).mean()\n"),
 )
 
 
@@ -129,7 +135,7 @@ def test_modular_addition_mistake_is_named(case, grade, tmp_path):
 @pytest.mark.slow
 def test_modular_addition_alternatives_get_full_marks(grade, tmp_path):
     graded = _graded(grade, tmp_path, "alternatives", ALTERNATIVES,
-                     "fourier or embedding or neuron or ablated or progress")
+                     "fourier or embedding or neuron or ablated or progress or loss_fn")
     assert graded.failed() == [], [
         (test["name"], test["output"]) for test in graded.tests if test["status"] == "failed"]
     assert len(graded.passed()) >= 8

@@ -1,7 +1,12 @@
 """Expected observations: the reference run live (with a cache), or stored snapshots.
 
 An observation is keyed by what was asked (`call` or `probe`, the target, the arguments), so
-the same input gives the same key on the grader and in the student release. The live cache
+the same input gives the same key on the grader and in the student release. A snapshot also
+keeps the arguments it was recorded for (`KEY.inputs`): on another CPU a test's draws are the
+same (draws.py), but an input the test computes from them (a softmax, a matrix product) may
+differ in its last bits and so in its key; such an input finds the snapshot recorded for the
+nearest arguments of the same call, when they differ by no more than a few units in the last
+place (`near`). The live cache
 sits in a folder named after a hash of the reference and probe sources, so editing either
 invalidates it; a batch regrade at one seed computes each reference observation once.
 
@@ -64,6 +69,53 @@ def observation_key(kind: str, target: str, args: tuple, kwargs: dict) -> str:
     _feed(digest, list(args))
     _feed(digest, kwargs)
     return digest.hexdigest()[:32]
+
+
+def plain_arguments(value: Any) -> Any:
+    """`value` (a call's arguments) as data a snapshot can store: numpy values become tensors."""
+    if isinstance(value, dict):
+        return {key: plain_arguments(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(plain_arguments(item) for item in value)
+    if type(value).__module__.startswith("numpy"):
+        return torch.as_tensor(value)
+    return value
+
+
+# Two arguments are the same input computed by another CPU's kernels when they differ by at
+# most this many units in the last place of their dtype, taken at the tensor's largest entry:
+# a softmax or a matrix product of the same draws differs by a few; another draw by about 2**23
+# (float32) or 2**52 (float64) such units.
+NEAR_ULPS = 64
+
+
+def near(local: Any, recorded: Any) -> bool:
+    """Whether `local` arguments are `recorded` ones up to the last bits of computed floats."""
+    if isinstance(recorded, torch.Tensor):
+        if not isinstance(local, torch.Tensor) or (local.shape, local.dtype) != (
+                recorded.shape, recorded.dtype):
+            return False
+        if not recorded.is_floating_point():
+            return torch.equal(local, recorded)
+        finite = recorded.isfinite()
+        if not torch.equal(finite, local.isfinite()) or not torch.equal(
+                local[~finite], recorded[~finite]):
+            return False
+        if not finite.any():
+            return True
+        difference = (local[finite] - recorded[finite]).abs().max()
+        scale = recorded[finite].abs().max()
+        return bool(difference <= NEAR_ULPS * torch.finfo(recorded.dtype).eps * scale)
+    if isinstance(recorded, dict):
+        return (isinstance(local, dict) and local.keys() == recorded.keys()
+                and all(near(local[key], recorded[key]) for key in recorded))
+    if isinstance(recorded, (list, tuple)):
+        return (type(local) is type(recorded) and len(local) == len(recorded)
+                and all(near(a, b) for a, b in zip(local, recorded, strict=True)))
+    if isinstance(recorded, float) and type(local) is float:
+        scale = NEAR_ULPS * torch.finfo(torch.float64).eps * abs(recorded)
+        return abs(local - recorded) <= scale
+    return type(local) is type(recorded) and local == recorded
 
 
 def sources_hash(*folders: Path) -> str:
@@ -164,6 +216,7 @@ class ReferenceObservations:
         self.snapshot_dir = snapshot_dir
         self.record_dir = record_dir
         self.seed_hint = seed_hint
+        self._recorded: list[tuple[str, dict]] | None = None  # the snapshots' arguments
 
     def call(self, target: str, *args: Any, timeout: float | None = None, **kwargs: Any) -> Any:
         return self._observe("call", target, args, kwargs, timeout)
@@ -176,6 +229,8 @@ class ReferenceObservations:
         if self.snapshot_dir is not None:
             path = self.snapshot_dir / f"{key}.pt"
             if not path.is_file():
+                path = self._nearest(kind, target, plain_arguments([list(args), kwargs]))
+            if path is None:
                 raise ReferenceUnavailable(
                     f"there is no stored expected output for {target} on this input. Snapshots "
                     f"exist for the public tests at {self.seed_hint or 'the release seed'}; "
@@ -197,7 +252,27 @@ class ReferenceObservations:
                 _write(cached, _seal(self.cache_key, name, wire.encode(value)))
         if self.record_dir is not None:
             _store(self.record_dir / f"{key}.pt", value)
+            _store(self.record_dir / f"{key}.inputs", {
+                "kind": kind, "target": target,
+                "arguments": plain_arguments([list(args), kwargs])})
         return value
+
+    def _nearest(self, kind: str, target: str, arguments: list) -> Path | None:
+        """The snapshot of the same call recorded for arguments `near` these, if any."""
+        if self._recorded is None:
+            self._recorded = []
+            for path in sorted(self.snapshot_dir.glob("*.inputs")):
+                try:
+                    self._recorded.append((path.stem, _load(path)))
+                except Exception:  # an unreadable record matches nothing
+                    continue
+        for key, recorded in self._recorded:
+            if ((recorded.get("kind"), recorded.get("target")) == (kind, target)
+                    and near(arguments, recorded.get("arguments"))):
+                path = self.snapshot_dir / f"{key}.pt"
+                if path.is_file():
+                    return path
+        return None
 
     def _cached(self, path: Path, name: str) -> Any:
         """The sealed entry's value; MISSING when there is none, or it does not verify (then

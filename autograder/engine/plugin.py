@@ -28,6 +28,7 @@ from autograder import REPO_ROOT
 from autograder.engine import results as report
 from autograder.engine import sandbox
 from autograder.engine.checks import GradingFailure
+from autograder.engine.draws import PortableDraws
 from autograder.engine.labs import Lab, lab_of
 from autograder.engine.observations import (
     ReferenceObservations,
@@ -35,7 +36,7 @@ from autograder.engine.observations import (
     cache_key,
     sources_hash,
 )
-from autograder.engine.runner import CallFailed, Implementation, platform_note
+from autograder.engine.runner import NUMERICS, CallFailed, Implementation, platform_note
 from autograder.engine.submission import StagedSubmission, stage_submission
 
 DEFAULT_VISIBILITY = "after_published"
@@ -44,6 +45,10 @@ DEFAULT_VISIBILITY = "after_published"
 # results, the rest fail saying why. DESIGN.md gives a hostile submission five minutes for the
 # whole grading; the reference's own time (cached in a batch) comes on top.
 TIME_BUDGET = 240.0
+# "threads=2 ATEN_CPU_CAPABILITY=default MKL_CBWR=COMPATIBLE": the submission's worker computes
+# with other numerics than the reference's (bench/crosscheck.py); names other than `threads`
+# are runner.NUMERICS.
+STUDENT_NUMERICS = "AUTOGRADER_STUDENT_NUMERICS"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -129,6 +134,7 @@ class GradingState:
         scale = self.option("timeout_scale")
         memory = int(self.option("memory_limit_gib") * 2**30)
         source = Path(self.option("impl") or lab.assignments_dir)
+        threads, numerics = student_numerics()
         staged = stage_submission(lab, source, Path(self.workdir.name) / lab.name)
         student = Implementation(
             staged.root,
@@ -139,6 +145,8 @@ class GradingState:
             missing=staged.missing_reasons(),
             user=self.option("run_as") or None,
             record_calls=lab.parts,
+            threads=threads,
+            environment=numerics,
             protected=tuple(Path(path) for path in (
                 REPO_ROOT, self.option("reference_cache"),
                 Path(self.option("results")).parent if self.option("results") else "")
@@ -185,6 +193,22 @@ class GradingState:
             session.student.close()
             session.reference.close()
         self.workdir.cleanup()
+
+
+def student_numerics() -> tuple[int, dict[str, str]]:
+    """The submission's worker's thread count and numerics variables, from STUDENT_NUMERICS
+    (1 and none when it is not set)."""
+    threads, numerics = 1, {}
+    for setting in os.environ.get(STUDENT_NUMERICS, "").split():
+        name, _, value = setting.partition("=")
+        if name == "threads" and value.isdigit() and int(value) > 0:
+            threads = int(value)
+        elif name in NUMERICS and value:
+            numerics[name] = value
+        else:
+            raise pytest.UsageError(f"{STUDENT_NUMERICS}: {setting!r} is not threads=N or "
+                                    f"one of {', '.join(NUMERICS)} with a value")
+    return threads, numerics
 
 
 def _state(config: pytest.Config) -> GradingState:
@@ -283,6 +307,17 @@ def rng(seed: int) -> torch.Generator:
 @pytest.fixture
 def np_rng(seed: int) -> np.random.Generator:
     return np.random.default_rng(seed)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
+    """A lab's test draws its normal samples the same on every CPU (draws.py), so that the
+    snapshots recorded on one machine are found on another."""
+    if _lab_of_item(item) is None:
+        yield
+        return
+    with PortableDraws():
+        yield
 
 
 # ----------------------------------------------------------------------------- reporting

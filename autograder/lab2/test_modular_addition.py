@@ -386,7 +386,15 @@ def test_loss_fn(student, reference, rng):
             got = student.call("modular_addition.loss_fn", logits, labels)
             want = reference.call("modular_addition.loss_fn", logits, labels)
             assert_shape(got, (), what)
-            assert_close(got, want, rtol=1e-9, atol=0, what=what, dtype=F64)
+            # Each row's loss is logsumexp(z) - z_label, a difference of terms as large as the
+            # row's largest logit (about 28 here): in float64 any order of operations (log_softmax,
+            # logsumexp minus the label's logit, another CPU's exp and log) knows it only to a
+            # few eps times that size, 6e-15, while the confident loss is about 1e-10. So the
+            # tolerance is absolute at 16 eps times the largest logit, 1e-13, besides 1e-9
+            # relative; float32 arithmetic gives a confident loss as 0, or misses it by 1e-6.
+            scale = float(logits[:, -1].abs().max())
+            assert_close(got, want, rtol=1e-9, atol=16 * torch.finfo(F64).eps * scale,
+                         what=what, dtype=F64)
 
 
 def _small_config(p: int) -> dict:
