@@ -235,4 +235,4 @@ def test_the_batch_table_gives_the_pool_and_the_cluster_with_its_overhead():
         {"lab1": {"pool": [run], "local_cluster": [{**run, "seconds": 110.0}]}}))
     assert "| lab1 | process pool | 1 | 100.0 s | 12.0 |" in text
     assert "| lab1 | Dask LocalCluster, 2 workers | 1 | 110.0 s | 10.9 |" in text
-    assert "lab1: +10% (+10.0 s)" in text
+    assert "lab1: wall time +10% (+10.0 s), CPU time +0% (+0.0 s)" in text
