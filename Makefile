@@ -15,6 +15,8 @@
 #   make mutation [lab1] [PART=p]  mutation score of the hidden suites (slow: about an hour)
 #   make flaky [lab1] [N=50] [PART=p] [K=expr]  grade the reference N times; any failure?
 #   make honesty [lab1] [PART=p]   trivial implementations (None, zeros, ...) must score 0
+#   make crosscheck [lab1] [PART=p] [SETTING=generic]  the reference and the correct
+#                                  alternatives under other CPUs' numerics: full marks?
 #   make bench                     grading time, memory, throughput -> docs/benchmarks.md
 #   make quality                   the latest mutation/honesty/flaky reports -> docs/quality.md
 #
@@ -44,7 +46,7 @@ endif
 LABS := $(patsubst autograder/%/lab.toml,%,$(wildcard autograder/*/lab.toml))
 
 # `make test lab1`: the word after the command names the lab.
-LAB_COMMANDS := test demo grade submit autograder otter mutation flaky honesty
+LAB_COMMANDS := test demo grade submit autograder otter mutation flaky honesty crosscheck
 ifneq ($(filter $(firstword $(MAKECMDGOALS)),$(LAB_COMMANDS)),)
 LAB_ARG := $(word 2,$(MAKECMDGOALS))
 ifneq ($(LAB_ARG),)
@@ -58,7 +60,7 @@ SEED ?=
 SEED_ARG := $(if $(SEED),--seed $(SEED),)
 
 .PHONY: help venv test demo check stubs grade submit release autograder otter mutation flaky \
-	honesty quality bench lint clean
+	honesty crosscheck quality bench lint clean
 
 help:
 	@awk 'NR > 1 && !/^#/ {exit} NR > 1 {sub(/^# ?/, ""); print}' Makefile
@@ -150,6 +152,10 @@ flaky: $(ENV_STAMP)
 
 honesty: $(ENV_STAMP)
 	$(PY) -m bench.honesty $(LAB_ARGS) $(if $(PART),--part $(PART),)
+
+crosscheck: $(ENV_STAMP)
+	$(PY) -m bench.crosscheck $(LAB_ARGS) $(if $(PART),--part $(PART),) \
+	  $(if $(SETTING),--setting $(SETTING),)
 
 quality: $(ENV_STAMP)
 	$(PY) -m bench.quality

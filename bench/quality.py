@@ -1,11 +1,13 @@
 """The quality figures of the suites, kept in the repository: docs/quality.md.
 
-    python -m bench.quality                     the latest reports of make mutation, honesty, flaky
+    python -m bench.quality                     the latest reports of make mutation, honesty,
+                                                flaky, crosscheck
     python -m bench.quality build/mutation-x/lab2.md --commit 1a2b3c4
 
-`make mutation`, `make honesty` and `make flaky` write their reports to build/ (not committed);
-this copies each report into docs/quality/ and rewrites docs/quality.md, an index holding each
-report's summary (the mutation table, the trivial-implementation table, the flakiness rates)
+`make mutation`, `make honesty`, `make flaky` and `make crosscheck` write their reports to
+build/ (not committed); this copies each report into docs/quality/ and rewrites
+docs/quality.md, an index holding each report's summary (the mutation table, the
+trivial-implementation table, the flakiness rates, the crosscheck table)
 with the commit it was measured on and the date. The commit comes from the snapshot the
 measurement graded (bench/snapshot.py writes it, with the files that differed from it), or from
 --commit for a report made without one. A report replaces the earlier one of the same gate,
@@ -32,8 +34,9 @@ GATES = {  # the report's title -> (gate, the command that makes it)
     "Mutation score of": ("mutation", "make mutation"),
     "Trivial implementations of": ("honesty", "make honesty"),
     "Flakiness of": ("flaky", "make flaky"),
+    "Crosscheck of": ("crosscheck", "make crosscheck"),
 }
-ORDER = ("mutation", "honesty", "flaky")
+ORDER = ("mutation", "honesty", "flaky", "crosscheck")
 DEFAULT_REPORTS = [REPO_ROOT / "build" / gate for gate in ORDER]
 
 
@@ -47,9 +50,10 @@ def describe(text: str) -> tuple[str, str, list[str]]:
     found = [(gate, match.group(1)) for prefix, (gate, _) in GATES.items()
              if (match := re.match(rf"# {prefix} (\w+)", title))]
     if not found:
-        raise ReportError(f"not a report of make mutation, honesty or flaky: {title!r}")
+        raise ReportError(f"not a report of make mutation, honesty, flaky or crosscheck: "
+                          f"{title!r}")
     gate, lab = found[0]
-    if gate == "flaky":
+    if gate in ("flaky", "crosscheck"):
         selected = re.search(r"Tests graded: parts ([\w, ]+?)(?: and -k|\.)", text)
         parts = sorted(p.strip() for p in selected.group(1).split(",")) if selected else ["all"]
     else:
@@ -123,7 +127,8 @@ def overview(entries: list[tuple[str, dict]]) -> list[str]:
 def render(state: dict) -> None:
     lines = ["# Quality of the suites", "",
              "Written by `python -m bench.quality` from the reports of `make mutation`, "
-             "`make honesty` and `make flaky` (docs/quality/ holds each report in full); do not "
+             "`make honesty`, `make flaky` and `make crosscheck` (docs/quality/ holds each "
+             "report in full); do not "
              "edit by hand. Each figure carries the commit it was measured on: a suite changed "
              "since then may score differently until the gate is run again.", "",
              "What each gate asks: mutation, at least 90% of the non-equivalent mutants of each "
@@ -131,9 +136,12 @@ def render(state: dict) -> None:
              "bench/equivalent_mutants.toml); honesty, no trivial implementation passes a test "
              "that calls it (exceptions with reasons in bench/honesty_exceptions.toml); "
              "flakiness, a correct submission fails no deterministic test and each statistical "
-             "test no more often than its stated false-failure probability."]
+             "test no more often than its stated false-failure probability; crosscheck, the "
+             "reference and the correct alternatives keep full marks (the starter code 0) with "
+             "other CPUs' numerics, for the submission's worker against the live reference "
+             "(hidden tests) and for the whole machine against a release's snapshots (public)."]
     titles = {"mutation": "Mutation scores", "honesty": "No points for doing nothing",
-              "flaky": "Flakiness"}
+              "flaky": "Flakiness", "crosscheck": "Other CPUs (crosscheck)"}
     for gate in ORDER:
         entries = sorted((name, entry) for name, entry in state.items() if entry["gate"] == gate)
         if not entries:
@@ -151,7 +159,8 @@ def render(state: dict) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("reports", nargs="*", type=Path,
-                        help="report files (default: build/{mutation,honesty,flaky}/*.md)")
+                        help="report files (default: build/{mutation,honesty,flaky,"
+                        "crosscheck}/*.md)")
     parser.add_argument("--commit", help="the commit a report was measured on, when its "
                         "snapshot did not record it")
     parser.add_argument("--remark", default="", help="a sentence shown with the report's "
