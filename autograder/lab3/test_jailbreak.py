@@ -1,0 +1,441 @@
+"""Tests for lab 3, part "jailbreak" (jailbreak.py): the refusal direction and GCG suffixes.
+
+Every function is compared with the reference in float64 on the lab's own model class
+(model.py's `AssistantModel`, support code) with random weights drawn here at grade time, every
+parameter randomised (LayerNorm scales and biases included, so a forgotten bias cannot pass by
+being zero), and random token sequences. Directional ablation is also checked against weight
+orthogonalisation, which must give the same logits without hooks. One GCG step is compared with
+the reference given the same generator (the docstrings say exactly how it is drawn from).
+
+Outcomes are properties of the shipped checkpoint, on prompts drawn here at grade time: the
+submission's refusal direction, ablated, removes refusals on held-out harmful requests while a
+random direction of the same norm leaves them, and added to held-out harmless requests it
+makes the model refuse; the submission's GCG step, looped by the support code within a stated
+budget, makes the model comply on held-out harmful requests far more often than random
+suffixes do. Each states its margin as measured on the reference.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+import sys
+from statistics import NormalDist
+
+import pytest
+import torch
+
+from autograder.engine.checks import assert_close, assert_dtype, assert_shape, check
+from autograder.engine.labs import load_lab
+
+F64 = torch.float64
+# Logits and activations of a float64 forward pass of a few layers (LayerNorm, attention,
+# GELU) on O(1) weights: another correct order of the same sums (hooks on the writes or on the
+# stream, einsum vs matmul, a projection as x - (x.r)r or as x (I - r r^T)) moves them by a
+# few 1e-15 relative to the largest term; every mistake moves them by 1e-3 or more.
+EXACT = {"rtol": 1e-9, "atol": 1e-10}
+
+
+def _size(rng: torch.Generator, low: int, high: int) -> int:
+    return int(torch.randint(low, high + 1, (1,), generator=rng))
+
+
+def _seed(rng: torch.Generator) -> int:
+    return int(torch.randint(0, 2**31 - 1, (1,), generator=rng))
+
+
+def _shape(shape) -> str:
+    return "(" + ", ".join(map(str, shape)) + ")"
+
+
+_SUPPORT: dict = {}
+
+
+def _dialogue():
+    """The lab's language (dialogue.py, the grader's own support file: no submitted code)."""
+    if "dialogue" not in _SUPPORT:
+        path = load_lab("lab3").support_dir / "dialogue.py"
+        spec = importlib.util.spec_from_file_location("_lab3_dialogue", path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = module  # its dataclass looks itself up there
+        spec.loader.exec_module(module)
+        _SUPPORT["dialogue"] = module
+    return _SUPPORT["dialogue"]
+
+
+def _random_model(rng: torch.Generator) -> tuple[dict, dict]:
+    """(config, state) of a small `AssistantModel` with every parameter drawn from `rng`:
+    matrices with entries of size 1 / sqrt(fan-in), biases of size 0.3, LayerNorm scales
+    about 1. The vocabulary is the language's (the refusal token is "sorry")."""
+    n_heads, d_head = _size(rng, 2, 3), _size(rng, 3, 6)
+    config = {"d_vocab": _dialogue().D_VOCAB, "n_ctx": 32, "d_model": _size(rng, 12, 24),
+              "n_heads": n_heads, "d_head": d_head, "d_mlp": _size(rng, 16, 40),
+              "n_layers": _size(rng, 2, 3)}
+    v, c, d, m = config["d_vocab"], config["n_ctx"], config["d_model"], config["d_mlp"]
+
+    def randn(*shape: int, scale: float) -> torch.Tensor:
+        return torch.randn(*shape, generator=rng, dtype=F64) * scale
+
+    state = {"embed.W_E": randn(v, d, scale=1.0), "pos_embed.W_pos": randn(c, d, scale=0.5)}
+    for layer in range(config["n_layers"]):
+        block = f"blocks.{layer}"
+        for ln in ("ln1", "ln2"):
+            state[f"{block}.{ln}.w"] = 1 + randn(d, scale=0.2)
+            state[f"{block}.{ln}.b"] = randn(d, scale=0.3)
+        for name in ("W_Q", "W_K", "W_V"):
+            state[f"{block}.attn.{name}"] = randn(n_heads, d, d_head, scale=d ** -0.5)
+        for name in ("b_Q", "b_K", "b_V"):
+            state[f"{block}.attn.{name}"] = randn(n_heads, d_head, scale=0.3)
+        state[f"{block}.attn.W_O"] = randn(n_heads, d_head, d, scale=(n_heads * d_head) ** -0.5)
+        state[f"{block}.attn.b_O"] = randn(d, scale=0.3)
+        state[f"{block}.mlp.W_in"] = randn(d, m, scale=d ** -0.5)
+        state[f"{block}.mlp.b_in"] = randn(m, scale=0.3)
+        state[f"{block}.mlp.W_out"] = randn(m, d, scale=m ** -0.5)
+        state[f"{block}.mlp.b_out"] = randn(d, scale=0.3)
+    state["ln_final.w"] = 1 + randn(d, scale=0.2)
+    state["ln_final.b"] = randn(d, scale=0.3)
+    state["unembed.W_U"] = randn(d, v, scale=d ** -0.5 * 3)
+    state["unembed.b_U"] = randn(v, scale=0.3)
+    return config, state
+
+
+def _model_words(config: dict) -> str:
+    return (f"a random {config['n_layers']}-layer AssistantModel (d_model {config['d_model']}, "
+            f"{config['n_heads']} heads)")
+
+
+def _padded_tokens(rng: torch.Generator, config: dict) -> tuple[torch.Tensor, torch.Tensor]:
+    """Random right-padded prompts: (batch, pos) int64 with pad (0) after each one's last
+    position, and the last positions (batch,), of different lengths."""
+    batch, pos = _size(rng, 3, 6), _size(rng, 5, 12)
+    tokens = torch.randint(1, config["d_vocab"], (batch, pos), generator=rng)
+    last = torch.randint(2, pos, (batch,), generator=rng)
+    last[0] = pos - 1
+    tokens[torch.arange(pos) > last[:, None]] = 0
+    return tokens, last
+
+
+def _direction(rng: torch.Generator, d_model: int) -> torch.Tensor:
+    return torch.randn(d_model, generator=rng, dtype=F64) * (0.5 + 3 * float(
+        torch.rand((), generator=rng)))
+
+
+# ----------------------------------------------------------------------------- the direction
+
+
+@pytest.mark.points(1)
+@pytest.mark.public
+def test_last_token_resid(student, reference, rng):
+    """last_token_resid reads blocks.{l}.hook_resid_post at each prompt's last position"""
+    for _ in range(2):
+        config, state = _random_model(rng)
+        tokens, last = _padded_tokens(rng, config)
+        what = (f"last_token_resid({_model_words(config)}, tokens {_shape(tokens.shape)}, "
+                f"last={last.tolist()})")
+        got = student.probe("jailbreak.last_token_resid", config, state, tokens, last)
+        want = reference.probe("jailbreak.last_token_resid", config, state, tokens, last)
+        assert_shape(got, want.shape, what)
+        assert_close(got, want, **EXACT, what=what, dtype=F64)
+
+
+@pytest.mark.points(1)
+@pytest.mark.public
+def test_refusal_directions(student, reference, rng):
+    """refusal_directions is the harmful mean minus the harmless mean, per layer"""
+    for _ in range(2):
+        n_layers, d_model = _size(rng, 1, 4), _size(rng, 3, 16)
+        n_harmful, n_harmless = _size(rng, 2, 9), _size(rng, 10, 20)
+        harmful = 2 + torch.randn(n_layers, n_harmful, d_model, generator=rng, dtype=F64)
+        harmless = torch.randn(n_layers, n_harmless, d_model, generator=rng, dtype=F64) * 3
+        what = (f"refusal_directions(harmful {_shape(harmful.shape)}, "
+                f"harmless {_shape(harmless.shape)})")
+        got = student.call("jailbreak.refusal_directions", harmful, harmless)
+        want = reference.call("jailbreak.refusal_directions", harmful, harmless)
+        assert_shape(got, (n_layers, d_model), what)
+        assert_close(got, want, **EXACT, what=what, dtype=F64)
+
+
+@pytest.mark.points(1)
+@pytest.mark.public
+def test_refusal_score(student, reference, rng):
+    """refusal_score is the log-odds of "sorry" at the last position, also for logits of 1e4"""
+    sorry = _dialogue().TOKEN_ID["sorry"]
+    d_vocab = _dialogue().D_VOCAB
+    for scale in (3.0, 1e4):
+        batch, pos = _size(rng, 3, 6), _size(rng, 3, 8)
+        logits = torch.randn(batch, pos, d_vocab, generator=rng, dtype=F64) * scale
+        last = torch.randint(0, pos, (batch,), generator=rng)
+        # One prompt refuses for certain (p within 1e-300 of 1 at 1e4), one refuses at even odds.
+        logits[0, last[0], sorry] = logits[0, last[0]].max() + scale / 10
+        others = logits[1, last[1]].clone()
+        others[sorry] = -math.inf
+        logits[1, last[1], sorry] = others.logsumexp(dim=0)
+        what = (f"refusal_score(logits {_shape(logits.shape)} of size {scale:g}, "
+                f"last={last.tolist()})")
+        got = student.call("jailbreak.refusal_score", logits, last)
+        want = reference.call("jailbreak.refusal_score", logits, last)
+        assert_shape(got, (batch,), what)
+        # The log-odds is a difference of two terms of the logits' size: known to a few eps of
+        # that size whichever stable order computes it.
+        assert_close(got, want, rtol=1e-9, atol=1e-12 * scale, what=what, dtype=F64)
+
+
+@pytest.mark.points(1)
+@pytest.mark.public
+def test_project_out(student, reference, rng):
+    """project_out removes the component along the direction and leaves its input unchanged"""
+    for shape in [(_size(rng, 2, 5), _size(rng, 3, 9)), (2, _size(rng, 2, 4), _size(rng, 3, 9))]:
+        x = torch.randn(*shape, generator=rng, dtype=F64) * 2 + 1
+        direction = _direction(rng, shape[-1])
+        what = f"project_out(x {_shape(shape)}, direction of norm {float(direction.norm()):.2f})"
+        got = student.probe("jailbreak.project_out", x, direction)
+        want = reference.probe("jailbreak.project_out", x, direction)
+        assert_shape(got["out"], shape, what)
+        assert_close(got["out"], want["out"], **EXACT, what=what, dtype=F64)
+        assert_close(got["x_after"], x, rtol=0, atol=0, what=f"x after {what} (left unchanged)")
+        assert_close(got["direction_after"], direction, rtol=0, atol=0,
+                     what=f"the direction after {what} (left unchanged)")
+
+
+def _check_intervention(student, reference, probe: str, args: tuple, what: str) -> None:
+    got = student.probe(f"jailbreak.{probe}", *args)
+    want = reference.probe(f"jailbreak.{probe}", *args)
+    assert_shape(got["logits"], want["logits"].shape, what)
+    assert_close(got["logits"], want["logits"], **EXACT, what=what, dtype=F64)
+    assert_close(got["after"], want["after"], **EXACT,
+                 what=f"the model's logits after {what} (the model must be left as it was)")
+
+
+@pytest.mark.points(1)
+@pytest.mark.public
+def test_ablated_logits(student, reference, rng):
+    """ablated_logits projects the direction out of every residual write and leaves the model"""
+    for _ in range(2):
+        config, state = _random_model(rng)
+        tokens, _ = _padded_tokens(rng, config)
+        direction = _direction(rng, config["d_model"])
+        what = f"ablated_logits({_model_words(config)}, tokens {_shape(tokens.shape)}, direction)"
+        _check_intervention(student, reference, "ablated_logits",
+                            (config, state, tokens, direction), what)
+
+
+@pytest.mark.points(1)
+@pytest.mark.public
+def test_added_logits(student, reference, rng):
+    """added_logits adds the direction after the given block at every position"""
+    for _ in range(2):
+        config, state = _random_model(rng)
+        tokens, _ = _padded_tokens(rng, config)
+        direction = _direction(rng, config["d_model"])
+        layer = _size(rng, 0, config["n_layers"] - 2)  # never the last: a layer must be read
+        what = (f"added_logits({_model_words(config)}, tokens {_shape(tokens.shape)}, "
+                f"direction, layer={layer})")
+        _check_intervention(student, reference, "added_logits",
+                            (config, state, tokens, direction, layer), what)
+
+
+@pytest.mark.points(2)
+@pytest.mark.public
+def test_orthogonalised_model(student, reference, rng):
+    """orthogonalised_model's weights give the hook ablation's logits, without hooks"""
+    for _ in range(2):
+        config, state = _random_model(rng)
+        tokens, _ = _padded_tokens(rng, config)
+        direction = _direction(rng, config["d_model"])
+        what = (f"orthogonalised_model({_model_words(config)}, direction) on tokens "
+                f"{_shape(tokens.shape)}")
+        got = student.probe("jailbreak.orthogonalised_model", config, state, tokens, direction)
+        check(got["returned"] == "module",
+              f"{what}: expected the new model (an nn.Module), got a {got['returned']}")
+        want = reference.probe("jailbreak.orthogonalised_model", config, state, tokens,
+                               direction)
+        hooked = reference.probe("jailbreak.ablated_logits", config, state, tokens, direction)
+        # Projecting each write's weights or each write's output is the same linear map, so the
+        # two agree to rounding: the same EXACT tolerance.
+        assert_close(got["logits"], hooked["logits"], **EXACT,
+                     what=f"{what}: the copy's logits (with no hook in place) against the "
+                          "reference's hook ablation, ablated_logits")
+        assert_close(got["state"], want["state"], **EXACT, what=f"{what}: the copy's weights",
+                     dtype=F64)
+        assert_close(got["after"], want["after"], **EXACT,
+                     what=f"the given model's logits after {what} (it must be left as it was)")
+
+
+@pytest.mark.points(1)
+@pytest.mark.public
+def test_select_layer(student, reference, rng):
+    """select_layer ablates each layer's direction and picks the lowest mean refusal score"""
+    for _ in range(2):
+        config, state = _random_model(rng)
+        tokens, last = _padded_tokens(rng, config)
+        directions = torch.stack([_direction(rng, config["d_model"])
+                                  for _ in range(config["n_layers"])])
+        what = (f"select_layer({_model_words(config)}, tokens {_shape(tokens.shape)}, last, "
+                f"directions {_shape(directions.shape)})")
+        got = student.probe("jailbreak.select_layer", config, state, tokens, last, directions)
+        want = reference.probe("jailbreak.select_layer", config, state, tokens, last,
+                               directions)
+        assert_shape(got["means"], (config["n_layers"],), f"{what}: the means")
+        assert_close(got["means"], want["means"], **EXACT, what=f"{what}: the means", dtype=F64)
+        check(got["layer_type"] == "int" and got["layer"] == want["layer"],
+              f"{what} chose layer {got['layer']!r} ({got['layer_type']}); expected the Python "
+              f"int {want['layer']}, the argmin of the means {want['means'].tolist()}")
+
+
+# ----------------------------------------------------------------------------- GCG
+
+
+def _gcg_case(rng: torch.Generator, config: dict) -> tuple[torch.Tensor, ...]:
+    """prefix, suffix, post, target: random token ids, at most n_ctx in all."""
+    v = config["d_vocab"]
+    prefix = torch.randint(1, v, (_size(rng, 3, 8),), generator=rng)
+    suffix = torch.randint(1, v, (_size(rng, 2, 5),), generator=rng)
+    post = torch.randint(1, v, (_size(rng, 1, 2),), generator=rng)
+    target = torch.randint(1, v, (_size(rng, 1, 3),), generator=rng)
+    return prefix, suffix, post, target
+
+
+@pytest.mark.points(1)
+@pytest.mark.public
+def test_target_loss(student, reference, rng):
+    """target_loss is the target's mean next-token loss after each prompt, with gradients"""
+    for _ in range(2):
+        config, state = _random_model(rng)
+        batch, prompt_len = _size(rng, 2, 5), _size(rng, 3, 10)
+        prompts = torch.randint(1, config["d_vocab"], (batch, prompt_len), generator=rng)
+        target = torch.randint(1, config["d_vocab"], (_size(rng, 2, 4),), generator=rng)
+        what = (f"target_loss({_model_words(config)}, prompts {_shape(prompts.shape)}, "
+                f"target {target.tolist()})")
+        got = student.probe("jailbreak.target_loss", config, state, prompts, target)
+        want = reference.probe("jailbreak.target_loss", config, state, prompts, target)
+        assert_shape(got["loss"], (batch,), what)
+        assert_close(got["loss"], want["loss"], **EXACT, what=what, dtype=F64)
+        for name, gradient in got["gradients"].items():
+            check(gradient is not None,
+                  f"{what}: no gradient reaches the model's {name}; GCG differentiates this "
+                  "loss, so do not compute it under torch.no_grad() or detach it")
+        assert_close(got["gradients"], want["gradients"], **EXACT,
+                     what=f"the gradient of the sum of {what}")
+
+
+@pytest.mark.points(1)
+@pytest.mark.public
+def test_token_gradients(student, reference, rng):
+    """token_gradients is the target loss's gradient with respect to the one-hot suffix"""
+    for _ in range(2):
+        config, state = _random_model(rng)
+        prefix, suffix, post, target = _gcg_case(rng, config)
+        what = (f"token_gradients({_model_words(config)}, prefix of {len(prefix)}, suffix "
+                f"{suffix.tolist()}, post of {len(post)}, target {target.tolist()})")
+        got = student.probe("jailbreak.token_gradients", config, state, prefix, suffix, post,
+                            target)
+        want = reference.probe("jailbreak.token_gradients", config, state, prefix, suffix,
+                               post, target)
+        assert_shape(got["gradient"], (len(suffix), config["d_vocab"]), what)
+        # Backpropagation through the same forward pass: the entries agree to rounding relative
+        # to the largest of them.
+        scale = float(want["gradient"].abs().max())
+        assert_close(got["gradient"], want["gradient"], rtol=1e-9, atol=1e-10 * scale,
+                     what=what, dtype=F64)
+        check(not got["grads_left"],
+              f"{what} left gradients in the model's parameters {got['grads_left'][:3]}...; "
+              "use torch.autograd.grad with respect to the one-hot only")
+        assert_close(got["suffix_after"], suffix, rtol=0, atol=0,
+                     what=f"the suffix after {what} (left unchanged)")
+
+
+@pytest.mark.points(1)
+@pytest.mark.public
+def test_top_k_substitutions(student, reference, rng):
+    """top_k_substitutions picks the k allowed tokens with the most negative gradients"""
+    for _ in range(2):
+        m, d_vocab, k = _size(rng, 2, 6), _size(rng, 10, 40), _size(rng, 2, 6)
+        gradients = torch.randn(m, d_vocab, generator=rng, dtype=F64)
+        allowed = torch.rand(d_vocab, generator=rng) < 0.6
+        allowed[:k] = True
+        gradients[:, ~allowed] -= 5  # the disallowed tokens look the most promising
+        what = f"top_k_substitutions(gradients {_shape(gradients.shape)}, k={k}, allowed)"
+        got = student.call("jailbreak.top_k_substitutions", gradients, k, allowed)
+        want = reference.call("jailbreak.top_k_substitutions", gradients, k, allowed)
+        assert_shape(got, (m, k), what)
+        assert_dtype(got, torch.int64, what)
+        assert_close(got, want, rtol=0, atol=0, what=what)
+
+
+@pytest.mark.points(1)
+@pytest.mark.public
+def test_sample_candidates(student, rng):
+    """sample_candidates draws positions then choices from the generator, as stated"""
+    for _ in range(2):
+        m, k, batch = _size(rng, 2, 6), _size(rng, 2, 5), _size(rng, 3, 12)
+        suffix = torch.randint(0, 100, (m,), generator=rng)
+        substitutions = torch.randint(0, 100, (m, k), generator=rng)
+        seed = _seed(rng)
+        what = f"sample_candidates(suffix of {m}, substitutions {_shape((m, k))}, batch={batch})"
+        got = student.probe("jailbreak.sample_candidates", suffix, substitutions, batch, seed)
+        generator = torch.Generator().manual_seed(seed)
+        positions = torch.randint(0, m, (batch,), generator=generator)
+        choices = torch.randint(0, k, (batch,), generator=generator)
+        want = suffix.repeat(batch, 1)
+        want[torch.arange(batch), positions] = substitutions[positions, choices]
+        assert_shape(got["candidates"], (batch, m), what)
+        assert_close(got["candidates"], want, rtol=0, atol=0, what=what)
+        assert_close(got["next_draw"], torch.randint(0, 2**30, (4,), generator=generator),
+                     rtol=0, atol=0, what=f"{what}: the generator's next draw after the call "
+                                          "(the docstring says how often to draw from it)")
+        assert_close(got["suffix_after"], suffix, rtol=0, atol=0,
+                     what=f"the suffix after {what} (left unchanged)")
+
+
+@pytest.mark.points(2)
+@pytest.mark.public
+def test_gcg_step(student, reference, rng):
+    """one gcg_step equals the reference's from the same weights, suffix and generator"""
+    for _ in range(2):
+        config, state = _random_model(rng)
+        prefix, suffix, post, target = _gcg_case(rng, config)
+        k, batch, seed = _size(rng, 2, 6), _size(rng, 4, 16), _seed(rng)
+        allowed = torch.rand(config["d_vocab"], generator=rng) < 0.7
+        args = (config, state, prefix, suffix, post, target, k, batch, seed, allowed)
+        what = (f"gcg_step({_model_words(config)}, suffix {suffix.tolist()}, target "
+                f"{target.tolist()}, k={k}, batch={batch}, generator, allowed)")
+        got = student.probe("jailbreak.gcg_step", *args)
+        check(got["returned"] == "tuple",
+              f"{what}: expected (suffix, loss), got a {got['returned']}")
+        want = reference.probe("jailbreak.gcg_step", *args)
+        # Integer choices from the same draws: exact. Ties between different candidates' losses
+        # or top-k gradients would need two float64 values within rounding of each other out of
+        # a few hundred continuous ones: probability below 1e-9.
+        assert_close(got["suffix"], want["suffix"], rtol=0, atol=0,
+                     what=f"{what}: the new suffix (the best candidate)")
+        assert_close(got["loss"], want["loss"], **EXACT, what=f"{what}: its loss", dtype=F64)
+        assert_close(got["next_draw"], want["next_draw"], rtol=0, atol=0,
+                     what=f"{what}: the generator's next draw after the step (only "
+                          "sample_candidates draws from it)")
+
+
+# ----------------------------------------------------------------------------- intervals
+
+
+@pytest.mark.points(1)
+@pytest.mark.public
+def test_wilson_interval(student, rng):
+    """wilson_interval matches the formula, at 0 and n successes too"""
+    trials = _size(rng, 5, 200)
+    cases = [(0, trials, 0.95), (trials, trials, 0.9),
+             (_size(rng, 1, trials - 1), trials, float(0.5 + 0.49 * torch.rand((), generator=rng)))]
+    for successes, n, confidence in cases:
+        z = NormalDist().inv_cdf(1 - (1 - confidence) / 2)
+        p = successes / n
+        centre, scale = p + z * z / (2 * n), 1 + z * z / n
+        half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+        want = ((centre - half) / scale, (centre + half) / scale)
+        what = f"wilson_interval({successes}, {n}, confidence={confidence:.4f})"
+        got = student.call("jailbreak.wilson_interval", successes, n, confidence)
+        check(isinstance(got, (tuple, list)) and len(got) == 2
+              and all(isinstance(x, float) for x in got),
+              f"{what}: expected (low, high) as two Python floats, got {got!r}")
+        # A few operations on numbers of size 1: exact to ~1e-15; the normal quantile from
+        # another library (scipy, torch.special.ndtri) agrees to ~1e-15 too.
+        assert_close(torch.tensor(got, dtype=F64), torch.tensor(want, dtype=F64), rtol=0,
+                     atol=1e-12, what=what)
