@@ -179,12 +179,30 @@ def assert_close(
         got_value = got_f.flatten()[worst].item()
         want_value = want_f.flatten()[worst].item()
         at = f" at index {index}" if got_t.dim() else ""
+        shown_got, shown_want = _distinct(got_value, want_value)
+        dtypes = "" if got_t.dtype == want_t.dtype else (
+            f" The result is {_dtype_name(got_t.dtype)}, the expected result "
+            f"{_dtype_name(want_t.dtype)}.")
         fail(
             f"{what}: {int(bad.sum())} of {bad.numel()} value(s) differ from the expected "
-            f"result. The largest difference is{at}: got {got_value:.6g}, expected "
-            f"{want_value:.6g} (|difference| {abs(got_value - want_value):.3g}; "
-            f"allowed {atol:g} + {rtol:g} * |expected|)."
+            f"result. The largest difference is{at}: got {shown_got}, expected "
+            f"{shown_want} (|difference| {abs(got_value - want_value):.3g}; "
+            f"allowed {atol:g} + {rtol:g} * |expected|).{dtypes}"
         )
+
+
+def _dtype_name(dtype: torch.dtype) -> str:
+    return str(dtype).removeprefix("torch.")
+
+
+def _distinct(got: Any, want: Any) -> tuple[str, str]:
+    """The two values with 6 significant digits, or as many more (up to 17) as it takes for
+    them to read differently: "got 0.029069, expected 0.029069" says nothing."""
+    for digits in range(6, 18):
+        shown = f"{got:.{digits}g}", f"{want:.{digits}g}"
+        if shown[0] != shown[1]:
+            return shown
+    return f"{got:.17g}", f"{want:.17g}"
 
 
 def assert_dtype(got: Any, dtype: torch.dtype | tuple[torch.dtype, ...] | None,

@@ -37,6 +37,7 @@ from autograder.engine.observations import (
     sources_hash,
 )
 from autograder.engine.runner import NUMERICS, CallFailed, Implementation, platform_note
+from autograder.engine.stubs import written_functions
 from autograder.engine.submission import StagedSubmission, stage_submission
 
 DEFAULT_VISIBILITY = "after_published"
@@ -403,13 +404,16 @@ def _names(names: list[str]) -> str:
 
 
 def cascade_pointers(records: dict[str, dict[str, Any]],
-                     calls: dict[str, dict[str, bool]]) -> dict[str, str]:
+                     calls: dict[str, dict[str, bool]],
+                     written: set[str] | None = None) -> dict[str, str]:
     """Test id -> a line for its message when it failed and its code called (not directly)
     functions of the submission that fail their own tests: a function fails its own tests
     when a failed test called it directly (from the test's own call or probe, not from inside
     another function of the submission). At most three are named, in the order first called;
     of several, the line says to fix first those that fail a test of their own where no
-    other function is to blame (logsumexp rather than the log_softmax built on it). The call
+    other function is to blame (logsumexp rather than the log_softmax built on it). With
+    `written` ("module:Qual.name" of the functions students write), only those are named: a
+    given __init__ that a failing test called is not for the student to fix. The call
     record is the worker's word, so a forged one changes at most this hint, never a verdict
     or a score."""
     failed = [key for key, record in records.items() if record["passed"] is False]
@@ -419,10 +423,36 @@ def cascade_pointers(records: dict[str, dict[str, Any]],
             if direct:
                 owners.setdefault(name, []).append(key)
     helpers = {key: [name for name, direct in calls.get(key, {}).items()
-                     if not direct and name in owners] for key in failed}
+                     if not direct and name in owners
+                     and (written is None or name in written)] for key in failed}
+    def behind(name: str, seen: set[str]) -> list[str]:
+        """The functions to fix first for `name`: itself when one of its failed tests has no
+        helper to blame, else those behind the helpers its failed tests name."""
+        if any(not helpers[owner] for owner in owners[name]):
+            return [name]
+        found: list[str] = []
+        for owner in owners[name]:
+            for helper in helpers[owner]:
+                if helper not in seen:
+                    seen.add(helper)
+                    found += [n for n in behind(helper, seen) if n not in found]
+        return found
+
     pointers = {}
     for key, names in helpers.items():
         roots = [name for name in names if any(not helpers[owner] for owner in owners[name])]
+        if names and not roots:  # every helper named fails because of another function
+            deeper: list[str] = []
+            for name in names:
+                deeper += [n for n in behind(name, set(names)) if n not in deeper]
+            if deeper:
+                shown = [name.partition(":")[2] for name in names[:MAX_POINTED]]
+                first = [name.partition(":")[2] for name in deeper[:MAX_POINTED]]
+                verb = "fails its own tests" if len(shown) == 1 else "fail their own tests"
+                pointers[key] = (f"{_names(shown)}, which this test's code calls, {verb}, "
+                                 f"and those tests point at {_names(first)}: fix "
+                                 f"{_names(first)} first.")
+                continue
         if len(names) > MAX_POINTED:  # the roots are named first, in the order called
             kept = set(roots[:MAX_POINTED])
             kept.update([name for name in names if name not in kept][:MAX_POINTED - len(kept)])
@@ -438,6 +468,18 @@ def cascade_pointers(records: dict[str, dict[str, Any]],
     return pointers
 
 
+def _written(state: GradingState) -> set[str]:
+    """"module:Qual.name" of the functions students write, in every lab graded: from the
+    files students start from (the stubs' TODOs, or the reference's solution regions)."""
+    names = set()
+    for session in state.labs.values():
+        for part in session.lab.parts:
+            path = session.lab.support_dir / f"{part}.py"
+            if path.is_file():
+                names.update(f"{part}:{name}" for name in written_functions(path.read_text()))
+    return names
+
+
 def _with_pointer(output: str, pointer: str | None) -> str:
     """`output` with the pointer as its last line, kept whole when the output is clipped."""
     if not pointer:
@@ -449,7 +491,7 @@ def _with_pointer(output: str, pointer: str | None) -> str:
 
 def collected_results(config: pytest.Config) -> dict[str, Any]:
     state = _state(config)
-    pointers = cascade_pointers(state.records, state.calls)
+    pointers = cascade_pointers(state.records, state.calls, _written(state))
     tests = []
     for key in state.order:
         record = state.records[key]

@@ -46,6 +46,21 @@ def _function_at(spans: list[tuple[int, int, str]], line: int) -> str | None:
     return max(inside, key=lambda span: span[0])[2] if inside else None
 
 
+def written_functions(source: str, filename: str = "<source>") -> set[str]:
+    """The qualified names ("Class.method", "function") of the functions students write in
+    `source`: those holding a solution region (a reference file) or its TODO (a stub). The
+    others (a given __init__, a support function) are not theirs to fix."""
+    spans = _enclosing_functions(ast.parse(source, filename))
+    names = set()
+    for number, line in enumerate(source.splitlines(), start=1):
+        stripped = line.strip()
+        if stripped == BEGIN or stripped.startswith("# TODO: implement "):
+            name = _function_at(spans, number)
+            if name is not None:
+                names.add(name)
+    return names
+
+
 def has_markers(source: str) -> bool:
     return any(line.strip() == BEGIN for line in source.splitlines())
 
