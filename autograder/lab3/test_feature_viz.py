@@ -368,10 +368,21 @@ def _cnn():
 OUTCOME = {"layer": "logits", "neuron": False, "batch": 1, "steps": 32}
 
 
-def _visualisation(student, rng) -> tuple[int, torch.Tensor, str]:
+def _visualisation(student, reference, rng) -> tuple[int, torch.Tensor, str]:
+    """The submission's 32-step visualisation of a logit of the shipped CNN, checked first to
+    start as the reference's does: the first two steps of the same run agree to STEP (a
+    visualisation without a penalty or without the jitter can still beat the dataset, so the
+    outcome is never awarded without the work)."""
     cnn, state = _cnn()
     channel, seed = _size(rng, 0, 3), _seed(rng)
     config = {**OUTCOME, "channel": channel}
+    start = {**config, "steps": 2}
+    got = student.probe("feature_viz.visualise", state, start, seed)["images"]
+    want = reference.probe("feature_viz.visualise", state, start, seed)["images"]
+    assert_shape(got, tuple(want.shape), f"visualise(the shipped CNN, {start})")
+    assert_close(got, want, **STEP, dtype=F64,
+                 what=f"visualise(the shipped CNN, {start}, a generator seeded {seed}): the "
+                      "first two steps of the outcome run")
     what = (f"visualise(the shipped CNN, logit {channel} ({cnn.ORIENTATIONS[channel]:g} "
             f"degrees), 32 steps, default settings, a generator seeded {seed})")
     images = student.probe("feature_viz.visualise", state, config, seed, timeout=30)["images"]
@@ -383,9 +394,9 @@ def _visualisation(student, rng) -> tuple[int, torch.Tensor, str]:
 
 
 @pytest.mark.points(1)
-def test_visualisation_beats_the_dataset(student, rng):
+def test_visualisation_beats_the_dataset(student, reference, rng):
     """visualise: the image activates its logit more than the best of 2000 dataset images"""
-    channel, images, what = _visualisation(student, rng)
+    channel, images, what = _visualisation(student, reference, rng)
     cnn, state = _cnn()
     model = cnn.load_model(state=state, dtype=F64)
     dataset, _ = cnn.make_images(2000, torch.Generator().manual_seed(_seed(rng)), dtype=F64)
@@ -412,9 +423,9 @@ def _orientation_power(image: torch.Tensor, orientations) -> list[float]:
 
 
 @pytest.mark.points(1)
-def test_visualisation_orientation(student, rng):
+def test_visualisation_orientation(student, reference, rng):
     """visualise: the image's Fourier power peaks at the orientation its logit prefers"""
-    channel, images, what = _visualisation(student, rng)
+    channel, images, what = _visualisation(student, reference, rng)
     cnn, _ = _cnn()
     shares = _orientation_power(images[0, 0], cnn.ORIENTATIONS)
     # Measured on the reference (10 seeds x 4 logits): the preferred orientation holds at least
