@@ -4,14 +4,29 @@ A model puts a `HookPoint` wherever an activation is worth looking at, as an att
 name starts with `hook_`. The module tree then gives every hook point its TransformerLens
 name: `hook_embed`, `blocks.0.attn.hook_pattern`, `blocks.1.hook_resid_post`, ...
 
-    logits, cache = run_with_cache(model, tokens)
-    cache["blocks.0.attn.hook_pattern"]          # (batch, heads, query, key)
+    >>> import torch
+    >>> from transformer import Transformer, TransformerConfig
+    >>> model = Transformer(TransformerConfig(n_heads=4, n_layers=2, init_range=0.5))
+    >>> tokens = torch.randint(0, 64, (2, 10))
+    >>> logits, cache = run_with_cache(model, tokens)
+    >>> cache["blocks.0.attn.hook_pattern"].shape   # (batch, heads, query, key)
+    torch.Size([2, 4, 10, 10])
+    >>> cache["blocks.1.attn.hook_z"].shape         # (batch, pos, head, d_head)
+    torch.Size([2, 10, 4, 16])
+    >>> def zero_head(z, name):                     # ablate head 3 of layer 1
+    ...     z = z.clone()
+    ...     z[:, :, 3] = 0                          # the head is the third dimension of z
+    ...     return z
+    >>> ablated = run_with_hooks(model, tokens, fwd_hooks=[("blocks.1.attn.hook_z", zero_head)])
+    >>> torch.allclose(ablated, logits, atol=1e-6)  # the head mattered
+    False
 
-    def zero_head(pattern, name):                 # ablate head 3 of layer 1
-        pattern = pattern.clone()
-        pattern[:, 3] = 0
-        return pattern
-    logits = run_with_hooks(model, tokens, fwd_hooks=[("blocks.1.attn.hook_z", zero_head)])
+Zeroing head 3's z is zeroing what head 3 writes: the same logits as with its W_O set to 0.
+
+    >>> with torch.no_grad():
+    ...     model.blocks[1].attn.W_O[3] = 0
+    >>> torch.allclose(ablated, model(tokens), atol=1e-6)
+    True
 """
 
 from __future__ import annotations
