@@ -325,7 +325,7 @@ LOOP = {"steps": 7, "batch_size": 8, "lr": LR, "l1_coefficient": 0.1, "resample_
 # Docstring (train_sae): "record which latents fire on the batch (encode it under
 # torch.no_grad() before the step)". At lr 1e-3 no step of the runs above switches a latent on
 # or off, so a loop that records after the step passes them; this run's first step does.
-SWITCHING = {**LOOP, "l1_coefficient": 50.0, "resample_every": 1, "window": 1}
+SWITCHING = {**LOOP, "steps": 2, "l1_coefficient": 50.0, "resample_every": 1, "window": 1}
 
 
 def _switching_case(rng: torch.Generator, state: dict, activations: torch.Tensor,
@@ -338,7 +338,11 @@ def _switching_case(rng: torch.Generator, state: dict, activations: torch.Tensor
     against its gradient's sign; with l1_coefficient 50 the L1 term (50 / batch_size per unit)
     outweighs the reconstruction's pull on latent 2, so the step lowers its pre-activation by
     at least lr (1 + ||8 u||_1 - ||0.1 u||_1) > 8 lr, well past the margin. (Measured on 1000
-    draws: the first step switched latent 2 off in all.)"""
+    draws: the first step switched latent 2 off in all; on 200 draws of this test's cases a
+    loop that records after the step found other dead counts in all 200.) Two steps only: at
+    l1_coefficient 50 a decoder normalised inside decode parts from the reference by ~lr^2
+    per step faster than at 0.1; over 2 steps it stays within 0.11 of DECODER_STEP (200
+    draws), over 7 it reached 1.5 times it."""
     state = {name: value.clone() for name, value in state.items()}
     activations = activations.clone()
     first = int(torch.randint(len(activations), (SWITCHING["batch_size"],),
