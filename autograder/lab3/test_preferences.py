@@ -275,9 +275,9 @@ def test_train_dpo_steps(student, reference, rng):
         what = (f"train_dpo on 32 sampled pairs, 3 steps of batch 4, lr 1e-3, beta 0.5, "
                 f"generator seed {seed}, float64")
         got = student.probe("preferences.train_dpo", config, state, pairs, 3, 4, 1e-3, 0.5,
-                            seed, torch.float64, timeout=60)
+                            seed, "float64", timeout=60)
         want = reference.probe("preferences.train_dpo", config, state, pairs, 3, 4, 1e-3, 0.5,
-                               seed, torch.float64, timeout=60)
+                               seed, "float64", timeout=60)
         assert_close(got["losses"], want["losses"], **STEP, what=f"{what}: the losses")
         assert_close(got["state"], want["state"], **STEP, what=f"{what}: the policy's weights")
 
@@ -342,9 +342,9 @@ def test_train_reinforce_steps(student, reference, rng):
         what = (f"train_reinforce on 6 prompts, 2 steps, kl_coef 0.2, lr 1e-3, generator seed "
                 f"{seed}, float64")
         got = student.probe("preferences.train_reinforce", config, state, weights, prompts, 2,
-                            1e-3, 0.2, seed, torch.float64, timeout=60)
+                            1e-3, 0.2, seed, "float64", timeout=60)
         want = reference.probe("preferences.train_reinforce", config, state, weights, prompts,
-                               2, 1e-3, 0.2, seed, torch.float64, timeout=60)
+                               2, 1e-3, 0.2, seed, "float64", timeout=60)
         for key in ("score", "kl"):
             assert_close(got[key], want[key], **STEP, what=f"{what}: the history's {key!r}")
         assert_close(got["state"], want["state"], **STEP, what=f"{what}: the policy's weights")
@@ -477,7 +477,7 @@ def test_dpo_learns_the_preference_with_bounded_kl(student, reference, rng):
     prompts = reference.probe("preferences.harmless_prompts", EVAL_PROMPTS, _seed(rng))
     sample_seed = _seed(rng)
     got = student.probe("preferences.train_dpo", config, state, _batch(train), DPO["steps"],
-                        DPO["batch_size"], DPO["lr"], DPO["beta"], _seed(rng), torch.float32,
+                        DPO["batch_size"], DPO["lr"], DPO["beta"], _seed(rng), "float32",
                         _batch(test), prompts, sample_seed, timeout=120)
     what = (f"train_dpo ({DPO['steps']} steps of {DPO['batch_size']} pairs from {TRAIN_PAIRS}, "
             f"lr {DPO['lr']}, beta {DPO['beta']}) from the shipped assistant")
@@ -488,7 +488,7 @@ def test_dpo_learns_the_preference_with_bounded_kl(student, reference, rng):
           f"{what}: its implicit reward prefers the human's choice on {accuracy:.1%} of "
           f"{TEST_PAIRS} held-out pairs; a trained policy reaches {DPO_ACCURACY:.0%}")
     before = reference.probe("preferences.train_dpo", config, state, _batch(train), 0,
-                             DPO["batch_size"], DPO["lr"], DPO["beta"], 0, torch.float32, None,
+                             DPO["batch_size"], DPO["lr"], DPO["beta"], 0, "float32", None,
                              prompts, sample_seed, timeout=60)
     rewards = _true_rewards(got["samples"], got["samples_mask"]).mean().item()
     baseline = _true_rewards(before["samples"], before["samples_mask"]).mean().item()
@@ -511,10 +511,10 @@ def _reinforce(student, reference, rng, kl_coef: float) -> tuple[dict, float, st
     eval_prompts = reference.probe("preferences.harmless_prompts", EVAL_PROMPTS, _seed(rng))
     sample_seed = _seed(rng)
     got = student.probe("preferences.train_reinforce", config, state, weights, prompts,
-                        RL["steps"], RL["lr"], kl_coef, _seed(rng), torch.float32,
+                        RL["steps"], RL["lr"], kl_coef, _seed(rng), "float32",
                         eval_prompts, sample_seed, timeout=120)
     before = reference.probe("preferences.train_reinforce", config, state, weights, prompts, 0,
-                             RL["lr"], kl_coef, 0, torch.float32, eval_prompts, sample_seed,
+                             RL["lr"], kl_coef, 0, "float32", eval_prompts, sample_seed,
                              timeout=60)
     baseline = _true_rewards(before["samples"], before["samples_mask"]).mean().item()
     what = (f"train_reinforce ({RL['steps']} steps on {RL['prompts']} prompts, lr {RL['lr']}, "

@@ -113,11 +113,13 @@ def dpo_step(config: dict, state: dict, batch: dict, beta: float, lr: float) -> 
 
 
 def train_dpo(config: dict, state: dict, pairs: dict, steps: int, batch_size: int, lr: float,
-              beta: float, seed: int, dtype: torch.dtype, test_pairs: dict | None = None,
+              beta: float, seed: int, dtype_name: str, test_pairs: dict | None = None,
               prompts: torch.Tensor | None = None, sample_seed: int = 0) -> dict:
     """train_dpo from the checkpoint; with `test_pairs`, the trained policy's and the
     reference's reply log-probabilities on them; with `prompts`, replies sampled from the
-    trained policy (the trusted side computes their true reward and the KL)."""
+    trained policy (the trusted side computes their true reward and the KL). dtype_name:
+    "float32" or "float64"."""
+    dtype = getattr(torch, dtype_name)
     policy = _assistant(config, state, dtype)
     reference = _assistant(config, state, dtype)
     losses = preferences.train_dpo(policy, reference, pairs, steps, batch_size, lr, beta,
@@ -181,11 +183,12 @@ def reinforce_step(config: dict, state: dict, reward_weights: torch.Tensor,
 
 def train_reinforce(config: dict, state: dict, reward_weights: torch.Tensor,
                     prompts: torch.Tensor, steps: int, lr: float, kl_coef: float, seed: int,
-                    dtype: torch.dtype, eval_prompts: torch.Tensor | None = None,
+                    dtype_name: str, eval_prompts: torch.Tensor | None = None,
                     sample_seed: int = 0) -> dict:
     """train_reinforce from the checkpoint in `dtype` (float64: the final weights returned);
     with `eval_prompts`, replies sampled from the trained policy with the given sampler and
     their KL per token to the reference."""
+    dtype = getattr(torch, dtype_name)
     policy = _assistant(config, state, dtype)
     reference = _assistant(config, state, dtype)
     reward_model = preferences.RewardModel(reward_weights.shape[0]).to(dtype)
