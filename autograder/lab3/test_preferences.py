@@ -365,7 +365,13 @@ RL = {"steps": 60, "lr": 3e-3, "prompts": 64}
 EVAL_PROMPTS = 512
 # Outcome thresholds. PROVISIONAL: set from the design's expectations, not yet from measured
 # runs of the reference over seeds; each is to be replaced by a measured value with its
-# false-failure bound before the part is listed in lab.toml.
+# false-failure bound before the part is listed in lab.toml. Measured so far (one grading of
+# the reference at seed 3 and one run of the same settings at seed 1, shared machine): the
+# reward model orders 95% of held-out pairs as the true reward does (passes); DPO's KL is 0.61
+# nats per token at seed 3 (above the provisional 0.5); REINFORCE with kl_coef 0.2 at lr 3e-3
+# still drifts (KL 0.95 and 2.2, the true reward -0.26 -> -1.31 at seed 1): the penalty must
+# be larger or lr smaller for the "with penalty" test; without it the policy says "useful" 12
+# times (reward-model score -3.3 -> 16.2, true reward -0.26 -> -10, KL 11.6): reward hacking.
 RM_ACCURACY, RM_SPEARMAN = 0.75, 0.6
 DPO_ACCURACY, DPO_GAIN, DPO_MAX_KL = 0.55, 0.3, 0.5
 RL_KL_COEF, RL_GAIN, RL_MAX_KL = 0.2, 0.3, 0.5
