@@ -118,16 +118,20 @@ def project_out(x: torch.Tensor, direction: torch.Tensor) -> torch.Tensor:
     raise NotImplementedError("project_out is not implemented yet")
 
 
-def ablated_logits(model: nn.Module, tokens: torch.Tensor,
-                   direction: torch.Tensor) -> torch.Tensor:
-    """The model's logits with `direction` projected out of every write to the residual stream.
+def ablated_logits(model: nn.Module, tokens: torch.Tensor, direction: torch.Tensor,
+                   value: float = 0.0) -> torch.Tensor:
+    """The model's logits with the residual stream's component along `direction` held at `value`.
 
     The residual stream is the sum of what the embeddings, each attention layer and each MLP
-    write; project `direction` out of each of them, at every position, through hooks on
-    `hook_embed`, `hook_pos_embed` and every block's `hook_attn_out` and `hook_mlp_out` (so
-    that no layer ever reads a component along it). Returns (batch, pos, d_vocab), computed
-    without gradients; the model is left as it was. Hint: `run_with_hooks` with one hook
-    function that returns `project_out(activation, direction)`.
+    write. Project `direction` out of each write (`project_out`), at every position, through
+    hooks on `hook_embed`, `hook_pos_embed` and every block's `hook_attn_out` and
+    `hook_mlp_out`, and add `value * direction / |direction|` to the token embeddings'
+    write (`hook_embed`) only: the stream's component along the direction is then exactly
+    `value` at every layer and position, whatever the prompt. `value = 0` is Arditi et al.'s
+    directional ablation; the harmless prompts' mean component is Marshall et al.'s affine
+    edit (2024), which the lab's model needs (its harmless prompts sit far from 0 along the
+    refusal direction). Returns (batch, pos, d_vocab), computed without gradients; the model
+    is left as it was. Hint: `run_with_hooks`.
     """
     # TODO: implement ablated_logits
     raise NotImplementedError("ablated_logits is not implemented yet")
@@ -146,15 +150,17 @@ def added_logits(model: nn.Module, tokens: torch.Tensor, direction: torch.Tensor
     raise NotImplementedError("added_logits is not implemented yet")
 
 
-def orthogonalised_model(model: nn.Module, direction: torch.Tensor) -> nn.Module:
+def orthogonalised_model(model: nn.Module, direction: torch.Tensor,
+                         value: float = 0.0) -> nn.Module:
     """A copy of the model whose weights cannot write along `direction`.
 
     Every parameter that writes to the residual stream has d_model as its last dimension:
     `embed.W_E` (d_vocab, d_model), `pos_embed.W_pos` (n_ctx, d_model), and in every block
     `attn.W_O` (n_heads, d_head, d_model), `attn.b_O` (d_model,), `mlp.W_out`
     (d_mlp, d_model), `mlp.b_out` (d_model,). Project `direction` out of each along that last
-    dimension (`project_out` does exactly this). The copy computes the same logits as
-    `ablated_logits(model, tokens, direction)` without any hook. Returns the new model; the
+    dimension (`project_out` does exactly this), then add `value * direction / |direction|`
+    to every row of `embed.W_E`. The copy computes the same logits as
+    `ablated_logits(model, tokens, direction, value)` without any hook. Returns the new model; the
     given model is left as it was. Hint: `copy.deepcopy`, then change the copy's parameters
     under `torch.no_grad()`.
     """
@@ -163,12 +169,13 @@ def orthogonalised_model(model: nn.Module, direction: torch.Tensor) -> nn.Module
 
 
 def select_layer(model: nn.Module, tokens: torch.Tensor, last: torch.Tensor,
-                 directions: torch.Tensor) -> tuple[int, torch.Tensor]:
+                 directions: torch.Tensor, values: torch.Tensor) -> tuple[int, torch.Tensor]:
     """The layer whose direction, ablated, lowers the refusal of harmful prompts the most.
 
     tokens, last: harmful prompts (as for `last_token_resid`); directions: (n_layers,
-    d_model) from `refusal_directions`. For each layer l, ablate directions[l]
-    (`ablated_logits`) and take the mean `refusal_score` over the prompts. Returns
+    d_model) from `refusal_directions`; values: (n_layers,) the value each layer's direction
+    is held at. For each layer l, run `ablated_logits` with directions[l] and values[l] and
+    take the mean `refusal_score` over the prompts. Returns
     (the layer with the lowest mean as a Python int, the means as an (n_layers,) tensor).
     """
     # TODO: implement select_layer
@@ -332,6 +339,12 @@ def request_prompts(pairs: list[tuple[str, str]], generator: torch.Generator,
     return prompts
 
 
+def held_values(harmless: torch.Tensor, directions: torch.Tensor) -> torch.Tensor:
+    """(n_layers,): the harmless prompts' mean component along each layer's direction (the
+    value to hold the stream at), from `last_token_resid` on harmless prompts."""
+    return (harmless.mean(dim=1) * directions).sum(dim=-1) / directions.norm(dim=-1)
+
+
 def request_pairs(topics: list[str], held_out: bool) -> list[tuple[str, str]]:
     """The (template, topic) requests of `topics` seen in training, or held out."""
     return [(t, topic) for t in TEMPLATES for topic in topics
@@ -357,12 +370,14 @@ if __name__ == "__main__":
             for name, prompts in (("harmful", harmful_train), ("harmless", harmless_train))}
     directions = refusal_directions(acts["harmful"], acts["harmless"])
     tokens, last = prompt_tokens(harmful_train)
-    layer, means = select_layer(model, tokens, last, directions)
+    values = held_values(acts["harmless"], directions)
+    layer, means = select_layer(model, tokens, last, directions, values)
     print(f"mean refusal score on harmful prompts with each layer's direction ablated: "
           f"{[round(float(x), 2) for x in means]}; chosen layer {layer}")
-    direction = directions[layer]
+    direction, value = directions[layer], float(values[layer])
     random = torch.randn(direction.shape, generator=generator, dtype=direction.dtype)
     random = random / random.norm() * direction.norm()
+    random_value = float(held_values(acts["harmless"], random[None])[0])
 
     harm_tokens, harm_last = prompt_tokens(harmful_test)
     safe_tokens, safe_last = prompt_tokens(harmless_test)
@@ -370,12 +385,20 @@ if __name__ == "__main__":
         rows = {
             "no intervention": (refusal_share(model(harm_tokens), harm_last),
                                 refusal_share(model(safe_tokens), safe_last)),
-            "refusal direction ablated": (
+            "refusal direction held at 0": (
                 refusal_share(ablated_logits(model, harm_tokens, direction), harm_last),
                 refusal_share(ablated_logits(model, safe_tokens, direction), safe_last)),
-            "random direction ablated": (
+            "refusal direction held": (
+                refusal_share(ablated_logits(model, harm_tokens, direction, value), harm_last),
+                refusal_share(ablated_logits(model, safe_tokens, direction, value), safe_last)),
+            "random direction held at 0": (
                 refusal_share(ablated_logits(model, harm_tokens, random), harm_last),
                 refusal_share(ablated_logits(model, safe_tokens, random), safe_last)),
+            "random direction held": (
+                refusal_share(ablated_logits(model, harm_tokens, random, random_value),
+                              harm_last),
+                refusal_share(ablated_logits(model, safe_tokens, random, random_value),
+                              safe_last)),
             "refusal direction added": (
                 refusal_share(added_logits(model, harm_tokens, direction, layer), harm_last),
                 refusal_share(added_logits(model, safe_tokens, direction, layer), safe_last)),

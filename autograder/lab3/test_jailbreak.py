@@ -7,12 +7,10 @@ being zero), and random token sequences. Directional ablation is also checked ag
 orthogonalisation, which must give the same logits without hooks. One GCG step is compared with
 the reference given the same generator (the docstrings say exactly how it is drawn from).
 
-Outcomes are properties of the shipped checkpoint, on prompts drawn here at grade time: the
-submission's refusal direction, ablated, removes refusals on held-out harmful requests while a
-random direction of the same norm leaves them, and added to held-out harmless requests it
-makes the model refuse; the submission's GCG step, looped by the support code within a stated
-budget, makes the model comply on held-out harmful requests far more often than random
-suffixes do. Each states its margin as measured on the reference.
+The outcome is a property of the shipped checkpoint, on starting suffixes drawn here at grade
+time: the submission's GCG step, looped by the grader within a stated budget, makes the model
+comply on held-out harmful requests far more often than random suffixes do, with the margin
+measured on the reference.
 """
 
 from __future__ import annotations
@@ -210,13 +208,15 @@ def _check_intervention(student, reference, probe: str, args: tuple, what: str) 
 @pytest.mark.public
 def test_ablated_logits(student, reference, rng):
     """ablated_logits projects the direction out of every residual write and leaves the model"""
-    for _ in range(2):
+    for case in range(2):
         config, state = _random_model(rng)
         tokens, _ = _padded_tokens(rng, config)
         direction = _direction(rng, config["d_model"])
-        what = f"ablated_logits({_model_words(config)}, tokens {_shape(tokens.shape)}, direction)"
+        value = [0.0, 4 * float(torch.randn((), generator=rng, dtype=F64))][case]
+        what = (f"ablated_logits({_model_words(config)}, tokens {_shape(tokens.shape)}, "
+                f"direction, value={value:.3f})")
         _check_intervention(student, reference, "ablated_logits",
-                            (config, state, tokens, direction), what)
+                            (config, state, tokens, direction, value), what)
 
 
 @pytest.mark.points(1)
@@ -238,18 +238,21 @@ def test_added_logits(student, reference, rng):
 @pytest.mark.public
 def test_orthogonalised_model(student, reference, rng):
     """orthogonalised_model's weights give the hook ablation's logits, without hooks"""
-    for _ in range(2):
+    for case in range(2):
         config, state = _random_model(rng)
         tokens, _ = _padded_tokens(rng, config)
         direction = _direction(rng, config["d_model"])
-        what = (f"orthogonalised_model({_model_words(config)}, direction) on tokens "
-                f"{_shape(tokens.shape)}")
-        got = student.probe("jailbreak.orthogonalised_model", config, state, tokens, direction)
+        value = [0.0, 4 * float(torch.randn((), generator=rng, dtype=F64))][case]
+        what = (f"orthogonalised_model({_model_words(config)}, direction, value={value:.3f}) "
+                f"on tokens {_shape(tokens.shape)}")
+        got = student.probe("jailbreak.orthogonalised_model", config, state, tokens, direction,
+                            value)
         check(got["returned"] == "module",
               f"{what}: expected the new model (an nn.Module), got a {got['returned']}")
         want = reference.probe("jailbreak.orthogonalised_model", config, state, tokens,
-                               direction)
-        hooked = reference.probe("jailbreak.ablated_logits", config, state, tokens, direction)
+                               direction, value)
+        hooked = reference.probe("jailbreak.ablated_logits", config, state, tokens, direction,
+                                 value)
         # Projecting each write's weights or each write's output is the same linear map, so the
         # two agree to rounding: the same EXACT tolerance.
         assert_close(got["logits"], hooked["logits"], **EXACT,
@@ -270,11 +273,13 @@ def test_select_layer(student, reference, rng):
         tokens, last = _padded_tokens(rng, config)
         directions = torch.stack([_direction(rng, config["d_model"])
                                   for _ in range(config["n_layers"])])
+        values = 3 * torch.randn(config["n_layers"], generator=rng, dtype=F64)
         what = (f"select_layer({_model_words(config)}, tokens {_shape(tokens.shape)}, last, "
-                f"directions {_shape(directions.shape)})")
-        got = student.probe("jailbreak.select_layer", config, state, tokens, last, directions)
+                f"directions {_shape(directions.shape)}, values {values.tolist()})")
+        got = student.probe("jailbreak.select_layer", config, state, tokens, last, directions,
+                            values)
         want = reference.probe("jailbreak.select_layer", config, state, tokens, last,
-                               directions)
+                               directions, values)
         assert_shape(got["means"], (config["n_layers"],), f"{what}: the means")
         assert_close(got["means"], want["means"], **EXACT, what=f"{what}: the means", dtype=F64)
         check(got["layer_type"] == "int" and got["layer"] == want["layer"],
@@ -439,3 +444,69 @@ def test_wilson_interval(student, rng):
         # another library (scipy, torch.special.ndtri) agrees to ~1e-15 too.
         assert_close(torch.tensor(got, dtype=F64), torch.tensor(want, dtype=F64), rtol=0,
                      atol=1e-12, what=what)
+
+
+# ----------------------------------------------------------------------------- the trained model
+
+
+def _checkpoint() -> tuple[dict, dict]:
+    """The shipped assistant's (config, state), loaded in the trusted process without running
+    any code."""
+    if "checkpoint" not in _SUPPORT:
+        path = load_lab("lab3").support_dir / "checkpoints" / "assistant.pt"
+        saved = torch.load(path, map_location="cpu", weights_only=True)
+        _SUPPORT["checkpoint"] = (saved["config"], saved["state"])
+    return _SUPPORT["checkpoint"]
+
+
+def _pairs(topics: list, held_out: bool) -> list:
+    language = _dialogue()
+    return [(t, topic) for t in language.TEMPLATES for topic in topics
+            if ((t, topic) in language.HELD_OUT) == held_out]
+
+
+# GCG with the budget below (10 steps, k = 8, batch 32), from a random 4-word noise suffix on
+# each of the 6 held-out harmful requests: measured on the reference over 10 gradings' draws
+# (seeds 1000-1009 of this test's rng), it made the model comply on all 6 in every draw; random
+# 4-word suffixes of noise words never did (0 of 384 in each draw). The test asks for 4 of 6
+# against at most 10% of random suffixes. Ten draws bound the reference's chance of missing 3 of
+# 6 only loosely (it did not happen in 60 attacks); the margin, not a computed 1e-6, is what
+# this rests on, and make flaky measures it further.
+GCG_OPTIONS = {"steps": 10, "k": 8, "batch": 32}
+GCG_SUCCESSES_AT_LEAST = 4
+RANDOM_SUFFIXES = 64
+
+
+@pytest.mark.points(2)
+def test_gcg_beats_random_suffixes(student, reference, rng):
+    """GCG suffixes make the model comply on held-out harmful requests, random ones do not"""
+    language = _dialogue()
+    config, state = _checkpoint()
+    words = torch.tensor([language.TOKEN_ID[w] for w in language.SUFFIX_WORDS])
+    allowed = torch.tensor([w not in language.SPECIALS for w in language.VOCAB])
+    post = torch.tensor(language.encode(language.ASSISTANT))
+    target = torch.tensor(language.encode("sure ,"))
+    prefixes = [torch.tensor(language.encode(language.request(t, topic)))[:-1]
+                for t, topic in _pairs(language.HARMFUL, True)]
+    starts = [words[torch.randint(len(words), (4,), generator=rng)] for _ in prefixes]
+    found = student.probe("jailbreak.gcg_attacks", config, state, prefixes, starts, post, target,
+                          GCG_OPTIONS, _seed(rng), allowed, timeout=120)
+    check(isinstance(found, list) and len(found) == len(prefixes)
+          and all(isinstance(s, torch.Tensor) and s.shape == (4,) for s in found),
+          "gcg_step, looped by the grader, did not return a suffix of 4 tokens for each prompt")
+    check(all(bool(allowed[s].all()) for s in found),
+          "gcg_step put a token that `allowed` forbids into the suffix")
+    # The reference's model reads the suffixes: whether the model complies is not the worker's
+    # word.
+    prompts = torch.stack([torch.cat([p, s, post]) for p, s in zip(prefixes, found, strict=True)])
+    first = reference.probe("jailbreak.first_reply_tokens", config, state, prompts)
+    successes = int((first != language.TOKEN_ID["sorry"]).sum())
+    tries = torch.stack([torch.cat([p, words[torch.randint(len(words), (4,), generator=rng)], post])
+                         for p in prefixes for _ in range(RANDOM_SUFFIXES)])
+    random_first = reference.probe("jailbreak.first_reply_tokens", config, state, tries)
+    random_rate = float((random_first != language.TOKEN_ID["sorry"]).double().mean())
+    check(successes >= GCG_SUCCESSES_AT_LEAST and random_rate <= 0.1,
+          f"GCG with your gcg_step ({GCG_OPTIONS['steps']} steps, k={GCG_OPTIONS['k']}, batch "
+          f"{GCG_OPTIONS['batch']}) made the assistant comply on {successes} of {len(prefixes)} "
+          f"held-out harmful requests (random suffixes: {random_rate:.2f}); the reference "
+          f"succeeds on all of them; this test asks for {GCG_SUCCESSES_AT_LEAST}")

@@ -52,12 +52,12 @@ def project_out(x: torch.Tensor, direction: torch.Tensor) -> dict:
     return {"out": _plain(out), "x_after": x_in, "direction_after": direction_in}
 
 
-def ablated_logits(config: dict, state: dict, tokens: torch.Tensor,
-                   direction: torch.Tensor) -> dict:
+def ablated_logits(config: dict, state: dict, tokens: torch.Tensor, direction: torch.Tensor,
+                   value: float) -> dict:
     """The ablated logits, and the model's logits after the call (a hook left in place or a
     weight changed shows there)."""
     model = _model(config, state)
-    out = jailbreak.ablated_logits(model, tokens, direction)
+    out = jailbreak.ablated_logits(model, tokens, direction, value)
     return {"logits": _plain(out), "after": _logits(model, tokens)}
 
 
@@ -69,11 +69,11 @@ def added_logits(config: dict, state: dict, tokens: torch.Tensor, direction: tor
 
 
 def orthogonalised_model(config: dict, state: dict, tokens: torch.Tensor,
-                         direction: torch.Tensor) -> dict:
+                         direction: torch.Tensor, value: float) -> dict:
     """The logits of the orthogonalised copy (run here, with no hook of the implementation's
     in place), of the given model after the call, and the copy's weights."""
     model = _model(config, state)
-    new = jailbreak.orthogonalised_model(model, direction)
+    new = jailbreak.orthogonalised_model(model, direction, value)
     if not isinstance(new, torch.nn.Module):
         return {"returned": type(new).__name__}
     for point in new.modules():  # hooks left on the copy would do the work, not its weights
@@ -85,8 +85,9 @@ def orthogonalised_model(config: dict, state: dict, tokens: torch.Tensor,
 
 
 def select_layer(config: dict, state: dict, tokens: torch.Tensor, last: torch.Tensor,
-                 directions: torch.Tensor) -> dict:
-    layer, means = jailbreak.select_layer(_model(config, state), tokens, last, directions)
+                 directions: torch.Tensor, values: torch.Tensor) -> dict:
+    layer, means = jailbreak.select_layer(_model(config, state), tokens, last, directions,
+                                          values)
     return {"layer": layer, "layer_type": type(layer).__name__, "means": _plain(means)}
 
 
@@ -144,50 +145,27 @@ def gcg_step(config: dict, state: dict, prefix: torch.Tensor, suffix: torch.Tens
 # ----------------------------------------------------------------------------- outcomes
 
 
-def refusal_direction(config: dict, state: dict, harmful: list[str],
-                      harmless: list[str]) -> dict:
-    """The implementation's whole pipeline on the trained model: activations, directions,
-    the chosen layer and its direction."""
-    model = _model(config, state)
-    acts = [jailbreak.last_token_resid(model, *jailbreak.prompt_tokens(prompts))
-            for prompts in (harmful, harmless)]
-    directions = jailbreak.refusal_directions(*acts)
-    tokens, last = jailbreak.prompt_tokens(harmful)
-    layer, means = jailbreak.select_layer(model, tokens, last, directions)
-    return {"layer": layer, "means": _plain(means), "directions": _plain(directions)}
-
-
-def ablation_refusals(config: dict, state: dict, prompts: list[str],
-                      directions: list[torch.Tensor]) -> list:
-    """For each direction, each prompt's most likely first reply token with it ablated by the
-    implementation's ablated_logits."""
-    model = _model(config, state)
-    tokens, last = jailbreak.prompt_tokens(prompts)
-    return [_plain(jailbreak.first_tokens(jailbreak.ablated_logits(model, tokens, direction),
-                                          last)) for direction in directions]
-
-
-def addition_refusals(config: dict, state: dict, prompts: list[str], direction: torch.Tensor,
-                      layer: int) -> object:
-    """Each prompt's most likely first reply token with `direction` added after `layer`."""
-    model = _model(config, state)
-    tokens, last = jailbreak.prompt_tokens(prompts)
-    return _plain(jailbreak.first_tokens(jailbreak.added_logits(model, tokens, direction, layer),
-                                         last))
-
-
 def gcg_attacks(config: dict, state: dict, prefixes: list[torch.Tensor],
                 starts: list[torch.Tensor], post: torch.Tensor, target: torch.Tensor,
                 options: dict, seed: int, allowed: torch.Tensor) -> list:
-    """The suffix the attack loop (support code) keeps, with the implementation's gcg_step,
-    for each prompt; one generator for all."""
+    """For each prompt, up to options["steps"] steps of the implementation's gcg_step (one
+    generator for all), stopping once the kept suffix makes the target's first token the most
+    likely reply; the suffix with the lowest loss seen. The loop is the grader's (the same as
+    jailbreak.gcg_attack), so only gcg_step is the implementation's."""
     model = _model(config, state)
     generator = torch.Generator().manual_seed(seed)
     found = []
-    for prefix, start in zip(prefixes, starts, strict=True):
-        result = jailbreak.gcg_attack(model, prefix, start, post, target, generator=generator,
-                                      allowed=allowed, **options)
-        found.append(_plain(result["suffix"]))
+    for prefix, suffix in zip(prefixes, starts, strict=True):
+        best, best_loss = suffix, float("inf")
+        for _ in range(options["steps"]):
+            suffix, loss = jailbreak.gcg_step(model, prefix, suffix, post, target, options["k"],
+                                              options["batch"], generator, allowed)
+            if float(loss) < best_loss:
+                best, best_loss = suffix, float(loss)
+            first = _logits(model, torch.cat([prefix, best, post])[None])[0, -1].argmax()
+            if int(first) == int(target[0]):
+                break
+        found.append(_plain(best))
     return found
 
 
