@@ -109,19 +109,22 @@ def short_commit(origin: str) -> str:
 def overview(entries: list[tuple[str, dict]]) -> list[str]:
     """One table over every report of a gate: each part's row from its report's table, with
     the lab in front and the commit it was measured on behind (none for reports without a
-    table, as flakiness reports)."""
-    header, rows = None, []
+    table, as flakiness reports). Reports whose tables have other columns (a crosscheck of
+    fewer settings) get a table of their own."""
+    tables: dict[str, list[str]] = {}  # header -> rows
     for _, entry in entries:
         table = [line for line in entry["summary"].splitlines() if line.startswith("|")]
         if len(table) < 3:
             continue
-        header = header or table[0]
-        rows += [f"| {entry['lab']} {row} {short_commit(entry['commit'])} |" for row in table[2:]]
-    if not rows:
+        tables.setdefault(table[0], []).extend(
+            f"| {entry['lab']} {row} {short_commit(entry['commit'])} |" for row in table[2:])
+    if not tables:
         return []
-    columns = header.count("|") + 1
-    return ["", "Every part at a glance (the sections below hold each report's summary):", "",
-            f"| lab {header} commit |", "|" + "---|" * columns, *rows]
+    lines = ["", "Every part at a glance (the sections below hold each report's summary):"]
+    for header, rows in tables.items():
+        columns = header.count("|") + 1
+        lines += ["", f"| lab {header} commit |", "|" + "---|" * columns, *rows]
+    return lines
 
 
 def render(state: dict) -> None:
