@@ -13,6 +13,10 @@ from autograder.engine.labs import available_labs, load_lab
 # are built): the handout's table must still add up to 100, and each graded part must get
 # exactly its row's points.
 IN_PROGRESS = {"lab3"}
+# Points a graded part of a lab in progress does not award yet, and why (its handout says so).
+PENDING = {("lab3", "jailbreak"): (2, "refusals removed by the refusal direction and not by a "
+                                      "random one: no single-direction edit does that on the "
+                                      "shipped checkpoint yet")}
 
 
 @pytest.mark.parametrize("lab_name", available_labs())
@@ -24,7 +28,7 @@ def test_the_handout_gives_each_part_its_points_and_the_lab_is_worth_100(lab_nam
         r"^\|[^|\n]*\| `(\w+)\.py` \| (\d+) \|$", handout, flags=re.MULTILINE)}
     for part in lab.parts:
         assert part in table, f"{lab_name}'s handout has no points row for {part}.py"
-    stated = {part: table[part] for part in lab.parts}
+    stated = {part: table[part] - PENDING.get((lab_name, part), (0, ""))[0] for part in lab.parts}
     assert awarded == stated, f"{lab_name}: the suites award {awarded}, the handout says {stated}"
     total = sum(table.values())
     assert total == 100, f"{lab_name}'s handout table adds up to {total}"
