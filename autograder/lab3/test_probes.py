@@ -247,6 +247,15 @@ def _normalise(x: torch.Tensor) -> torch.Tensor:
     return (x - x.mean(dim=0)) / x.std(dim=0, correction=0)
 
 
+def _ccs_loss_of(fit: dict, x_plus: torch.Tensor, x_minus: torch.Tensor) -> float:
+    """The CCS loss of a returned probe (w, b) on the normalised sides, computed here."""
+    w, b = fit["w"].to(F64), torch.as_tensor(fit["b"], dtype=F64)
+    p_plus = torch.sigmoid(_normalise(x_plus.to(F64)) @ w + b)
+    p_minus = torch.sigmoid(_normalise(x_minus.to(F64)) @ w + b)
+    consistency = (p_plus - (1 - p_minus)).pow(2).mean()
+    return float(consistency + torch.minimum(p_plus, p_minus).pow(2).mean())
+
+
 @pytest.mark.points(1)
 @pytest.mark.public
 def test_ccs_normalise(student, reference, rng):
@@ -622,10 +631,28 @@ def test_ccs_on_the_assistant(student, reference, rng):
         no = _statements(reference, N_STATEMENTS, "honest", seed, "no")
         x_plus = _activations(reference, yes, [PROBE_LAYER])[:, 0]
         x_minus = _activations(reference, no, [PROBE_LAYER])[:, 0]
-        got = student.probe("probes.fit_ccs", x_plus, x_minus, CCS_MODEL_OPTIONS, _seed(rng),
+        fit_seed = _seed(rng)
+        got = student.probe("probes.fit_ccs", x_plus, x_minus, CCS_MODEL_OPTIONS, fit_seed,
                             timeout=30)
         assert_shape(got["w"], (x_plus.shape[1],), f"{what}: w")
         assert_finite(got["w"], f"{what}: w")
+        check(isinstance(got["b"], (torch.Tensor, float, int))
+              and torch.as_tensor(got["b"]).numel() == 1
+              and bool(torch.isfinite(torch.as_tensor(got["b"])).all()),
+              f"{what}: b must be one finite number (a 0-dimensional tensor)")
+        # On these activations almost any direction (all ones included) reads the truth at
+        # 0.75 or more, so the accuracy alone would reward a training that does nothing. The
+        # fit must also reach the CCS loss the reference's fit reaches from the same starts
+        # (computed here, from the returned probe): both are the same deterministic float64
+        # Adam run, equal to about 1e-12 (test_fit_ccs); 1.05 times plus 1e-4 absorbs another
+        # order of operations, while an untrained probe's loss is several times larger.
+        want = reference.probe("probes.fit_ccs", x_plus, x_minus, CCS_MODEL_OPTIONS, fit_seed,
+                               timeout=30)
+        reached, best = (_ccs_loss_of(fit, x_plus, x_minus) for fit in (got, want))
+        check(reached <= 1.05 * best + 1e-4,
+              f"{what}: the probe fit_ccs returned has a CCS loss of {reached:.6f} on these "
+              f"pairs, where CCS trained from the same starts reaches {best:.6f}; see the tests "
+              "of ccs_loss, train_ccs and fit_ccs")
         difference = (_normalise(x_plus) - _normalise(x_minus)) @ got["w"].to(F64)
         right = float(((difference > 0) == yes["labels"]).double().mean())
         found.append(max(right, 1 - right))
