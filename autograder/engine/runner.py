@@ -364,21 +364,27 @@ def clean_shared_places(uid: int) -> None:
     if uid == getattr(os, "getuid", lambda: -1)():
         return
     for place in SHARED_PLACES:
+        _remove_owned(place, uid)
+
+
+def _remove_owned(place: str, uid: int, keep: Any = lambda entry, info: False) -> None:
+    """Remove the entries of `place` that `uid` owns, except those `keep(entry, info)`
+    spares; links are removed, never followed."""
+    try:
+        entries = list(os.scandir(place))
+    except OSError:
+        return
+    for entry in entries:
         try:
-            entries = list(os.scandir(place))
+            info = entry.stat(follow_symlinks=False)
+            if info.st_uid != uid or keep(entry, info):
+                continue
+            if stat.S_ISDIR(info.st_mode):
+                shutil.rmtree(entry.path, ignore_errors=True)
+            else:
+                os.unlink(entry.path)
         except OSError:
             continue
-        for entry in entries:
-            try:
-                info = entry.stat(follow_symlinks=False)
-                if info.st_uid != uid:
-                    continue
-                if stat.S_ISDIR(info.st_mode):
-                    shutil.rmtree(entry.path, ignore_errors=True)
-                else:
-                    os.unlink(entry.path)
-            except OSError:
-                continue
 
 
 def shared_memory_snapshot() -> tuple[float, set[str]] | None:
@@ -396,24 +402,8 @@ def remove_new_shared_memory(snapshot: tuple[float, set[str]]) -> None:
     The grader itself puts nothing there while a worker runs (its workers may not start
     processes, so torch never shares tensors through it). Links are removed, never followed."""
     started, before = snapshot
-    uid = getattr(os, "getuid", lambda: -1)()
-    try:
-        entries = list(os.scandir(SHARED_PLACES[0]))
-    except OSError:
-        return
-    for entry in entries:
-        if entry.name in before:
-            continue
-        try:
-            info = entry.stat(follow_symlinks=False)
-            if info.st_uid != uid or info.st_ctime < started - 1:
-                continue
-            if stat.S_ISDIR(info.st_mode):
-                shutil.rmtree(entry.path, ignore_errors=True)
-            else:
-                os.unlink(entry.path)
-        except OSError:
-            continue
+    _remove_owned(SHARED_PLACES[0], getattr(os, "getuid", lambda: -1)(),
+                  keep=lambda entry, info: entry.name in before or info.st_ctime < started - 1)
 
 
 def describe_exit(returncode: int | None, memory_limit: int) -> str:
