@@ -356,12 +356,17 @@ def reachable_by(uid: int, gid: int, path: Path) -> bool:
     return True
 
 
+def _own_uid() -> int:
+    """This process's user id; -1 where there are none (Windows)."""
+    return os.getuid() if hasattr(os, "getuid") else -1
+
+
 def clean_shared_places(uid: int) -> None:
     """Remove what the submission's own user left in the world-writable places (/dev/shm,
     /tmp, /var/tmp), so that nothing passes from one submission to the next. Only for a
     worker running as a user of its own (never the grader's); links are removed, never
     followed."""
-    if uid == getattr(os, "getuid", lambda: -1)():
+    if uid == _own_uid():
         return
     for place in SHARED_PLACES:
         _remove_owned(place, uid)
@@ -402,7 +407,7 @@ def remove_new_shared_memory(snapshot: tuple[float, set[str]]) -> None:
     The grader itself puts nothing there while a worker runs (its workers may not start
     processes, so torch never shares tensors through it). Links are removed, never followed."""
     started, before = snapshot
-    _remove_owned(SHARED_PLACES[0], getattr(os, "getuid", lambda: -1)(),
+    _remove_owned(SHARED_PLACES[0], _own_uid(),
                   keep=lambda entry, info: entry.name in before or info.st_ctime < started - 1)
 
 
@@ -635,7 +640,7 @@ class Implementation:
             os.close(request_read)
             os.close(response_write)
             printed = popen.stdout
-        uid = switch.get("user", getattr(os, "getuid", lambda: -1)())
+        uid = switch.get("user", _own_uid())
         process = _Process(popen, request_write, response_read, scratch, uid,
                            inbox=Inbox(popen.stdout) if stdio else None,
                            memory=memory_watch(popen.pid, self.memory_limit),
