@@ -5,6 +5,7 @@ Each case is the reference's basics.py with a snippet from tests/hostile/lab1/ a
 (or the snippet alone), graded by the real CLI in its own process.
 """
 
+import os
 import stat
 import zipfile
 from pathlib import Path
@@ -18,15 +19,21 @@ from tests.conftest import hostile_submission
 
 EVERYTHING = ("basics: ",)
 REFERENCE_BASICS = REPO_ROOT / "reference" / "lab1" / "basics.py"
-OUTSIDE = Path("/tmp/hostile-zip-escape.py")
+
+
+def private_path(folder: str, stem: str, tmp_path: Path) -> Path:
+    """A fixed place outside the grading (/tmp, /dev/shm) named for this test alone, so that
+    cases graded at the same time (pytest -n) never see each other's files."""
+    return Path(folder) / f"{stem}-{os.getpid()}-{tmp_path.name}"
 
 
 def zip_slip(tmp_path: Path) -> Path:
     """Entries that climb out of the extraction folder, next to a correct basics.py."""
     path = tmp_path / "slip.zip"
+    outside = private_path("/tmp", "hostile-zip-escape", tmp_path).name
     with zipfile.ZipFile(path, "w") as archive:
-        archive.writestr("../../../../../../tmp/hostile-zip-escape.py", "ESCAPED = True\n")
-        archive.writestr("/tmp/hostile-zip-escape.py", "ESCAPED = True\n")
+        archive.writestr(f"../../../../../../tmp/{outside}", "ESCAPED = True\n")
+        archive.writestr(f"/tmp/{outside}", "ESCAPED = True\n")
         archive.write(REFERENCE_BASICS, "lab1/basics.py")
     return path
 
@@ -84,7 +91,6 @@ def linked_folder(tmp_path: Path) -> Path:
 
 
 MISSING = "basics.py was not found in your submission"
-SHARED_LEFTOVER = Path("/dev/shm/hostile-leftover")
 
 # case: (names of the tests that must fail (substrings), text their output must contain,
 #        how to build the submission: a snippet in tests/hostile/lab1/ unless a function)
@@ -171,10 +177,12 @@ def test_hostile_submission(case, grade, tmp_path, monkeypatch):
     elif missing:
         monkeypatch.setenv("AUTOGRADER_SIMULATE_SANDBOX", missing)
     affected, message, *builder = CASES[case]
-    OUTSIDE.unlink(missing_ok=True)
-    SHARED_LEFTOVER.unlink(missing_ok=True)
+    outside = private_path("/tmp", "hostile-zip-escape", tmp_path)
+    leftover = private_path("/dev/shm", "hostile-leftover", tmp_path)
     protected = sorted(REPO_ROOT.glob("autograder/lab1/test_*.py"))
     submission = builder[0](tmp_path) if builder else hostile_submission(tmp_path, case)
+    for source in [] if builder else submission.glob("*.py"):  # snippets name the leftover
+        source.write_text(source.read_text().replace("/dev/shm/hostile-leftover", str(leftover)))
     # Filling memory takes time (about 0.7 s per 512 MiB on an idle machine, several times that
     # on a busy one): a lower limit and a longer time limit let the memory limit act first.
     hog = case == "memory_hog"
@@ -195,9 +203,9 @@ def test_hostile_submission(case, grade, tmp_path, monkeypatch):
         if test["name"] in expected_failures:
             assert message in test["output"], f"{test['name']}: {test['output']}"
         assert len(test["output"]) <= 8000
-    assert not OUTSIDE.exists(), "a zip entry was written outside the staging folder"
+    assert not outside.exists(), "a zip entry was written outside the staging folder"
     assert all(path.is_file() for path in protected), "grader files were deleted"
-    assert not SHARED_LEFTOVER.exists(), "a file was left in /dev/shm"
+    assert not leftover.exists(), "a file was left in /dev/shm"
     assert "\x1b" not in graded.output, "a submission's terminal escape was printed raw"
     if missing:
         assert f"simulated: {missing}" in graded.results["output"]
