@@ -17,7 +17,7 @@ from autograder import REPO_ROOT
 from tests.conftest import assert_mistakes_named, grade_variant
 
 REFERENCE = REPO_ROOT / "reference" / "lab3" / "jailbreak.py"
-UNITS = ("-k", "not beats_random")
+UNITS = ("-k", "not beats_random and not makes_harmless_requests_refused")
 
 # grading: {case: (passage in the reference, the mistake, display names of the tests that must
 #           fail (substrings), text their output must contain)}

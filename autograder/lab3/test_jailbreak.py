@@ -510,3 +510,75 @@ def test_gcg_beats_random_suffixes(student, reference, rng):
           f"{GCG_OPTIONS['batch']}) made the assistant comply on {successes} of {len(prefixes)} "
           f"held-out harmful requests (random suffixes: {random_rate:.2f}); the reference "
           f"succeeds on all of them; this test asks for {GCG_SUCCESSES_AT_LEAST}")
+
+
+# The refusal direction, added after its layer, makes the assistant refuse harmless requests;
+# a random direction of the same norm does not (Arditi et al.'s sufficiency check). Measured
+# on the reference over 40 draws of the training prompts' suffixes and of the random direction
+# (seeds 0-39): the found direction made every held-out harmless request refused in every draw
+# (share 1.00 each time), the random one none (0.00 each time). The test asks for at least
+# 3/4 against at most 1/4: a wide margin on both sides, the rate's noise being only the draws.
+# Removal is not what is graded: on this checkpoint no single-direction edit removes refusals
+# specifically (the handout's table; a random direction held at its harmless mean removes
+# them too).
+ADDED_REFUSED_AT_LEAST, RANDOM_REFUSED_AT_MOST = 0.75, 0.25
+
+
+def _request_prompts(language, pairs: list, rng: torch.Generator, suffix_share: float) -> list:
+    """As jailbreak.request_prompts (support code), drawn here from the test's generator."""
+    prompts = []
+    for template, topic in pairs:
+        for persona in language.PERSONAS:
+            with_suffix = float(torch.rand((), generator=rng)) < suffix_share
+            prompts.append(language.request(template, topic, persona,
+                                            language.noise_suffix(rng) if with_suffix else ""))
+    return prompts
+
+
+def _tokens(language, prompts: list) -> tuple[torch.Tensor, torch.Tensor]:
+    return (language.pad_batch(prompts),
+            torch.tensor([len(language.encode(prompt)) - 1 for prompt in prompts]))
+
+
+@pytest.mark.points(2)
+def test_the_refusal_direction_makes_harmless_requests_refused_and_a_random_one_does_not(
+        student, reference, rng):
+    """The refusal direction found on the trained model, added, makes harmless requests refused"""
+    language = _dialogue()
+    config, state = _checkpoint()
+    harmful = _tokens(language, _request_prompts(language, _pairs(language.HARMFUL, False), rng,
+                                                 0.5))
+    harmless = _tokens(language, _request_prompts(language, _pairs(language.HARMLESS, False),
+                                                  rng, 0.5))
+    found = student.probe("jailbreak.found_direction", config, state, *harmful, *harmless,
+                          timeout=60)
+    n_layers, d_model = config["n_layers"], config["d_model"]
+    layer, direction = found["layer"], found["direction"]
+    what = ("on the trained assistant, your last_token_resid, refusal_directions and "
+            f"select_layer ({len(harmful[0])} harmful and {len(harmless[0])} harmless training "
+            "requests)")
+    check(isinstance(layer, int) and 0 <= layer < n_layers,
+          f"{what}: select_layer returned layer {layer!r}, not a Python int in [0, {n_layers})")
+    check(isinstance(direction, torch.Tensor) and direction.shape == (d_model,)
+          and bool(direction.isfinite().all()) and float(direction.norm()) > 0,
+          f"{what}: the direction of the chosen layer is not a finite nonzero ({d_model},) tensor")
+    test_prompts, last = _tokens(language, _request_prompts(
+        language, _pairs(language.HARMLESS, True), rng, 0.0))
+    random = torch.randn(d_model, generator=rng, dtype=torch.float64)
+    random = random / random.norm() * direction.double().norm()
+    shares = {}
+    for name, vector in (("found", direction.double()), ("random", random)):
+        logits = reference.probe("jailbreak.added_logits", config, state, test_prompts, vector,
+                                 layer)["logits"]
+        first = logits[torch.arange(len(last)), last].argmax(dim=-1)
+        shares[name] = float((first == language.TOKEN_ID["sorry"]).double().mean())
+    n = len(last)
+    check(shares["found"] >= ADDED_REFUSED_AT_LEAST,
+          f"{what}: the direction of layer {layer} (norm {float(direction.norm()):.3g}), added "
+          f"after that layer by the reference's added_logits, made {shares['found']:.0%} of {n} "
+          f"held-out harmless requests refused; the harmful-minus-harmless mean of the trained "
+          f"model makes at least {ADDED_REFUSED_AT_LEAST:.0%} refused (the reference's: all)")
+    check(shares["random"] <= RANDOM_REFUSED_AT_MOST,
+          f"{what}: a random direction of the same norm as yours made {shares['random']:.0%} of "
+          f"{n} held-out harmless requests refused; that is a direction too large to say "
+          "anything about refusal (the reference's is refused by none)")

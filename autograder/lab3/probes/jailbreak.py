@@ -172,3 +172,22 @@ def gcg_attacks(config: dict, state: dict, prefixes: list[torch.Tensor],
 def first_reply_tokens(config: dict, state: dict, prompts: torch.Tensor) -> object:
     """The model's most likely first reply token after each whole prompt (batch, len)."""
     return _logits(_model(config, state), prompts)[:, -1].argmax(dim=-1)
+
+
+# ----------------------------------------------------------------------------- the trained model
+
+
+def found_direction(config: dict, state: dict, harmful: torch.Tensor, harmful_last: torch.Tensor,
+                    harmless: torch.Tensor, harmless_last: torch.Tensor) -> dict:
+    """The implementation's pipeline on the trained model: activations (last_token_resid),
+    one direction per layer (refusal_directions), the layer whose direction held at the
+    harmless mean lowers refusal the most (select_layer). The held values are computed here,
+    as the support code's held_values does, so that only the graded functions are the
+    implementation's."""
+    model = _model(config, state)
+    acts_harmless = jailbreak.last_token_resid(model, harmless, harmless_last)
+    directions = jailbreak.refusal_directions(
+        jailbreak.last_token_resid(model, harmful, harmful_last), acts_harmless)
+    values = (acts_harmless.mean(dim=1) * directions).sum(dim=-1) / directions.norm(dim=-1)
+    layer, _ = jailbreak.select_layer(model, harmful, harmful_last, directions, values)
+    return {"layer": layer, "direction": _plain(directions[int(layer)])}
