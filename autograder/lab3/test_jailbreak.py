@@ -550,18 +550,25 @@ def test_the_refusal_direction_makes_harmless_requests_refused_and_a_random_one_
                                                  0.5))
     harmless = _tokens(language, _request_prompts(language, _pairs(language.HARMLESS, False),
                                                   rng, 0.5))
-    found = student.probe("jailbreak.found_direction", config, state, *harmful, *harmless,
+    found = student.probe("jailbreak.found_directions", config, state, *harmful, *harmless,
                           timeout=60)
     n_layers, d_model = config["n_layers"], config["d_model"]
-    layer, direction = found["layer"], found["direction"]
-    what = ("on the trained assistant, your last_token_resid, refusal_directions and "
-            f"select_layer ({len(harmful[0])} harmful and {len(harmless[0])} harmless training "
-            "requests)")
-    check(isinstance(layer, int) and 0 <= layer < n_layers,
-          f"{what}: select_layer returned layer {layer!r}, not a Python int in [0, {n_layers})")
-    check(isinstance(direction, torch.Tensor) and direction.shape == (d_model,)
-          and bool(direction.isfinite().all()) and float(direction.norm()) > 0,
-          f"{what}: the direction of the chosen layer is not a finite nonzero ({d_model},) tensor")
+    directions, values = found["directions"], found["values"]
+    what = ("on the trained assistant, your last_token_resid and refusal_directions "
+            f"({len(harmful[0])} harmful and {len(harmless[0])} harmless training requests)")
+    check(isinstance(directions, torch.Tensor) and directions.shape == (n_layers, d_model)
+          and bool(directions.isfinite().all()) and bool((directions.norm(dim=-1) > 0).all()),
+          f"{what}: the directions are not a finite ({n_layers}, {d_model}) tensor with no zero "
+          "row")
+    check(isinstance(values, torch.Tensor) and values.shape == (n_layers,)
+          and bool(values.isfinite().all()),
+          f"{what}: the harmless requests' activations (last_token_resid) give no finite mean "
+          "component along your directions")
+    # The layer is the reference's select_layer's choice among your directions: this test is
+    # about the directions, select_layer has its own.
+    layer = reference.probe("jailbreak.select_layer", config, state, *harmful, directions,
+                            values, timeout=60)["layer"]
+    direction = directions[layer]
     test_prompts, last = _tokens(language, _request_prompts(
         language, _pairs(language.HARMLESS, True), rng, 0.0))
     random = torch.randn(d_model, generator=rng, dtype=torch.float64)

@@ -177,17 +177,16 @@ def first_reply_tokens(config: dict, state: dict, prompts: torch.Tensor) -> obje
 # ----------------------------------------------------------------------------- the trained model
 
 
-def found_direction(config: dict, state: dict, harmful: torch.Tensor, harmful_last: torch.Tensor,
-                    harmless: torch.Tensor, harmless_last: torch.Tensor) -> dict:
-    """The implementation's pipeline on the trained model: activations (last_token_resid),
-    one direction per layer (refusal_directions), the layer whose direction held at the
-    harmless mean lowers refusal the most (select_layer). The held values are computed here,
-    as the support code's held_values does, so that only the graded functions are the
-    implementation's."""
+def found_directions(config: dict, state: dict, harmful: torch.Tensor,
+                     harmful_last: torch.Tensor, harmless: torch.Tensor,
+                     harmless_last: torch.Tensor) -> dict:
+    """The implementation's candidate directions on the trained model (last_token_resid, then
+    refusal_directions), and the harmless prompts' mean component along each (computed here,
+    as the support code's held_values does): what select_layer needs, which the grader runs
+    with the reference's code."""
     model = _model(config, state)
     acts_harmless = jailbreak.last_token_resid(model, harmless, harmless_last)
     directions = jailbreak.refusal_directions(
         jailbreak.last_token_resid(model, harmful, harmful_last), acts_harmless)
     values = (acts_harmless.mean(dim=1) * directions).sum(dim=-1) / directions.norm(dim=-1)
-    layer, _ = jailbreak.select_layer(model, harmful, harmful_last, directions, values)
-    return {"layer": layer, "direction": _plain(directions[int(layer)])}
+    return {"directions": _plain(directions), "values": _plain(values)}
