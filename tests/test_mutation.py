@@ -40,7 +40,13 @@ SEED = 1234  # the seed of tests/test_engine.py, whose reference observations ar
 # only they could kill ("not-run"); `make mutation` grades those with them.
 TRAINING_TESTS = {("lab1", "dqn"): ("test_cartpole", "test_learns_probe",
                                     "test_target_network_is_synced",
-                                    "test_train_stores_truncation")}
+                                    "test_train_stores_truncation"),
+                  # trainings and attacks of a minute each; `make mutation` runs them
+                  ("lab3", "preferences"): ("learns_the_hidden_preference",
+                                            "learns_the_preference_with_bounded_kl",
+                                            "improves_the_true_reward", "hacks_the_reward_model"),
+                  ("lab3", "jailbreak"): ("test_gcg_beats_random_suffixes",)}
+
 
 def test_mutants_change_only_the_solution_regions():
     mutants = mutation.mutants_of(REFERENCE, "lab", "part")
