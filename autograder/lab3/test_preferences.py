@@ -453,6 +453,19 @@ def _scores(weights: torch.Tensor, tokens: torch.Tensor, mask: torch.Tensor) -> 
     return (weights.double()[tokens] * mask).sum(dim=-1)
 
 
+def _trained_weights(trained: dict, state: dict, what: str) -> dict:
+    """The policy's weights a training returned, checked before the reference's worker loads
+    them: the checkpoint's names and shapes, finite float32 values."""
+    got = trained.get("state") if isinstance(trained, dict) else None
+    check(isinstance(got, dict) and set(got) == set(state)
+          and all(isinstance(got[name], torch.Tensor) and got[name].shape == state[name].shape
+                  for name in state),
+          f"{what}: the trained policy does not have the assistant's parameters")
+    check(all(bool(got[name].isfinite().all()) for name in state),
+          f"{what}: the trained policy's weights are not finite (NaN or inf)")
+    return {name: tensor.float() for name, tensor in got.items()}
+
+
 def _two_sets_of_pairs(reference, rng) -> tuple[dict, dict]:
     return (_pairs(reference, TRAIN_PAIRS, _seed(rng)),
             _pairs(reference, TEST_PAIRS, _seed(rng)))
@@ -492,20 +505,22 @@ def test_dpo_learns_the_preference_with_bounded_kl(student, reference, rng):
     train, test = _two_sets_of_pairs(reference, rng)
     prompts = reference.probe("preferences.harmless_prompts", EVAL_PROMPTS, _seed(rng))
     sample_seed = _seed(rng)
-    got = student.probe("preferences.train_dpo", config, state, _batch(train), DPO["steps"],
-                        DPO["batch_size"], DPO["lr"], DPO["beta"], _seed(rng), "float32",
-                        _batch(test), prompts, sample_seed, timeout=120)
+    trained = student.probe("preferences.train_dpo", config, state, _batch(train),
+                            DPO["steps"], DPO["batch_size"], DPO["lr"], DPO["beta"], _seed(rng),
+                            "float32", timeout=120)
     what = (f"train_dpo ({DPO['steps']} steps of {DPO['batch_size']} pairs from {TRAIN_PAIRS}, "
             f"lr {DPO['lr']}, beta {DPO['beta']}) from the shipped assistant")
+    got = reference.probe("preferences.outcome_numbers", config,
+                          _trained_weights(trained, state, what), state, _batch(test), prompts,
+                          sample_seed, timeout=60)
     margin = ((got["policy_chosen"] - got["reference_chosen"])
               - (got["policy_rejected"] - got["reference_rejected"]))
     accuracy = float((margin > 0).double().mean())
     check(accuracy >= DPO_ACCURACY,
           f"{what}: its implicit reward prefers the human's choice on {accuracy:.1%} of "
           f"{TEST_PAIRS} held-out pairs; a trained policy reaches {DPO_ACCURACY:.0%}")
-    before = reference.probe("preferences.train_dpo", config, state, _batch(train), 0,
-                             DPO["batch_size"], DPO["lr"], DPO["beta"], 0, "float32", None,
-                             prompts, sample_seed, timeout=60)
+    before = reference.probe("preferences.outcome_numbers", config, state, state, None, prompts,
+                             sample_seed, timeout=60)
     rewards = _true_rewards(got["samples"], got["samples_mask"]).mean().item()
     baseline = _true_rewards(before["samples"], before["samples_mask"]).mean().item()
     check(rewards >= baseline + DPO_GAIN,
@@ -526,15 +541,17 @@ def _reinforce(student, reference, rng, kl_coef: float) -> tuple[dict, float, st
     prompts = reference.probe("preferences.harmless_prompts", RL["prompts"], _seed(rng))
     eval_prompts = reference.probe("preferences.harmless_prompts", EVAL_PROMPTS, _seed(rng))
     sample_seed = _seed(rng)
-    got = student.probe("preferences.train_reinforce", config, state, weights, prompts,
-                        RL["steps"], RL["lr"], kl_coef, _seed(rng), "float32",
-                        eval_prompts, sample_seed, timeout=120)
-    before = reference.probe("preferences.train_reinforce", config, state, weights, prompts, 0,
-                             RL["lr"], kl_coef, 0, "float32", eval_prompts, sample_seed,
-                             timeout=60)
-    baseline = _true_rewards(before["samples"], before["samples_mask"]).mean().item()
     what = (f"train_reinforce ({RL['steps']} steps on {RL['prompts']} prompts, lr {RL['lr']}, "
             f"kl_coef {kl_coef}) from the shipped assistant with the reference's reward model")
+    trained = student.probe("preferences.train_reinforce", config, state, weights, prompts,
+                            RL["steps"], RL["lr"], kl_coef, _seed(rng), "float32", timeout=120)
+    got = reference.probe("preferences.outcome_numbers", config,
+                          _trained_weights(trained, state, what), state, None, eval_prompts,
+                          sample_seed, timeout=60)
+    got["score"] = trained["score"]
+    before = reference.probe("preferences.outcome_numbers", config, state, state, None,
+                             eval_prompts, sample_seed, timeout=60)
+    baseline = _true_rewards(before["samples"], before["samples_mask"]).mean().item()
     return got, baseline, what
 
 

@@ -104,8 +104,8 @@ def dpo_step(config: dict, state: dict, batch: dict, beta: float, lr: float) -> 
     """One dpo_step in float64 from the checkpoint (policy = reference) with Adam."""
     policy = _assistant(config, state, torch.float64)
     reference = _assistant(config, state, torch.float64)
-    optimizer = torch.optim.Adam(policy.parameters(), lr=lr)
-    loss = preferences.dpo_step(policy, reference, optimizer, batch, beta)
+    adam = torch.optim.Adam(policy.parameters(), lr=lr)
+    loss = preferences.dpo_step(policy, reference, adam, batch, beta)
     return {"loss": torch.tensor(float(loss), dtype=torch.float64), "state": _state(policy),
             "reference_changed": any(not torch.equal(a, b.to(torch.float64)) for a, b in
                                      zip(_state(reference).values(), state.values(),
@@ -113,21 +113,27 @@ def dpo_step(config: dict, state: dict, batch: dict, beta: float, lr: float) -> 
 
 
 def train_dpo(config: dict, state: dict, pairs: dict, steps: int, batch_size: int, lr: float,
-              beta: float, seed: int, dtype_name: str, test_pairs: dict | None = None,
-              prompts: torch.Tensor | None = None, sample_seed: int = 0) -> dict:
-    """train_dpo from the checkpoint; with `test_pairs`, the trained policy's and the
-    reference's reply log-probabilities on them; with `prompts`, replies sampled from the
-    trained policy (the trusted side computes their true reward and the KL). dtype_name:
-    "float32" or "float64"."""
+              beta: float, seed: int, dtype_name: str) -> dict:
+    """train_dpo from the checkpoint in `dtype_name` ("float32" or "float64"): the losses and
+    the trained policy's weights (judged by `outcome_numbers`, in the reference's worker)."""
     dtype = getattr(torch, dtype_name)
     policy = _assistant(config, state, dtype)
     reference = _assistant(config, state, dtype)
     losses = preferences.train_dpo(policy, reference, pairs, steps, batch_size, lr, beta,
                                    _generator(seed))
-    out: dict = {"losses": torch.tensor(losses, dtype=torch.float64)}
-    if dtype == torch.float64:
-        out["state"] = _state(policy)
-    return {**out, **_judge(policy, reference, test_pairs, prompts, sample_seed)}
+    return {"losses": torch.tensor(losses, dtype=torch.float64), "state": _state(policy)}
+
+
+def outcome_numbers(config: dict, policy_state: dict, reference_state: dict,
+                    test_pairs: dict | None, prompts: torch.Tensor | None,
+                    sample_seed: int) -> dict:
+    """What the outcome tests judge a trained policy (float32 weights) by, computed in the
+    reference's worker: with `test_pairs`, the policy's and the reference's reply
+    log-probabilities on them; with `prompts`, replies sampled from the policy with the given
+    sampler and its KL per reply token to the reference."""
+    policy = _assistant(config, policy_state, torch.float32)
+    reference = _assistant(config, reference_state, torch.float32)
+    return _judge(policy, reference, test_pairs, prompts, sample_seed)
 
 
 def _judge(policy, reference, test_pairs, prompts, sample_seed) -> dict:
@@ -177,8 +183,8 @@ def reinforce_step(config: dict, state: dict, reward_weights: torch.Tensor,
                            torch.float64)
     reward_model = preferences.RewardModel(reward_weights.shape[0]).to(torch.float64)
     reward_model.load_state_dict({"weights": reward_weights})
-    optimizer = torch.optim.Adam(policy.parameters(), lr=lr)
-    stats = preferences.reinforce_step(policy, reference, reward_model, optimizer, prompts,
+    adam = torch.optim.Adam(policy.parameters(), lr=lr)
+    stats = preferences.reinforce_step(policy, reference, reward_model, adam, prompts,
                                        kl_coef, _generator(seed), max_new_tokens=5)
     return {"stats": {key: float(stats[key]) for key in ("loss", "score", "kl")},
             "state": _state(policy)}
@@ -186,11 +192,9 @@ def reinforce_step(config: dict, state: dict, reward_weights: torch.Tensor,
 
 def train_reinforce(config: dict, state: dict, reward_weights: torch.Tensor,
                     prompts: torch.Tensor, steps: int, lr: float, kl_coef: float, seed: int,
-                    dtype_name: str, eval_prompts: torch.Tensor | None = None,
-                    sample_seed: int = 0) -> dict:
-    """train_reinforce from the checkpoint in `dtype` (float64: the final weights returned);
-    with `eval_prompts`, replies sampled from the trained policy with the given sampler and
-    their KL per token to the reference."""
+                    dtype_name: str) -> dict:
+    """train_reinforce from the checkpoint in `dtype_name`: each step's statistics and the
+    trained policy's weights (judged by `outcome_numbers`, in the reference's worker)."""
     dtype = getattr(torch, dtype_name)
     policy = _assistant(config, state, dtype)
     reference = _assistant(config, state, dtype)
@@ -199,6 +203,4 @@ def train_reinforce(config: dict, state: dict, reward_weights: torch.Tensor,
     history = preferences.train_reinforce(policy, reference, reward_model, prompts, steps, lr,
                                           kl_coef, _generator(seed))
     out = {key: torch.tensor(history[key], dtype=torch.float64) for key in ("score", "kl")}
-    if dtype == torch.float64:
-        out["state"] = _state(policy)
-    return {**out, **_judge(policy, reference, None, eval_prompts, sample_seed)}
+    return {**out, "state": _state(policy)}
