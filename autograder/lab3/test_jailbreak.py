@@ -369,7 +369,7 @@ def test_top_k_substitutions(student, reference, rng):
 
 @pytest.mark.points(1)
 @pytest.mark.public
-def test_sample_candidates(student, rng):
+def test_sample_candidates(student, reference, rng):
     """sample_candidates draws positions then choices from the generator, as stated"""
     for _ in range(2):
         m, k, batch = _size(rng, 2, 6), _size(rng, 2, 5), _size(rng, 3, 12)
@@ -378,14 +378,10 @@ def test_sample_candidates(student, rng):
         seed = _seed(rng)
         what = f"sample_candidates(suffix of {m}, substitutions {_shape((m, k))}, batch={batch})"
         got = student.probe("jailbreak.sample_candidates", suffix, substitutions, batch, seed)
-        generator = torch.Generator().manual_seed(seed)
-        positions = torch.randint(0, m, (batch,), generator=generator)
-        choices = torch.randint(0, k, (batch,), generator=generator)
-        want = suffix.repeat(batch, 1)
-        want[torch.arange(batch), positions] = substitutions[positions, choices]
+        want = reference.probe("jailbreak.sample_candidates", suffix, substitutions, batch, seed)
         assert_shape(got["candidates"], (batch, m), what)
-        assert_close(got["candidates"], want, rtol=0, atol=0, what=what)
-        assert_close(got["next_draw"], torch.randint(0, 2**30, (4,), generator=generator),
+        assert_close(got["candidates"], want["candidates"], rtol=0, atol=0, what=what)
+        assert_close(got["next_draw"], want["next_draw"],
                      rtol=0, atol=0, what=f"{what}: the generator's next draw after the call "
                                           "(the docstring says how often to draw from it)")
         assert_close(got["suffix_after"], suffix, rtol=0, atol=0,
@@ -430,7 +426,7 @@ def test_wilson_interval(student, rng):
     cases = [(0, trials, 0.95), (trials, trials, 0.9),
              (_size(rng, 1, trials - 1), trials, float(0.5 + 0.49 * torch.rand((), generator=rng)))]
     for successes, n, confidence in cases:
-        z = NormalDist().inv_cdf(1 - (1 - confidence) / 2)
+        z = NormalDist().inv_cdf((1 + confidence) / 2)  # the two-sided quantile
         p = successes / n
         centre, scale = p + z * z / (2 * n), 1 + z * z / n
         half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))

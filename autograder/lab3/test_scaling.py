@@ -377,7 +377,8 @@ def test_bootstrap_exponents(student, reference, rng):
         assert_close(betas, want["beta"], rtol=0.0, atol=FIT_TOLERANCE["beta"],
                      what=f"{what}['beta'] (each replicate's fitted beta)", dtype=F64)
         interval = observed(got["interval"], f"{what}['interval']", shape=(2, 2), dtype=F64)
-        q = torch.tensor([(1 - level) / 2, (1 + level) / 2], dtype=F64)
+        tail = (1 - level) / 2
+        q = torch.tensor([tail, 1 - tail], dtype=F64)
         own = torch.stack([torch.quantile(alphas, q), torch.quantile(betas, q)])
         assert_close(interval, own, rtol=1e-12, atol=1e-12, dtype=F64,
                      what=f"{what}['interval'] (rows alpha, beta; columns the "

@@ -87,7 +87,8 @@ def fit_ccs(x_plus: torch.Tensor, x_minus: torch.Tensor, options: dict, seed: in
 def _accuracy_of_signs(scores: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """The statistic the bootstrap tests resample: this file's own, so that the interval
     depends on bootstrap_interval alone."""
-    return ((scores > 0) == labels).to(torch.float64).mean()
+    agree = (scores > 0) == labels
+    return agree.sum(dtype=torch.float64) / len(labels)
 
 
 def _mean_score_of_true(scores: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
