@@ -123,8 +123,13 @@ submit: $(ENV_STAMP)
 	  $(PY) -m autograder submit $(LAB) "$$impl" --out dist/$(LAB)-submission.zip \
 	    $(if $(FORCE),--force,)
 
+# `make release` (every lab) or `make release lab1 lab2`: the labs of the student repository.
+RELEASE_LABS := $(if $(filter release,$(firstword $(MAKECMDGOALS))),$(wordlist 2,99,$(MAKECMDGOALS)),)
+ifneq ($(RELEASE_LABS),)
+$(eval $(RELEASE_LABS):;@:)
+endif
 release: $(ENV_STAMP)
-	$(PY) -m autograder release --out dist/student
+	$(PY) -m autograder release --out dist/student $(foreach lab,$(RELEASE_LABS),--lab $(lab))
 
 # PARTS="basics bandits" builds a zip that grades only those parts
 PART_ARGS := $(foreach part,$(PARTS),--part $(part))

@@ -1,7 +1,8 @@
 """`make release`: the student repository has what students need and nothing of the staff's,
 cites nothing it does not hold, and its commands work there: `make test` (narrowed with PART
 and K, failing while a test fails), plain `pytest -k` / `--lf`, and `make submit`, on the
-stubs and on the reference. The release is built for lab 1 (the lab that is complete)."""
+stubs and on the reference. The release is built for labs 1 and 2; lab 3, whose given code
+holds lab 2's solutions (its transformer), is released on its own (the last tests)."""
 
 import json
 import os
@@ -284,3 +285,49 @@ def test_the_release_grades_as_on_macos_and_on_windows(release, tmp_path, system
         assert results["score"] == sum(t["max_score"] for t in results["tests"]) > 0
     starter = grade("lab1", release / "assignments" / "lab1")
     assert starter["tests"] and starter["score"] == 0
+
+
+@pytest.mark.slow
+def test_lab3_is_released_on_its_own_and_grades_on_every_system(tmp_path):
+    """Lab 3's given model.py is lab 2's transformer, solutions and all: next to lab 2 its
+    release is a leak, with that reason; lab 3's own release gives its reference full public
+    marks where the grader answers as macOS and as Windows do, and the starter code 0."""
+    destination = tmp_path / "lab3-release"
+    built = subprocess.run(
+        [sys.executable, "-m", "autograder", "release", "--out", str(destination), "--lab",
+         "lab3"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=1800)
+    assert built.returncode == 0, built.stdout + built.stderr
+    lab2, lab3 = load_lab("lab2"), load_lab("lab3")
+    assert find_leaks(destination, [lab3]) == []
+    assert find_dangling_references(destination, [lab3]) == []
+    # The same files judged as part of a release that also publishes lab 2 (what `make
+    # release` of every lab would build):
+    problems = find_leaks(destination, [lab2, lab3])
+    assert any(line.startswith("assignments/lab3/model.py: solution text from "
+                               "reference/lab2/transformer.py") for line in problems), problems
+    assert problems[-1] == ("lab3's given code holds lab2's solutions (above): publish lab3 once "
+                            "lab2 is due, in a release of its own labs (`make release lab3`)")
+
+    solved = tmp_path / "lab3-reference"
+    solved.mkdir()
+    for file in lab3.graded:
+        shutil.copyfile(lab3.reference_dir / file, solved / file)
+    env = {key: value for key, value in os.environ.items() if not key.startswith("PYTEST_")}
+    for system, folder in (("darwin", solved), ("win32", solved),
+                           ("", destination / "assignments" / "lab3")):
+        grader = [str(REPO_ROOT / "tests" / "windows_shim.py")] if system == "win32" else \
+            ["-m", "autograder"]
+        results = tmp_path / f"{system or 'linux'}-{folder.name}.json"
+        completed = subprocess.run(
+            [sys.executable, *grader, "grade", "lab3", str(folder), "--results", str(results)],
+            cwd=destination, capture_output=True, text=True, timeout=600,
+            env={**env, "AUTOGRADER_SIMULATE_PLATFORM": system} if system else env)
+        output = completed.stdout + completed.stderr
+        assert results.is_file(), output[-3000:]
+        graded = json.loads(results.read_text())
+        if folder == solved:
+            assert [t["name"] for t in graded["tests"] if t["status"] != "passed"] == [], (
+                system, output[-3000:])
+            assert graded["score"] == sum(t["max_score"] for t in graded["tests"]) > 0
+        else:
+            assert graded["tests"] and graded["score"] == 0

@@ -425,8 +425,11 @@ POSITIONAL = re.compile(r"\btests? +(below|above)\b|\b(below|above) +tests?\b", 
 
 
 def _code_in_markdown(text: str) -> str:
-    """The commands of a Markdown text: its fenced blocks and `inline code`, one per line."""
-    blocks = re.findall(r"^```[^\n]*\n(.*?)^```", text, re.M | re.S)
+    """The commands of a Markdown text: its fenced blocks and `inline code`, one per line. A
+    block marked `text` shows what a program reads or prints (a dialogue such as "how to make
+    bread ?"), not a command."""
+    blocks = [body for kind, body in re.findall(r"^```([^\n]*)\n(.*?)^```", text, re.M | re.S)
+              if kind.strip() != "text"]
     prose = re.sub(r"^```[^\n]*\n.*?^```", "", text, flags=re.M | re.S)
     return "\n".join([*blocks, *re.findall(r"`([^`\n]+)`", prose)])
 
@@ -522,6 +525,7 @@ def find_leaks(release: Path, labs: list[Lab]) -> list[str]:
             problems.append(f"{relative}: stored observations outside {SNAPSHOTS}/")
     texts = {path.relative_to(release): path.read_text(errors="replace")
              for path in files if path.suffix in TEXT_SUFFIXES}
+    crossed: set[tuple[str, str]] = set()
     for lab in labs:
         secret = _solution_fragments(lab, _student_fragments(lab))
         hidden = _hidden_tests(lab)
@@ -529,10 +533,16 @@ def find_leaks(release: Path, labs: list[Lab]) -> list[str]:
             for fragment in sorted(_fragments(_code_lines(text)) & secret.keys()):
                 shown = fragment.replace("\n", " / ")
                 problems.append(f"{relative}: solution text from {secret[fragment]}: {shown}")
+                if relative.parts[0] == "assignments" and relative.parts[1] != lab.name:
+                    crossed.add((relative.parts[1], lab.name))
             if relative.suffix == ".py":
                 for name, origin in hidden.items():
                     if f"def {name}(" in text:
                         problems.append(f"{relative}: the hidden test {name} from {origin}")
+    for later, earlier in sorted(crossed):
+        problems.append(
+            f"{later}'s given code holds {earlier}'s solutions (above): publish {later} once "
+            f"{earlier} is due, in a release of its own labs (`make release {later}`)")
     return problems
 
 
