@@ -18,10 +18,10 @@ import numpy as np
 import pytest
 import torch
 
-from autograder.engine.labs import available_labs, load_lab
+from autograder.engine.labs import load_lab
 from bench import honesty
 from bench.variants import student_functions
-from tests.test_mutation import SEED, TRAINING_TESTS
+from tests.test_mutation import SEED, TRAINING_TESTS, sampled_parts
 
 REFERENCE = '''
 import torch
@@ -165,25 +165,23 @@ def test_every_exception_names_a_replacement_and_has_a_reason():
 
 
 def _sample() -> list[tuple[str, str, list[str]]]:
-    """(lab, part, the sampled functions) for every part with a reference and tests."""
+    """(lab, part, the sampled functions) for one part of each lab (sampled_parts)."""
     chosen = []
-    for lab_name in available_labs():
-        lab = load_lab(lab_name)
-        for part in lab.parts:
-            path = lab.reference_dir / f"{part}.py"
-            if path.is_file() and lab.test_file(part).is_file():
-                names = sorted(f.name for f in student_functions(path.read_text()))
-                picked = random.Random(f"{SAMPLE_SEED}:{part}").sample(
-                    names, min(SAMPLE_PER_PART, len(names)))
-                chosen.append((lab_name, part, picked))
+    for lab_name, part in sampled_parts("honesty"):
+        path = load_lab(lab_name).reference_dir / f"{part}.py"
+        if path.is_file():
+            names = sorted(f.name for f in student_functions(path.read_text()))
+            picked = random.Random(f"{SAMPLE_SEED}:{part}").sample(
+                names, min(SAMPLE_PER_PART, len(names)))
+            chosen.append((lab_name, part, picked))
     return chosen
 
 
 @pytest.mark.slow
 def test_a_sample_of_trivial_implementations_scores_nothing(tmp_path: Path,
                                                            reference_cache: Path):
-    """A fixed sample of functions per part: each trivial replacement fails every test that
-    calls the function, or the test is listed with a reason."""
+    """A fixed sample of functions of one part per lab: each trivial replacement fails every
+    test that calls the function, or the test is listed with a reason."""
     exceptions = honesty.load_exceptions()
     work = []
     for lab_name, part, functions in _sample():
