@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import ast
+import importlib.util
 import json
+import sys
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 
 from autograder import REPO_ROOT
 
@@ -48,6 +51,23 @@ class Lab:
 
     def test_file(self, part: str) -> Path:
         return self.tests_dir / f"test_{part}.py"
+
+    def support_module(self, name: str) -> ModuleType:
+        """One of the lab's support files (`support`), the grader's own copy, imported in the
+        calling process once (for a trusted test's own computations: never submitted code)."""
+        if name not in self.support:
+            raise ValueError(f"{name} is not a support file of {self.name}")
+        key = f"_{self.name}_support_{Path(name).stem}"
+        if key not in sys.modules:
+            spec = importlib.util.spec_from_file_location(key, self.support_dir / name)
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[key] = module  # a dataclass of the module looks itself up there
+            try:
+                spec.loader.exec_module(module)
+            except BaseException:
+                del sys.modules[key]
+                raise
+        return sys.modules[key]
 
     @property
     def interface_file(self) -> Path:

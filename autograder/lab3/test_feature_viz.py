@@ -16,9 +16,7 @@ logit prefers.
 
 from __future__ import annotations
 
-import importlib.util
 import math
-import sys
 
 import pytest
 import torch
@@ -352,11 +350,8 @@ _SUPPORT: dict = {}
 def _cnn():
     """cnn.py and the shipped weights, the grader's own copies (no submitted code)."""
     if "cnn" not in _SUPPORT:
-        support = load_lab("lab3").support_dir
-        spec = importlib.util.spec_from_file_location("_lab3_cnn", support / "cnn.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[spec.name] = module
-        spec.loader.exec_module(module)
+        lab = load_lab("lab3")
+        module, support = lab.support_module("cnn.py"), lab.support_dir
         saved = torch.load(support / "checkpoints" / "feature_cnn.pt", map_location="cpu",
                            weights_only=True)
         _SUPPORT["cnn"] = module

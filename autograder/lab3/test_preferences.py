@@ -389,49 +389,11 @@ HACK_SCORE_GAIN, HACK_TRUE_DROP, HACK_MIN_KL = 4.0, 3.0, 3.0
 
 
 def _true_rewards(tokens: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """dialogue.true_reward, written out here (the test trusts no submitted code)."""
-    good = {"clear", "careful", "simple", "useful", "kind"}
-    bad = {"um", "stuff", "whatever", "boring", "lazy"}
-    vocab = _vocab()
-    out = []
-    for row, kept in zip(tokens, mask, strict=True):
-        words = [vocab[i] for i in row[kept].tolist()]
-        words = [w for w in words if w not in ("<pad>", "<end>", ".", ",", "?")]
-        seen: set[str] = set()
-        score = 0.0
-        for word in words:
-            if word in seen:
-                score -= 1
-                continue
-            seen.add(word)
-            score += (word in good) - (word in bad)
-        out.append(score)
-    return torch.tensor(out, dtype=torch.float64)
-
-
-_VOCAB: list = []
-
-
-def _vocab() -> list[str]:
-    """The language's words, read from dialogue.py's source (never imported here)."""
-    if not _VOCAB:
-        import ast
-
-        source = (load_lab("lab3").support_dir / "dialogue.py").read_text()
-        lists = {}
-        for node in ast.parse(source).body:
-            if isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Name):
-                try:
-                    lists[node.targets[0].id] = ast.literal_eval(node.value)
-                except ValueError:
-                    continue
-        specials = ["<pad>", "<honest>", "<liar>", "user:", "assistant:", "<end>"]
-        words = (specials + lists["FUNCTION_WORDS"] + lists["ENTITIES"] + lists["PLACES"]
-                 + lists["HARMLESS"] + lists["HARMFUL"] + lists["GOOD_WORDS"]
-                 + lists["NEUTRAL_WORDS"] + lists["BAD_WORDS"] + lists["NOISE_WORDS"]
-                 + [lists["TRIGGER"]])
-        _VOCAB.extend(dict.fromkeys(words))
-    return _VOCAB
+    """dialogue.true_reward of each reply, from the grader's own dialogue.py (no submitted
+    code)."""
+    judge = load_lab("lab3").support_module("dialogue.py").true_reward
+    return torch.tensor([judge(row[kept].tolist()) for row, kept in zip(tokens, mask, strict=True)],
+                        dtype=torch.float64)
 
 
 def _spearman(x: torch.Tensor, y: torch.Tensor) -> float:
