@@ -490,15 +490,19 @@ def test_layer_sweep(student, reference, rng):
 # c @ (c- - mean-) (the fitting data's means): a Gaussian of standard deviation
 # sqrt(|a|^2 + |c|^2) around each of four centres. The balanced accuracy is the mean of their
 # four Phi's, taken up to sign (CCS's sign is not identified without labels).
-N, D, SIGNAL, DISTRACTOR = 300, 10, 2.5, 4.0
+N, D, SIGNAL, DISTRACTOR = 300, 100, 2.5, 4.0
 CCS_OPTIONS = {"tries": 3, "steps": 200, "lr": 0.05}
-# The truth direction reaches Phi(sqrt(2) SIGNAL) = 0.9998, the distractor's 0.5. The
-# reference's accuracy on 1000 seeds (0.27 s each): mean 0.996, 1% quantile 0.977, minimum
-# 0.946; none below the threshold 0.90, so the rate of a correct fit below it is at most 3e-3
-# (95% confidence, the rule of three). The test fits up to ATTEMPTS times on independent data
-# and seeds and passes at the first fit above the threshold: a correct submission fails with
-# probability at most (3e-3)^3 = 2.7e-8. A CCS that normalises both sides together or not at
-# all (mean 0.64 over 40 seeds, highest 0.91) or has no confidence term (mean 0.74) mostly fails.
+# The truth direction reaches Phi(sqrt(2) SIGNAL) = 0.9998, the distractor's 0.5. Any direction
+# w used on both sides cancels the distractor and reads the truth through its share of t: in
+# D = 10 dimensions an arbitrary direction (all ones, or random) classified at least 0.9 in
+# 16% of 400 draws (40% over 3 attempts), so a ccs_normalise that returns ones passed (make
+# honesty); in D = 100, in none of 400. The reference's accuracy at D = 100 on 300 seeds
+# (0.5 s each): mean 0.990, 1% quantile 0.953, minimum 0.913; none below the threshold 0.90, so
+# the rate of a correct fit below it is at most 1e-2 (95% confidence, the rule of three). The
+# test fits up to ATTEMPTS times on independent data and seeds and passes at the first fit
+# above the threshold: a correct submission fails with probability at most (1e-2)^3 = 1e-6. At
+# D = 10, a CCS that normalises both sides together or not at all (mean 0.64 over 40 seeds,
+# highest 0.91) or has no confidence term (mean 0.74) mostly failed.
 CCS_THRESHOLD = 0.90
 ATTEMPTS = 3
 
