@@ -14,6 +14,9 @@ from autograder import REPO_ROOT
 from autograder.engine.results import validate_results
 
 HOSTILE = Path(__file__).parent / "hostile"
+# The line a report opens with where the grader answers as macOS or as Windows does
+# (AUTOGRADER_SIMULATE_PLATFORM).
+PLATFORM_NOTES = {"darwin": "Note: macOS: ", "win32": "Note: Windows: "}
 
 
 class Grading:

@@ -15,7 +15,7 @@ import pytest
 from autograder import REPO_ROOT
 from autograder.engine.labs import load_lab
 from bench import benchmarks
-from tests.conftest import hostile_submission
+from tests.conftest import PLATFORM_NOTES, hostile_submission
 
 EVERYTHING = ("basics: ",)
 REFERENCE_BASICS = REPO_ROOT / "reference" / "lab1" / "basics.py"
@@ -161,7 +161,6 @@ SIMULATED = {"signals_others": "no-signal-scope", "opens_socket": "no-signal-sco
 SIMULATED_PLATFORMS = [("memory_hog", "darwin"), ("memory_hog", "win32"),
                        ("loop_in_function", "win32"), ("sys_exit", "win32"),
                        ("huge_output", "win32"), ("forges_answers", "win32")]
-PLATFORM_NOTES = {"darwin": "Note: macOS: ", "win32": "Note: Windows: "}
 
 
 @pytest.mark.slow

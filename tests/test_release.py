@@ -20,6 +20,7 @@ from autograder.delivery.public_tests import declared_tests, public_test_source
 from autograder.delivery.release import find_dangling_references, find_leaks
 from autograder.engine.labs import Lab, load_lab
 from autograder.engine.stubs import BEGIN, END, generate_lab
+from tests.conftest import PLATFORM_NOTES
 
 LABS = ["lab1", "lab2"]
 
@@ -248,6 +249,42 @@ def test_make_test_passes_the_reference_and_make_submit_zips_it(release, tmp_pat
         assert sorted(archive.namelist()) == sorted(lab.graded)
 
 
+def grade_in_release(release_dir, lab_name: str, folder, results, system: str = "") -> dict:
+    """`grade` run in a release on `folder`; with `system` ("darwin" or "win32"), the grader
+    and its worker answer as that system does (for Windows, the grading process also runs
+    under tests/windows_shim.py) and the report must say so in one line. No traceback of the
+    grader's may show."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith("PYTEST_")}
+    if system:
+        env["AUTOGRADER_SIMULATE_PLATFORM"] = system
+    grader = [str(REPO_ROOT / "tests" / "windows_shim.py")] if system == "win32" else \
+        ["-m", "autograder"]
+    completed = subprocess.run(
+        [sys.executable, *grader, "grade", lab_name, str(folder), "--results", str(results)],
+        cwd=release_dir, capture_output=True, text=True, timeout=600, env=env)
+    output = completed.stdout + completed.stderr
+    assert results.is_file(), output[-3000:]
+    assert "Traceback" not in output.replace("Traceback (your code", ""), output[-3000:]
+    if system:
+        assert PLATFORM_NOTES[system] in output, output[-3000:]
+    return json.loads(results.read_text())
+
+
+def reference_copy(lab_name: str, tmp_path):
+    """A folder holding the reference's graded files of a lab (a submission of them)."""
+    lab = load_lab(lab_name)
+    folder = tmp_path / f"{lab_name}-reference"
+    folder.mkdir()
+    for file in lab.graded:
+        shutil.copyfile(lab.reference_dir / file, folder / file)
+    return folder
+
+
+def assert_full_public_marks(results: dict, what: str) -> None:
+    assert [t["name"] for t in results["tests"] if t["status"] != "passed"] == [], what
+    assert results["score"] == sum(t["max_score"] for t in results["tests"]) > 0, what
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("system", ["darwin", "win32"])
 def test_the_release_grades_as_on_macos_and_on_windows(release, tmp_path, system):
@@ -257,33 +294,12 @@ def test_the_release_grades_as_on_macos_and_on_windows(release, tmp_path, system
     tests/windows_shim.py takes away what Windows lacks of os, signal and the POSIX modules),
     every lab's reference gets full public marks and the starter code 0, with one line saying
     what is missing."""
-    env = {key: value for key, value in os.environ.items() if not key.startswith("PYTEST_")}
-    env["AUTOGRADER_SIMULATE_PLATFORM"] = system
-    note = {"darwin": "Note: macOS: ", "win32": "Note: Windows: "}[system]
-    grader = {"darwin": ["-m", "autograder"],
-              "win32": [str(REPO_ROOT / "tests" / "windows_shim.py")]}[system]
-
-    def grade(lab_name, folder):
-        results = tmp_path / f"{lab_name}-{folder.name}.json"
-        completed = subprocess.run(
-            [sys.executable, *grader, "grade", lab_name, str(folder), "--results",
-             str(results)], cwd=release, capture_output=True, text=True, timeout=600, env=env)
-        output = completed.stdout + completed.stderr
-        assert results.is_file(), output[-3000:]
-        assert "Traceback" not in output.replace("Traceback (your code", ""), output[-3000:]
-        assert note in output, output[-3000:]
-        return json.loads(results.read_text())
-
     for name in LABS:
-        lab = load_lab(name)
-        solved = tmp_path / f"{name}-reference"
-        solved.mkdir()
-        for file in lab.graded:
-            shutil.copyfile(lab.reference_dir / file, solved / file)
-        results = grade(name, solved)
-        assert [t["name"] for t in results["tests"] if t["status"] != "passed"] == [], name
-        assert results["score"] == sum(t["max_score"] for t in results["tests"]) > 0
-    starter = grade("lab1", release / "assignments" / "lab1")
+        results = grade_in_release(release, name, reference_copy(name, tmp_path),
+                                   tmp_path / f"{name}-reference.json", system)
+        assert_full_public_marks(results, name)
+    starter = grade_in_release(release, "lab1", release / "assignments" / "lab1",
+                               tmp_path / "lab1-starter.json", system)
     assert starter["tests"] and starter["score"] == 0
 
 
@@ -308,26 +324,10 @@ def test_lab3_is_released_on_its_own_and_grades_on_every_system(tmp_path):
     assert problems[-1] == ("lab3's given code holds lab2's solutions (above): publish lab3 once "
                             "lab2 is due, in a release of its own labs (`make release lab3`)")
 
-    solved = tmp_path / "lab3-reference"
-    solved.mkdir()
-    for file in lab3.graded:
-        shutil.copyfile(lab3.reference_dir / file, solved / file)
-    env = {key: value for key, value in os.environ.items() if not key.startswith("PYTEST_")}
-    for system, folder in (("darwin", solved), ("win32", solved),
-                           ("", destination / "assignments" / "lab3")):
-        grader = [str(REPO_ROOT / "tests" / "windows_shim.py")] if system == "win32" else \
-            ["-m", "autograder"]
-        results = tmp_path / f"{system or 'linux'}-{folder.name}.json"
-        completed = subprocess.run(
-            [sys.executable, *grader, "grade", "lab3", str(folder), "--results", str(results)],
-            cwd=destination, capture_output=True, text=True, timeout=600,
-            env={**env, "AUTOGRADER_SIMULATE_PLATFORM": system} if system else env)
-        output = completed.stdout + completed.stderr
-        assert results.is_file(), output[-3000:]
-        graded = json.loads(results.read_text())
-        if folder == solved:
-            assert [t["name"] for t in graded["tests"] if t["status"] != "passed"] == [], (
-                system, output[-3000:])
-            assert graded["score"] == sum(t["max_score"] for t in graded["tests"]) > 0
-        else:
-            assert graded["tests"] and graded["score"] == 0
+    solved = reference_copy("lab3", tmp_path)
+    for system in ("darwin", "win32"):
+        assert_full_public_marks(grade_in_release(destination, "lab3", solved,
+                                                  tmp_path / f"{system}.json", system), system)
+    starter = grade_in_release(destination, "lab3", destination / "assignments" / "lab3",
+                               tmp_path / "starter.json")
+    assert starter["tests"] and starter["score"] == 0

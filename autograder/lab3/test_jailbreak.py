@@ -7,10 +7,12 @@ being zero), and random token sequences. Directional ablation is also checked ag
 orthogonalisation, which must give the same logits without hooks. One GCG step is compared with
 the reference given the same generator (the docstrings say exactly how it is drawn from).
 
-The outcome is a property of the shipped checkpoint, on starting suffixes drawn here at grade
-time: the submission's GCG step, looped by the grader within a stated budget, makes the model
-comply on held-out harmful requests far more often than random suffixes do, with the margin
-measured on the reference.
+The outcomes are properties of the shipped checkpoint, on prompts and suffixes drawn here at
+grade time, each with its margin measured on the reference: the submission's GCG step, looped
+by the grader within a stated budget, makes the model comply on held-out harmful requests far
+more often than random suffixes do; the refusal direction its last_token_resid and
+refusal_directions find, added after its layer, makes held-out harmless requests refused where
+a random direction of the same norm does not.
 """
 
 from __future__ import annotations

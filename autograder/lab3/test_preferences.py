@@ -324,10 +324,10 @@ def test_reinforce_step(student, reference, rng):
         what = (f"reinforce_step on 8 prompts (max_new_tokens=5), the policy {start}, the "
                 f"reference the shipped weights, kl_coef 0.2, lr 1e-3, generator seed {seed}, "
                 "float64")
-        got = student.probe("preferences.reinforce_step", config, policy, weights, prompts, 0.2,
-                            1e-3, seed, state, timeout=30)
-        want = reference.probe("preferences.reinforce_step", config, policy, weights, prompts,
-                               0.2, 1e-3, seed, state, timeout=30)
+        got = student.probe("preferences.reinforce_step", config, policy, state, weights,
+                            prompts, 0.2, 1e-3, seed, timeout=30)
+        want = reference.probe("preferences.reinforce_step", config, policy, state, weights,
+                               prompts, 0.2, 1e-3, seed, timeout=30)
         assert_close(got["stats"], want["stats"], **EXACT,
                      what=f"{what}: the statistics returned (sample with model.sample(policy, "
                      "prompts, max_new_tokens, generator) first)")

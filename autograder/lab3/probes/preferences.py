@@ -128,17 +128,13 @@ def outcome_numbers(config: dict, policy_state: dict, reference_state: dict,
                     test_pairs: dict | None, prompts: torch.Tensor | None,
                     sample_seed: int) -> dict:
     """What the outcome tests judge a trained policy (float32 weights) by, computed in the
-    reference's worker: with `test_pairs`, the policy's and the reference's reply
-    log-probabilities on them; with `prompts`, replies sampled from the policy with the given
-    sampler and its KL per reply token to the reference."""
+    reference's worker with the *given* support code (model.sample) and the reference's own
+    definitions written out here, so that the outcome does not rest on the student's
+    functions: with `test_pairs`, the policy's and the reference's reply log-probabilities on
+    them; with `prompts`, replies sampled from the policy and its KL per reply token to the
+    reference."""
     policy = _assistant(config, policy_state, torch.float32)
     reference = _assistant(config, reference_state, torch.float32)
-    return _judge(policy, reference, test_pairs, prompts, sample_seed)
-
-
-def _judge(policy, reference, test_pairs, prompts, sample_seed) -> dict:
-    """Numbers computed with the *given* support code (model.sample) and the reference's own
-    definitions written out here, so the outcome does not rest on the student's functions."""
     out: dict = {}
     with torch.no_grad():
         if test_pairs is not None:
@@ -173,14 +169,12 @@ def reinforce_loss(config: dict, policy_state: dict, reference_state: dict,
             "grad_W_E": policy.embed.W_E.grad.detach().clone()}
 
 
-def reinforce_step(config: dict, state: dict, reward_weights: torch.Tensor,
-                   prompts: torch.Tensor, kl_coef: float, lr: float, seed: int,
-                   reference_state: dict | None = None) -> dict:
-    """One reinforce_step in float64 with Adam, the policy from `state`, the reference from
-    `reference_state` (default: the same weights)."""
-    policy = _assistant(config, state, torch.float64)
-    reference = _assistant(config, state if reference_state is None else reference_state,
-                           torch.float64)
+def reinforce_step(config: dict, policy_state: dict, reference_state: dict,
+                   reward_weights: torch.Tensor, prompts: torch.Tensor, kl_coef: float,
+                   lr: float, seed: int) -> dict:
+    """One reinforce_step in float64 with Adam, replies of at most 5 tokens."""
+    policy = _assistant(config, policy_state, torch.float64)
+    reference = _assistant(config, reference_state, torch.float64)
     reward_model = preferences.RewardModel(reward_weights.shape[0]).to(torch.float64)
     reward_model.load_state_dict({"weights": reward_weights})
     adam = torch.optim.Adam(policy.parameters(), lr=lr)
