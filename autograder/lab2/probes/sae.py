@@ -6,6 +6,8 @@ the implementation stores unit columns in W_dec or normalises W_dec inside decod
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import Any
 
 import sae as sae_module
@@ -35,6 +37,47 @@ def _observed(model: sae_module.SAE) -> dict:
     observed = {name: getattr(model, name).detach().cpu().clone()
                 for name in ("W_enc", "b_enc", "b_dec")}
     return {**observed, "decoder": decoder.cpu()}
+
+
+def _non_finite(model: sae_module.SAE) -> list[str]:
+    return [name for name in NAMES
+            if not bool(torch.isfinite(getattr(model, name).detach()).all())]
+
+
+@contextlib.contextmanager
+def _finite_boundaries(model: sae_module.SAE) -> Iterator[None]:
+    """While train_sae runs, each call it makes to train_step and resample_dead_latents (looked
+    up in the module's globals, as the docstring's loop calls them) checks that the SAE's
+    weights are finite after it. The first call to leave a NaN or inf in weights that were
+    finite before is named in a ValueError; otherwise the next function trips over the NaN
+    with a message about itself (torch.multinomial: "invalid multinomial distribution")."""
+    originals = {name: getattr(sae_module, name, None)
+                 for name in ("train_step", "resample_dead_latents")}
+    calls = dict.fromkeys(originals, 0)
+
+    def guarded(name: str, function: Any) -> Any:
+        def call(*args: Any, **kwargs: Any) -> Any:
+            calls[name] += 1
+            before = _non_finite(model)
+            result = function(*args, **kwargs)
+            after = [weight for weight in _non_finite(model) if weight not in before]
+            if after:
+                raise ValueError(
+                    f"train_sae's call number {calls[name]} of {name} left NaN or inf in the "
+                    f"SAE's {', '.join(after)}, finite before it: the fault is in {name} (a "
+                    "division by a norm of 0? some inputs are all zeros)")
+            return result
+        return call
+
+    for name, function in originals.items():
+        if callable(function):
+            setattr(sae_module, name, guarded(name, function))
+    try:
+        yield
+    finally:
+        for name, function in originals.items():
+            if callable(function):
+                setattr(sae_module, name, function)
 
 
 def _adam(model: sae_module.SAE, lr: float, moments: dict | None) -> torch.optim.Adam:
@@ -116,8 +159,9 @@ def train_loop(state: dict, k: int | None, activations: torch.Tensor, options: d
 
     model.to = recording_to
     generator = torch.Generator().manual_seed(seed)
-    history = sae_module.train_sae(model, activations, generator=generator, device=device,
-                                   **options)
+    with _finite_boundaries(model):
+        history = sae_module.train_sae(model, activations, generator=generator,
+                                       device=device, **options)
     losses = history.get("losses") if isinstance(history, dict) else None
     dead = history.get("dead") if isinstance(history, dict) else None
     return {"losses": [float(loss) for loss in losses] if isinstance(losses, list) else None,
@@ -136,7 +180,8 @@ def train_outcome(states: list[dict], k: int | None, activations: torch.Tensor, 
     for state, seed in zip(states, seeds, strict=True):
         model = _sae(state, k, torch.float32)
         generator = torch.Generator().manual_seed(seed)
-        history = sae_module.train_sae(model, activations, generator=generator, **options)
+        with _finite_boundaries(model):
+            history = sae_module.train_sae(model, activations, generator=generator, **options)
         with torch.no_grad():
             latents = model.encode(activations)
         dead = history.get("dead") if isinstance(history, dict) else None
