@@ -185,7 +185,11 @@ def test_hostile_submission(case, grade, tmp_path, monkeypatch):
     # Filling memory takes time (about 0.7 s per 512 MiB on an idle machine, several times that
     # on a busy one): a lower limit and a longer time limit let the memory limit act first.
     hog = case == "memory_hog"
-    graded = grade(submission, extra=("--memory-limit-gib", "1.5") if hog else (),
+    # The two classifier-training tests (half of a basics grading's time) are left out: no
+    # snippet changes what they call, and the 15 tests left still show that the tests after
+    # the one a snippet breaks keep their points.
+    graded = grade(submission, extra=("-k", "not train_classifier",
+                                      *(("--memory-limit-gib", "1.5") if hog else ())),
                    timeout_scale=6.0 if hog else 1.0)
     assert graded.returncode == 0, graded.output[-2000:]
     assert "Traceback" not in graded.output.replace("Traceback (your code", ""), graded.output
@@ -231,8 +235,11 @@ def test_a_function_that_hangs_on_some_inputs_costs_one_time_limit(grade, tmp_pa
 @pytest.mark.slow
 def test_every_function_hangs_each_pays_its_limit_once(grade, tmp_path):
     """DESIGN.md's hostile budget: the stubs with every TODO an infinite loop. Each function
-    times out once; every later test that reaches it fails on the leash instead."""
-    graded = grade(benchmarks.hang_submission(load_lab("lab1"), tmp_path / "hang"))
+    times out once; every later test that reaches it fails on the leash instead. The softmax
+    family and cross-entropy tests (5 functions, 9 tests that reach them again and again) show
+    it; `make bench` grades the whole lab this way for the budget's figure."""
+    graded = grade(benchmarks.hang_submission(load_lab("lab1"), tmp_path / "hang"),
+                   extra=("-k", "softmax_family or cross_entropy"))
     assert graded.returncode == 0, graded.output[-2000:]
     assert graded.passed() == [] and graded.results["score"] == 0
     timed_out, leashed = [], []
