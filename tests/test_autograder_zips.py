@@ -316,3 +316,58 @@ def test_no_signal_socket_secret_or_leftover_on_the_gradescope_path(workspace, g
     assert [t["name"] for t in failed] == ["basics: pairwise_distances matches the reference"]
     assert "PermissionError" in failed[0]["output"]
     assert not Path("/dev/shm/gradescope-leftover").exists()
+
+
+def test_lab3_zips_carry_its_support_files_and_checkpoints(workspace):
+    """Lab 3's parts read support files and checkpoints on both sides (the shipped assistant,
+    dialogue.py): its Gradescope zip must carry them. The deception probes part, graded on the
+    reference's probes.py through `run_autograder` and through `otter run`: full marks both
+    ways, the same points."""
+    root = workspace / "lab3" / "autograder"
+    archive, otter_archive = workspace / "lab3-autograder.zip", workspace / "lab3-otter.zip"
+    for command, out, seed in (("autograder-zip", archive, ()),
+                               ("otter-zip", otter_archive, ("--seed", str(SEED)))):
+        completed = subprocess.run(
+            [sys.executable, "-m", "autograder", command, "lab3", "--part", "probes", *seed,
+             "--out", str(out)],
+            cwd=REPO_ROOT, capture_output=True, text=True, timeout=600)
+        assert completed.returncode == 0, completed.stdout + completed.stderr
+    with zipfile.ZipFile(archive) as opened:
+        names = set(opened.namelist())
+    assert any(name.endswith(".pt") and "/lab3/" in name for name in names), sorted(names)
+    unpack(archive, root / "source")
+    shutil.copyfile(root / "source" / "run_autograder", root / "run_autograder")
+    (root / "run_autograder").chmod(0o755)
+    submission = workspace / "lab3" / "submission"
+    submission.mkdir()
+    shutil.copyfile(REPO_ROOT / "reference" / "lab3" / "probes.py", submission / "probes.py")
+    shutil.copytree(submission, root / "submission")
+    env = {**os.environ, "AUTOGRADER_ROOT": str(root), "AUTOGRADER_PYTHON": GRADER_PYTHON,
+           "AUTOGRADER_SEED": str(SEED), "AUTOGRADER_USER": user_for_tests(),
+           "AUTOGRADER_REFERENCE_CACHE": str(workspace / "cache")}
+    completed = subprocess.run([str(root / "run_autograder")], cwd=root, env=env,
+                               capture_output=True, text=True, timeout=900)
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    results = json.loads((root / "results" / "results.json").read_text())
+    assert validate_results(results) == []
+    failed = [t["name"] + ": " + t["output"][:300] for t in results["tests"]
+              if t["status"] != "passed"]
+    assert not failed, failed
+    assert results["tests"] and all(t["name"].startswith("probes: ") for t in results["tests"])
+    assert results["score"] == sum(t["max_score"] for t in results["tests"]) == 20
+
+    otter = pytest.importorskip("otter") and Path(sys.executable).with_name("otter")
+    with zipfile.ZipFile(submission.with_suffix(".zip"), "w") as upload:
+        upload.write(submission / "probes.py", "probes.py")
+    out = workspace / "lab3" / "otter"
+    out.mkdir()
+    completed = subprocess.run(
+        [str(otter), "run", "-a", str(otter_archive), "-o", str(out), "--no-logo",
+         str(submission.with_suffix(".zip"))],
+        capture_output=True, text=True, timeout=900,
+        env={**os.environ, "AUTOGRADER_REFERENCE_CACHE": str(workspace / "cache")})
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    otter_results = json.loads((out / "results.json").read_text())
+    parts = {t["name"]: t for t in otter_results["tests"] if "score" in t}
+    assert {part: (t["score"], t["max_score"]) for part, t in parts.items()} == \
+        part_totals(results)
