@@ -17,6 +17,7 @@ a random direction of the same norm does not.
 
 from __future__ import annotations
 
+import itertools
 import math
 from statistics import NormalDist
 
@@ -478,13 +479,24 @@ def test_gcg_beats_random_suffixes(student, reference, rng):
     prefixes = [torch.tensor(language.encode(language.request(t, topic)))[:-1]
                 for t, topic in _pairs(language.HARMFUL, True)]
     starts = [words[torch.randint(len(words), (4,), generator=rng)] for _ in prefixes]
-    found = student.probe("jailbreak.gcg_attacks", config, state, prefixes, starts, post, target,
-                          GCG_OPTIONS, _seed(rng), allowed, timeout=120)
+    attacks = student.probe("jailbreak.gcg_attacks", config, state, prefixes, starts, post,
+                            target, GCG_OPTIONS, _seed(rng), allowed, timeout=120)
+    found, paths = attacks["found"], attacks["paths"]
+    steps = [step for path in paths for step in path]
     check(isinstance(found, list) and len(found) == len(prefixes)
-          and all(isinstance(s, torch.Tensor) and s.shape == (4,) for s in found),
+          and all(isinstance(s, torch.Tensor) and s.shape == (4,) for s in [*found, *steps]),
           "gcg_step, looped by the grader, did not return a suffix of 4 tokens for each prompt")
     check(all(bool(allowed[s].all()) for s in found),
           "gcg_step put a token that `allowed` forbids into the suffix")
+    # Each step returns one of sample_candidates' suffixes: the previous one with one token
+    # replaced. A search that jumps elsewhere (every candidate made the same, a suffix written
+    # from scratch) may still land on a suffix this small model follows, but is not GCG.
+    for path in paths:
+        for before, after in itertools.pairwise(path):
+            changed = int((before != after).sum())
+            check(changed <= 1, f"gcg_step turned the suffix {before.tolist()} into "
+                  f"{after.tolist()}: {changed} tokens changed in one step; each candidate is "
+                  "the suffix with one position replaced (sample_candidates)")
     # The reference's model reads the suffixes: whether the model complies is not the worker's
     # word.
     prompts = torch.stack([torch.cat([p, s, post]) for p, s in zip(prefixes, found, strict=True)])

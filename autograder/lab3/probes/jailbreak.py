@@ -147,26 +147,31 @@ def gcg_step(config: dict, state: dict, prefix: torch.Tensor, suffix: torch.Tens
 
 def gcg_attacks(config: dict, state: dict, prefixes: list[torch.Tensor],
                 starts: list[torch.Tensor], post: torch.Tensor, target: torch.Tensor,
-                options: dict, seed: int, allowed: torch.Tensor) -> list:
+                options: dict, seed: int, allowed: torch.Tensor) -> dict:
     """For each prompt, up to options["steps"] steps of the implementation's gcg_step (one
     generator for all), stopping once the kept suffix makes the target's first token the most
-    likely reply; the suffix with the lowest loss seen. The loop is the grader's (the same as
-    jailbreak.gcg_attack), so only gcg_step is the implementation's."""
+    likely reply; the suffix with the lowest loss seen ("found") and every suffix the steps
+    returned, from the start on ("paths": a GCG step changes one token at most). The loop is
+    the grader's (the same as jailbreak.gcg_attack), so only gcg_step is the
+    implementation's."""
     model = _model(config, state)
     generator = torch.Generator().manual_seed(seed)
-    found = []
+    found, paths = [], []
     for prefix, suffix in zip(prefixes, starts, strict=True):
         best, best_loss = suffix, float("inf")
+        path = [_plain(suffix)]
         for _ in range(options["steps"]):
             suffix, loss = jailbreak.gcg_step(model, prefix, suffix, post, target, options["k"],
                                               options["batch"], generator, allowed)
+            path.append(_plain(suffix))
             if float(loss) < best_loss:
                 best, best_loss = suffix, float(loss)
             first = _logits(model, torch.cat([prefix, best, post])[None])[0, -1].argmax()
             if int(first) == int(target[0]):
                 break
         found.append(_plain(best))
-    return found
+        paths.append(path)
+    return {"found": found, "paths": paths}
 
 
 def first_reply_tokens(config: dict, state: dict, prompts: torch.Tensor) -> object:
