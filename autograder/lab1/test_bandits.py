@@ -148,9 +148,11 @@ def distinct_values(np_rng: np.random.Generator, runs: int, k: int) -> np.ndarra
 @pytest.mark.public
 def test_testbed_draws_values_rewards_and_drift(student, np_rng, seed):
     """Testbed: q* ~ N(mean, std^2), rewards q*(A) + N(0, 1), random-walk drift."""
+    # Docstring (Testbed): "q_star has shape (runs, k)", "Pulling arm a in a run pays q_star[run,
+    # a] plus N(0, 1) noise": 400 runs x 10 arms; the noise measured against q_star before the pull.
     # Docstring (Testbed.reset): "q_star[run, a] ~ N(q_star_mean, q_star_std**2), all
     # independent. Sets self.q_star to a float array of shape (runs, k)". (Testbed.pull):
-    # "Returns float of shape (runs,)", "reward[run] = q_star[run, actions[run]] + N(0, 1)
+    # "float of shape (runs,)", "reward[run] = q_star[run, actions[run]] + N(0, 1)
     # noise. Afterwards, if drift_std > 0, add independent N(0, drift_std**2) noise to every
     # entry of q_star": the noise is measured against q_star from before the pull, the drift
     # as the change of every entry during it, and drift_std = 0 must leave q_star fixed.
@@ -404,6 +406,7 @@ def test_greedy_breaks_ties_at_random(student, np_rng, seed):
 @pytest.mark.public
 def test_random_agent_is_uniform(student, np_rng, seed):
     """RandomAgent chooses every arm with probability 1/k."""
+    # Docstring (RandomAgent): "Chooses every arm with probability 1/k": k = 2, then k from 3-10.
     # Docstring: "One arm per run, uniformly at random among all k. Returns int, shape
     # (runs,)"; k = 2 is the edge where leaving out the last arm leaves a constant.
     # Two cases (k = 2 and k drawn from 3-10), each with k checks (one per arm) at alpha =
@@ -439,6 +442,7 @@ def chosen_ranks(values: np.ndarray, choices: np.ndarray) -> np.ndarray:
 @pytest.mark.public
 def test_epsilon_greedy_explores_at_rate_epsilon(student, np_rng, seed):
     """EpsilonGreedyAgent explores with probability epsilon, uniformly over all arms."""
+    # Docstring (EpsilonGreedyAgent.act): "Returns int, shape (runs,)": choices() checks both.
     # Docstring: "Epsilon-greedy choice, independently in every run"; "With probability
     # epsilon the run explores: an arm uniformly at random among all k (the greedy arm
     # included). Otherwise it exploits". (Exploiting through greedy, ties at random: the
@@ -599,8 +603,11 @@ def explain_value_mismatch(
 @pytest.mark.public
 def test_sample_average_update(student, reference, np_rng):
     """EpsilonGreedyAgent.update keeps the sample average of each arm's rewards."""
-    # Docstring: "In every run, only the chosen arm A changes: N(A) <- N(A) + 1, Q(A) <- Q(A)
-    # + step * (R - Q(A)), step = 1 / N(A) (the new count) for sample averages". Values and
+    # Docstring (EpsilonGreedyAgent.update): "both of shape (runs,)": 5 runs, 15 updates.
+    # Docstring (EpsilonGreedyAgent): "counts: int (runs, k), N(a), how many times each arm has
+    # been chosen": read after every update.
+    # Docstring: "In every run, only the chosen arm A changes ... N(A) <- N(A) + 1 ... Q(A) <-
+    # Q(A) + step * (R - Q(A)), step = 1 / N(A) (the new count) for sample averages". Values and
     # counts are read after every update. ("Update self.counts and self.values in place" is
     # advice: the grader reads agent.values and agent.counts, so a reassigned array passes.)
     steps, runs, k = 15, 5, 4
@@ -619,6 +626,8 @@ def test_sample_average_update(student, reference, np_rng):
 @pytest.mark.points(2)
 def test_constant_step_size_update_from_optimistic_values(student, reference, np_rng):
     """EpsilonGreedyAgent.update with a constant step size, from optimistic initial values."""
+    # Docstring (EpsilonGreedyAgent): "values: float (runs, k), the estimates Q(a); they start at
+    # initial_value": initial values drawn from 2-6.
     # Docstring: "or step = step_size when it is set"; class docstring: the estimates "start
     # at initial_value".
     steps, runs, k = 15, 5, 4
@@ -703,6 +712,8 @@ def ucb_cases(np_rng: np.random.Generator, runs: int, k: int, c: float):
 @pytest.mark.public
 def test_ucb_choice_on_constructed_counts(student, reference, np_rng, seed):
     """UCBAgent.act maximises Q(a) + c sqrt(ln t / N(a))."""
+    # Docstring (UCBAgent): "c > 0 sets how much the agent explores": c drawn from 0.5-3.
+    # Docstring (UCBAgent.act): "Returns int, shape (runs,)": choices() checks both.
     # Docstring: "the arm maximising Q(a) + c * sqrt(ln(t) / N(a))"; "t is the number of the
     # current step, counting from 1: t = counts.sum(axis=1) + 1" (a fifth of the rows choose
     # differently with t - 1 or t + 1); "Returns int, shape (runs,)".
@@ -860,6 +871,9 @@ def gradient_args(case: dict[str, Any], baseline: bool) -> tuple:
 
 
 def check_gradient_step(student, reference, case: dict[str, Any], baseline: bool) -> None:
+    # Docstring (GradientBanditAgent): "mean_reward: float (runs,), the average of all rewards
+    # received so far", "steps: int, how many updates have been made": both read after one
+    # update.
     runs, k = case["preferences"].shape
     got = student.probe("bandits.gradient_update", *gradient_args(case, baseline))
     want = reference.probe("bandits.gradient_update", *gradient_args(case, baseline))
@@ -916,6 +930,9 @@ def check_gradient_step(student, reference, case: dict[str, Any], baseline: bool
 @pytest.mark.public
 def test_gradient_bandit_update_with_baseline(student, reference, np_rng):
     """GradientBanditAgent.update with the average-reward baseline, on a constructed step."""
+    # Docstring (GradientBanditAgent.update): "actions and rewards have shape (runs,)", "with pi the
+    # policy from *before* this update", "where baseline is the new mean_reward (this reward
+    # included)": steps > 0 in the state, so the old and the new mean_reward differ.
     # Docstring: "steps <- steps + 1, mean_reward <- mean_reward + (R - mean_reward) /
     # steps"; "H(a) <- H(a) + step_size * (R - baseline) * (1[a == A] - pi(a))" with "pi the
     # policy from *before* this update" and "baseline the new mean_reward (this reward
@@ -941,7 +958,7 @@ def test_runner_records_reward_and_optimal_actions(student, reference, np_rng, s
     # Docstring: "First reset the testbed with rng"; "at every step: the agent chooses ...,
     # the testbed pays ..., and the agent learns from them"; "Record the mean reward over the
     # runs and the fraction of runs whose arm was optimal *when it was chosen* (ask
-    # testbed.optimal_arms() before pulling)"; "Returns Curves with two float arrays of shape
+    # testbed.optimal_arms() before pulling ...)"; "Returns Curves with two float arrays of shape
     # (steps,)". A scripted agent and testbed count the calls and script the rewards.
     steps, runs, k = 6, 5, 3
     actions = np_rng.integers(k, size=(steps, runs))
@@ -1106,6 +1123,8 @@ def test_figure_2_4_ucb(student, np_rng, seed):
 @pytest.mark.points(2)
 def test_figure_2_5_gradient_bandit(student, np_rng, seed):
     """Figure 2.5: the gradient bandit with and without baseline (alpha = 0.1, q* + 4)."""
+    # Docstring (GradientBanditAgent): "they start at 0, so the first choice is uniform": the
+    # choices at step 1 (check_final_step) must be uniform over the 10 arms.
     check_final_step(student, np_rng, seed, [
         "gradient bandit, alpha = 0.1, with baseline",
         "gradient bandit, alpha = 0.1, without baseline",

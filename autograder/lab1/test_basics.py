@@ -36,6 +36,7 @@ def _shape(shape: tuple) -> str:
 @pytest.mark.public
 def test_pairwise_distances(student, reference, rng):
     """pairwise_distances matches the reference"""
+    # Docstring (pairwise_distances): "x: (n, d), y: (m, d)": n != m in case 1, n = 1 in case 2.
     # Docstring: "(n, m) with out[i, j] = ||x[i] - y[j]||_2", float32 in, float32 out.
     # Case 1: random sizes, points far from the origin (offset 50, where sqrt(|x|^2 - 2 x.y +
     # |y|^2) loses ~1e-3 to cancellation while x - y stays exact to ~1e-6), and one row of y
@@ -58,6 +59,8 @@ def test_pairwise_distances(student, reference, rng):
 @pytest.mark.public
 def test_gather_log_probs(student, reference, rng):
     """gather_log_probs picks each row's label"""
+    # Docstring (gather_log_probs): "log_probs: (batch, classes) float; labels: (batch,) int64 in
+    # [0, classes)": labels drawn over all classes, batch 1 in case 2.
     # Docstring: "Returns (batch,) with out[i] = log_probs[i, labels[i]]"; batch 1 included
     # (where squeeze() without a dim returns a 0-dim tensor).
     for batch in (_size(rng, 4, 12), 1):
@@ -94,6 +97,7 @@ def test_one_hot(student, reference, rng):
 @pytest.mark.public
 def test_patchify(student, reference, rng):
     """patchify orders patches and their contents as specified"""
+    # Docstring (patchify): "with height and width divisible by patch": 1-3 rows of patches.
     # Docstring: "patches are ordered row by row ... flattened in (channel, row, column)
     # order". Case 1 has several channels and a non-square grid of patches (so that neither
     # order can be confused with another of the same shape); case 2 is batch 1 with a single
@@ -115,6 +119,8 @@ def test_patchify(student, reference, rng):
 @pytest.mark.public
 def test_max_pool(student, reference, rng):
     """max_pool takes the maximum over each window"""
+    # Docstring (max_pool): "height and width divisible by kernel", "Returns (batch, channels,
+    # height // kernel, width // kernel)": more columns of windows than rows.
     # At least two windows each way, and more columns of windows than rows: with a single
     # window, strided windows ("(k1 h)" for "(h k1)") pool the same entries, and with a square
     # grid of windows a transposed output has the expected shape. Case 2: batch 1, 1 channel.
@@ -134,6 +140,7 @@ def test_max_pool(student, reference, rng):
 @pytest.mark.public
 def test_repeat_for_heads(student, reference, rng):
     """repeat_for_heads copies the tensor for every head"""
+    # Docstring (repeat_for_heads): "its own copy of a (batch, seq, d) tensor".
     # Docstring: "(batch, heads, seq, d) with out[b, h] = x[b]"; batch >= 2 and heads >= 2
     # (a copy along the wrong axis has a different shape), then batch 1.
     for batch in (_size(rng, 2, 3), 1):
@@ -149,6 +156,8 @@ def test_repeat_for_heads(student, reference, rng):
 @pytest.mark.public
 def test_attention_scores(student, reference, rng):
     """attention_scores matches the reference, including the 1/sqrt(d_head) scale"""
+    # Docstring (attention_scores): "queries: (batch, heads, q_len, d_head); keys: (batch, heads,
+    # k_len, d_head)": k_len != q_len in case 1.
     # Docstring: "divided by sqrt(d_head)": d_head is never 1 (where the scale is 1), and
     # q_len != k_len in case 1, so that a transposed result has the wrong shape.
     for case in range(2):
@@ -175,9 +184,11 @@ SOFTMAX_FAMILY = ["logsumexp", "log_softmax", "softmax"]
 @pytest.mark.parametrize("function", SOFTMAX_FAMILY)
 def test_softmax_family_matches_reference(student, reference, rng, function):
     """{function} matches the reference on ordinary logits along a given dim"""
-    # Docstring: "along `dim`": never the last dim here, so that ignoring `dim` (always using
-    # -1) fails; a 3-D input with a middle dim, where a reduced dimension that is not kept
-    # (log_softmax without keepdim) cannot broadcast back. Two cases.
+    # Docstring (logsumexp): "Returns x's shape with dim removed"; (log_softmax, softmax) "Same
+    # shape as x": a 3-D x, reduced along a middle or the first dim.
+    # Docstring (logsumexp, log_softmax, softmax): "along `dim`": never the last dim here, so
+    # that ignoring `dim` (always using -1) fails; a 3-D input with a middle dim, where a reduced
+    # dimension that is not kept (log_softmax without keepdim) cannot broadcast back. Two cases.
     for dim in ([-3, 0][_size(rng, 0, 1)], [-2, 1][_size(rng, 0, 1)]):
         x = torch.randn(_size(rng, 2, 6), _size(rng, 2, 6), _size(rng, 2, 6), generator=rng) * 3
         got = student.call(f"basics.{function}", x, dim=dim)
@@ -207,6 +218,8 @@ def test_softmax_family_is_stable(student, reference, rng, function):
 @pytest.mark.public
 def test_cross_entropy(student, reference, rng):
     """cross_entropy matches the reference and returns a scalar"""
+    # Docstring (cross_entropy): "logits: (batch, classes); labels: (batch,) int64": batch 1 in
+    # case 2.
     # Docstring: "Returns a scalar (0-dim) tensor: the mean over the batch"; batch 1 included.
     for batch in (_size(rng, 4, 16), 1):
         classes = _size(rng, 2, 10)
@@ -242,6 +255,9 @@ def test_cross_entropy_is_stable(student, reference, rng):
 @pytest.mark.public
 def test_linear_cross_entropy_grads_match_autograd(student, rng):
     """linear_cross_entropy_grads agrees with autograd"""
+    # Docstring (linear_cross_entropy_grads): "x: (batch, d_in); weight: (d_in, classes); bias:
+    # (classes,); labels: (batch,)", "Returns (grad_weight (d_in, classes), grad_bias
+    # (classes,))": a pair, each compared by shape and value with autograd's.
     # The expected gradients come from the verdict's own autograd, in the trusted process, on
     # inputs drawn here. float32 in, float32 out; a batch of 1 in case 2 (where forgetting
     # to divide by the batch size goes unnoticed). rtol 1e-4: the by-hand formula and
@@ -268,6 +284,9 @@ def test_linear_cross_entropy_grads_match_autograd(student, rng):
 @pytest.mark.public
 def test_numerical_gradient(student, rng):
     """numerical_gradient approximates a known gradient and leaves x unchanged"""
+    # Docstring (numerical_gradient): "Central finite-difference gradient of a scalar function",
+    # "(f(x + eps * e_i) - f(x - eps * e_i)) / (2 * eps)": compared with the exact gradient at
+    # 1e-6.
     # f(x) = sum(a * sin(b * x) * x^2) with a and b drawn here; its exact gradient is
     # computed in the trusted process. Central differences with eps = 1e-6 in float64 are
     # accurate to ~1e-8 here (truncation eps^2 |f'''| / 6 <= 1e-11, rounding 1e-16 |f| / eps
@@ -379,6 +398,7 @@ def _explain_epochs(got: list, want: list, variants: dict) -> str:
 @pytest.mark.points(2)
 def test_train_classifier_follows_the_specified_order(student, reference, seed, rng):
     """train_classifier's first epochs match the reference from the same weights"""
+    # Docstring (train_classifier): "Returns a list of epochs floats": their type and number.
     # Docstring: "every example once in a random order drawn from torch.Generator().manual_seed
     # (seed) (one generator for the whole run), in minibatches of batch_size (the last one may
     # be smaller) ... the mean minibatch loss of each epoch". 600 examples: batch 50 divides

@@ -101,8 +101,8 @@ def _mlp_output(weights: list, obs: torch.Tensor) -> torch.Tensor:
 @pytest.mark.public
 def test_qnetwork_parameters(student, rng):
     """QNetwork has the layers fc1, fc2 and head with the specified shapes"""
-    # Docstring: "Layers, with these exact attribute names: fc1: nn.Linear(obs_dim,
-    # hidden_dim), then ReLU; fc2: nn.Linear(hidden_dim, hidden_dim), then ReLU; head:
+    # Docstring: "Layers, with these exact attribute names ... fc1: nn.Linear(obs_dim,
+    # hidden_dim), then ReLU ... fc2: nn.Linear(hidden_dim, hidden_dim), then ReLU ... head:
     # nn.Linear(hidden_dim, num_actions), no activation"; batch 1 here.
     obs_dim, actions, hidden = _size(rng, 2, 6), _size(rng, 2, 5), _size(rng, 8, 24)
     weights = _qnetwork_weights(rng, obs_dim, actions, hidden)
@@ -258,6 +258,8 @@ def check_buffer_sample(student, reference, rng, seed, capacity: int, adds: int)
 @pytest.mark.public
 def test_linear_schedule(student, reference, rng):
     """linear_schedule decays over exploration_fraction * total_timesteps, then stays flat"""
+    # Docstring (linear_schedule): "Epsilon at environment step step (counting from 0)": step 0 is
+    # the first step asked.
     # Docstring: "Epsilon falls linearly from start_e at step 0 to end_e at step
     # exploration_fraction * total_timesteps, and stays at end_e from then on (so with
     # exploration_fraction 0 it is end_e from step 0)": steps inside and after the decay,
@@ -322,6 +324,8 @@ def _actions(got: dict, count: int, num_actions: int, what: str) -> list[int]:
 @pytest.mark.public
 def test_epsilon_greedy_exploits(student, rng, seed):
     """epsilon_greedy with epsilon = 0 always takes the greedy action"""
+    # Docstring (epsilon_greedy): "(shape obs_shape, not batched)": the probe passes one
+    # observation of shape (obs_dim,) at a time.
     # Docstring: "otherwise the greedy action argmax_a Q(obs, a)", for one observation
     # "(shape obs_shape, not batched)".
     # A network with weights drawn here and a different observation at every call: the
@@ -488,6 +492,8 @@ def _train_step_case(rng: torch.Generator) -> tuple:
 @pytest.mark.public
 def test_train_step(student, reference, rng):
     """train_step gives the reference's loss and updated weights over two steps"""
+    # Docstring (train_step): "returns the loss as a Python float": its type is checked; rewards
+    # N(0, 1) put TD errors on both sides of 1, where huber and the squared error part.
     # Docstring: "loss = mean over the batch of huber(Q(s, a) - y)" with "Q(s, a) the
     # q_network's value of the action taken" and "y = td_target(...)"; "Zero the gradients,
     # backward, optimizer.step()" (two steps: gradients left over from step 1 change step 2);
@@ -842,6 +848,8 @@ def _check_next_observations(student, seed: int) -> None:
 @pytest.mark.points(1)
 def test_train_bookkeeping(student, reference, rng, seed):
     """train explores with the schedule's epsilon, logs its episodes and its evaluations"""
+    # Docstring (train): "at each global step (0, 1, ..., total_timesteps - 1)": epsilon_greedy
+    # once per step, with the schedule's value at steps 0 to total - 1.
     # Docstring (train), step 1: "epsilon = linear_schedule(step, ...); action =
     # epsilon_greedy(...)"; step 2: "add the reward to the episode's return"; step 3: "append
     # its return to result.episode_returns and step to result.episode_end_steps"; step 5:

@@ -134,6 +134,9 @@ def _check_draws(got: dict, tokens: torch.Tensor, next_draw: torch.Tensor, what:
 @pytest.mark.public
 def test_repeated_tokens(student, rng):
     """repeated_tokens repeats the block it draws, with the generator used as stated"""
+    # Docstring (repeated_tokens): "Returns int64 (batch, 2 * block_len) with out[:, block_len:] ==
+    # out[:, :block_len]", "Use the generator exactly once": block_len 1 in case 1, and the
+    # generator's next draw is compared.
     for batch, block_len, d_vocab in [(_size(rng, 1, 4), 1, _size(rng, 2, 5)),
                                       (_size(rng, 2, 6), _size(rng, 3, 12), _size(rng, 5, 100))]:
         seed = _size(rng, 0, 2**31)
@@ -149,6 +152,9 @@ def test_repeated_tokens(student, rng):
 @pytest.mark.public
 def test_repeated_blocks(student, rng):
     """repeated_blocks draws a block length, then a block, and repeats it to fill the context"""
+    # Docstring (repeated_blocks): "Returns int64 (batch, n_ctx) with out[:, t] == out[:, t %
+    # block_len]", "Use the generator exactly twice, in this order": the length, the blocks and
+    # the generator's next draw are compared; min_block from 1 to 4.
     for batch, n_ctx, d_vocab in [(_size(rng, 1, 4), _size(rng, 8, 13), _size(rng, 2, 9)),
                                   (_size(rng, 2, 6), _size(rng, 20, 64), _size(rng, 10, 100))]:
         seed, min_block = _size(rng, 0, 2**31), _size(rng, 1, 4)
@@ -170,6 +176,10 @@ def test_repeated_blocks(student, rng):
 @pytest.mark.parametrize("function", ["induction_scores", "previous_token_scores"])
 def test_scores_match_reference(student, reference, rng, function):
     """{function} matches the reference on random causal attention patterns"""
+    # Docstring (induction_scores): "pattern: (batch, heads, 2 * block_len, 2 * block_len)",
+    # "Returns (heads,) in the pattern's dtype"; (previous_token_scores) "pattern: (batch, heads,
+    # seq, seq), query then key": random causal patterns (a transposed one differs), block_len 1
+    # in case 1.
     for batch, heads, block_len in [(1, _size(rng, 1, 3), 1),
                                     (_size(rng, 2, 5), _size(rng, 2, 6), _size(rng, 3, 10))]:
         pattern = _causal_patterns(rng, batch, heads, 2 * block_len)
@@ -183,6 +193,11 @@ def test_scores_match_reference(student, reference, rng, function):
 @pytest.mark.points(1)
 def test_scores_of_planted_heads_are_exact(student, rng):
     """the scores of perfect induction, previous-token, duplicate-token and uniform heads"""
+    # Docstring (induction_scores): "How much each head attends, from the second copy", "so an
+    # induction head attends to q - block_len + 1", "averaged over the batch and the block_len
+    # queries q = block_len .. 2 * block_len - 1"; (previous_token_scores) "How much each head
+    # attends to the token just before the query", "the queries q = 1 .. seq - 1 (position 0 has
+    # no previous token)": the uniform head scores otherwise if query block_len - 1 (or 0) counts.
     batch, block_len = _size(rng, 1, 4), _size(rng, 3, 12)
     seq = 2 * block_len
     queries = torch.arange(seq)
@@ -219,6 +234,8 @@ def test_scores_of_planted_heads_are_exact(student, rng):
 @pytest.mark.public
 def test_loss_by_position(student, reference, rng):
     """loss_by_position matches the reference, also for logits of size 1e4"""
+    # Docstring (loss_by_position): "logits: (batch, seq, d_vocab); tokens: (batch, seq) int64",
+    # "Returns (seq - 1,) in the logits' dtype": seq down to 2, logits of size 1e4.
     for batch, seq, d_vocab, scale in [(_size(rng, 2, 5), _size(rng, 4, 12), _size(rng, 3, 20), 3),
                                        (_size(rng, 1, 3), _size(rng, 2, 6), _size(rng, 3, 9), 1e4)]:
         logits = torch.randn(batch, seq, d_vocab, generator=rng, dtype=torch.float64) * scale
@@ -237,6 +254,8 @@ def test_loss_by_position(student, reference, rng):
 @pytest.mark.public
 def test_head_scores(student, reference, rng):
     """head_scores matches the reference on a model with planted heads"""
+    # Docstring (head_scores): "model: any model with TransformerLens hook names", "row i from
+    # layer i's pattern": the grader's planted 2-layer model; both rows compared.
     for state, tokens, _, _ in _planted_cases(rng, 2):
         n_heads = state["blocks.0.attn.W_Q"].shape[0]
         what = (f"head_scores(the grader's 2-layer model with {n_heads} heads, "
@@ -255,6 +274,8 @@ def test_head_scores(student, reference, rng):
 @pytest.mark.public
 def test_find_heads(student, rng):
     """find_heads picks the top previous-token head of layer 0 and induction head of layer 1"""
+    # Docstring (find_heads): "The previous-token head of layer 0 and the induction head of layer
+    # 1", "as Python ints": the other layers' maxima sit elsewhere.
     n_layers, n_heads = _size(rng, 2, 3), _size(rng, 3, 6)
     # Two cases whose answers differ in both places, so no constant answer passes.
     previous = torch.randperm(n_heads, generator=rng)[:2].tolist()
@@ -304,6 +325,9 @@ def _check_ablation(student, reference, state, tokens, layer, head,
 @pytest.mark.public
 def test_ablate_head(student, reference, rng):
     """ablate_head matches the reference and leaves the model as it was"""
+    # Docstring (ablate_head): "of shape (batch, pos, head, d_head), set to zero for that head
+    # only, at every position", "Returns the logits (batch, seq, d_vocab), computed without
+    # gradients; the model is left as it was": layers 0 and 1, a random head, logits after.
     [(state, tokens, _, _)] = _planted_cases(rng, 1)
     n_heads = state["blocks.0.attn.W_Q"].shape[0]
     for layer in (0, 1):
@@ -355,6 +379,7 @@ def test_ablating_planted_heads_raises_the_loss(student, reference, rng):
 @pytest.mark.public
 def test_train_induction_model_plumbing(student, reference, rng):
     """train_induction_model builds an attention-only model and trains it on repeated blocks"""
+    # Docstring (train_induction_model): "Returns (model, losses)".
     for device, progress in [("cpu", False), ("cuda", True)]:
         # Every size differs from TransformerConfig's default (d_vocab 64, n_ctx 64, d_model
         # 64, n_heads 4, d_head 16, n_layers 2), so a size not passed on fails in both runs.

@@ -118,6 +118,8 @@ def _check_basis(got, p: int) -> None:
 @pytest.mark.public
 def test_fourier_basis(student, rng):
     """fourier_basis is the orthonormal constant, cos, sin basis for two moduli"""
+    # Docstring (fourier_basis): "Returns a float64 tensor of shape (p, p)", "Row 0 is the
+    # constant 1 / sqrt(p)": every row checked by name, p = 3 included.
     for p in (*_primes(rng), 3):
         _check_basis(student.call("modular_addition.fourier_basis", p), p)
 
@@ -126,6 +128,8 @@ def test_fourier_basis(student, rng):
 @pytest.mark.public
 def test_fourier_2d(student, reference, rng):
     """fourier_2d matches the reference and keeps the sum of squares (an orthonormal basis)"""
+    # Docstring (fourier_2d): "The coefficients of functions of (a, b) in the 2-D Fourier basis",
+    # "values: (p, p, n)", "Returns float64 (p, p, n)": float32 values in, n from 1 to 5.
     for p in _primes(rng):
         values = torch.randn(p, p, int(torch.randint(1, 6, (), generator=rng)), generator=rng)
         what = f"fourier_2d(values of shape {tuple(values.shape)})"
@@ -155,6 +159,9 @@ def _random_embedding(rng: torch.Generator, p: int) -> tuple[torch.Tensor, torch
 @pytest.mark.public
 def test_embedding_frequency_norms(student, reference, rng):
     """embedding_frequency_norms matches the reference on random embeddings"""
+    # Docstring (embedding_frequency_norms): "rows 0..p-1 embed the numbers, row p the", "for
+    # k = 1, ..., (p - 1) / 2 (at index k - 1)", "Returns float64 of shape ((p - 1) / 2,)": the
+    # row of the equals token is 5 times larger than the others; float32 in.
     for p in _primes(rng):
         W_E, _ = _random_embedding(rng, p)
         what = f"embedding_frequency_norms(W_E of shape {tuple(W_E.shape)})"
@@ -179,6 +186,9 @@ def _check_keys(got, want: torch.Tensor, what: str) -> None:
 @pytest.mark.public
 def test_key_frequencies(student, reference, rng):
     """key_frequencies picks the strongest frequencies that carry the asked share of the power"""
+    # Docstring (key_frequencies): "norms: ((p - 1) / 2,)", "The power of frequency k is
+    # norms[k - 1] ** 2", "until their power adds up to at least share of the total", "sorted
+    # increasingly, as an int64 tensor": the last case reaches the share exactly.
     for p in _primes(rng):
         share = round(_uniform(rng, 0.6, 0.95), 3)
         norms = torch.rand((p - 1) // 2, generator=rng, dtype=F64) * 0.3
@@ -265,6 +275,11 @@ def _clusters_agree(got, want, what: str) -> None:
 @pytest.mark.public
 def test_neuron_frequencies(student, reference, rng):
     """neuron_frequencies clusters planted neurons by frequency, with a neuron that never fires"""
+    # Docstring (neuron_frequencies): "activations: (p * p, n)", "Write them in the 2-D Fourier
+    # basis", "except the constant (0, 0)", "Frequency k's terms are the coefficients (i, j)",
+    # "Returns (frequency, share): int64 and float64, both (n,)", "A neuron that never fires
+    # (variance 0) gets frequency 0 and share 0": planted neurons with a large constant term, a
+    # largest single coefficient on another frequency, two split neurons and a dead one.
     for p in _primes(rng):
         activations = _planted_neurons(rng, p)
         threshold = round(_uniform(rng, 0.5, 0.65), 3)
@@ -297,6 +312,9 @@ def _waves_plus_noise(rng: torch.Generator, p: int, keys: torch.Tensor) -> torch
 @pytest.mark.public
 def test_logit_fit(student, reference, rng):
     """logit_fit gives the reference's wave coefficients and explained share"""
+    # Docstring (logit_fit): "The logits as a sum of waves", "logits: (p * p, p)", "frequencies:
+    # (K,) int64", "First centre the logits over c", "Returns (coefficients, explained): float64
+    # (K,)": waves plus an offset per input (which centring removes); float32 logits in.
     for p in _primes(rng):
         keys = _frequencies(rng, p, 1, 3)
         logits = _waves_plus_noise(rng, p, keys)
@@ -322,6 +340,10 @@ def _centred(logits: torch.Tensor) -> torch.Tensor:
 @pytest.mark.parametrize("function", ["restricted_logits", "excluded_logits"])
 def test_ablated_logits(student, reference, rng, function):
     """{function} matches the reference up to a constant per input"""
+    # Docstring (restricted_logits): "logits: (p * p, p) as in logit_fit", "the logits are a
+    # function of (a, b)", "Keep its projection onto the span of the constant", "Returns float64
+    # (p * p, p)"; (excluded_logits) "logits: (p * p, p); frequencies: (K,) int64": a bias per
+    # answer c (kept by one, not removed by the other) shows after each row is centred.
     for p in _primes(rng):
         keys = _frequencies(rng, p, 1, 3)
         logits = _waves_plus_noise(rng, p, keys)
@@ -357,6 +379,8 @@ def _check_measures(got, want: dict, what: str) -> None:
 @pytest.mark.public
 def test_progress_measures(student, reference, rng):
     """progress_measures gives the reference's four losses on random logits and a random split"""
+    # Docstring (progress_measures): "logits: (p * p, p) of one checkpoint on all pairs", "Returns
+    # a dict of float64 cross-entropies, as floats": float32 logits in, a random 30% split.
     for p in _primes(rng):
         keys = _frequencies(rng, p, 1, 3)
         logits = _waves_plus_noise(rng, p, keys) * 0.5
@@ -375,6 +399,9 @@ def test_progress_measures(student, reference, rng):
 @pytest.mark.public
 def test_loss_fn(student, reference, rng):
     """loss_fn matches the reference, also for a confident model whose loss float32 loses"""
+    # Docstring (loss_fn): "Mean cross-entropy of the last position's logits, computed in
+    # float64", "logits: (batch, 3, p) (any float dtype)", "Returns a float64 scalar": float32
+    # logits with a loss near 1e-10; float64 logits reach it through train_step below.
     for p in _primes(rng):
         batch = int(torch.randint(4, 20, (), generator=rng))
         labels = torch.randint(0, p, (batch,), generator=rng)
@@ -418,6 +445,8 @@ _PARAMETER_SHAPES = {
 @pytest.mark.public
 def test_train_step(student, reference, rng):
     """train_step takes the reference's AdamW steps from shared weights and optimiser state"""
+    # Docstring (train_step): "One full-batch step", "Returns the loss before the step, as a
+    # float": 3 steps from a given AdamW state; the losses and the weights are compared.
     for p in _primes(rng):
         config = _small_config(p)
         sizes = {**config, "vocab": p + 1}

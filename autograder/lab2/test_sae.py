@@ -83,6 +83,10 @@ def _decoder_norms_check(decoder: torch.Tensor, what: str) -> None:
 @pytest.mark.public
 def test_encode_relu(student, reference, rng):
     """SAE.encode (k = None): ReLU((x - b_dec) W_enc^T + b_enc) in float64"""
+    # Docstring (SAE): "k = None: the ReLU encoder", "W_enc (d_sae, d_in)", "b_enc (d_sae,)",
+    # "W_dec (d_in, d_sae)", "b_dec (d_in,) the pre-encoder bias: subtracted before encoding";
+    # (SAE.encode) "x: (batch, d_in)", "Returns the latents, (batch, d_sae)", "Work in the dtype of
+    # the input": the given __init__'s shapes, then random weights with b_dec != 0, in float64.
     shapes = student.probe("sae.parameter_shapes", 3, 7, None)
     check(shapes == {"W_enc": [7, 3], "b_enc": [7], "W_dec": [3, 7], "b_dec": [3]},
           f"SAE(3, 7) should have the parameters W_enc (7, 3), b_enc (7,), W_dec (3, 7) and "
@@ -101,6 +105,9 @@ def test_encode_relu(student, reference, rng):
 @pytest.mark.public
 def test_encode_topk(student, reference, rng):
     """SAE.encode (k set): the k largest pre-activations of each row, through a ReLU"""
+    # Docstring (SAE): "k = an int: the TopK encoder"; (SAE.encode) "only each row's k LARGEST
+    # pre-activations are kept, then the ReLU": negative encoder biases leave some rows with
+    # fewer than k positive pre-activations.
     for _ in range(2):
         d_in, d_sae = _size(rng, 2, 6), _size(rng, 6, 16)
         k = _size(rng, 2, d_sae - 2)
@@ -127,6 +134,8 @@ def test_encode_topk(student, reference, rng):
 @pytest.mark.public
 def test_decode(student, reference, rng):
     """SAE.decode: latents W_dec^T + b_dec in float64"""
+    # Docstring (SAE): "added back after decoding"; (SAE.decode) "latents: (batch, d_sae)",
+    # "Returns the reconstruction, (batch, d_in)": random b_dec.
     for _ in range(2):
         d_in, d_sae = _size(rng, 2, 8), _size(rng, 3, 16)
         state = _state(rng, d_in, d_sae)
@@ -141,6 +150,7 @@ def test_decode(student, reference, rng):
 @pytest.mark.points(1)
 def test_sae_float32(student, reference, rng):
     """SAE.encode and decode also work in float32"""
+    # Docstring (SAE.encode): "Work in the dtype of the input": float32 weights and inputs.
     d_in, d_sae = _size(rng, 3, 10), _size(rng, 8, 24)
     state = _state(rng, d_in, d_sae, torch.float32)
     x = _inputs(rng, _size(rng, 8, 32), d_in, torch.float32)
@@ -160,6 +170,8 @@ def test_sae_float32(student, reference, rng):
 @pytest.mark.public
 def test_sae_loss(student, reference, rng):
     """sae_loss: mean squared error summed over dimensions plus the L1 of the latents"""
+    # Docstring (sae_loss): "The training loss, a scalar", "TopK SAEs pass l1_coefficient = 0",
+    # "x, reconstruction: (batch, d_in); latents: (batch, d_sae)": l1_coefficient 0 in case 2.
     for l1_coefficient in (round(0.01 + float(torch.rand((), generator=rng)), 3), 0.0):
         batch, d_in, d_sae = _size(rng, 2, 16), _size(rng, 2, 8), _size(rng, 3, 16)
         x, reconstruction = _inputs(rng, batch, d_in), _inputs(rng, batch, d_in)
@@ -201,6 +213,10 @@ def _compare_parameters(got: dict, want: dict, what: str, tolerance: dict,
 @pytest.mark.public
 def test_train_step(student, reference, rng):
     """train_step: the reference's loss and weights over two steps; unit decoder columns"""
+    # Docstring (train_step): "One gradient step on batch (batch, d_in); returns sae_loss before
+    # the step, a float", "after backward, remove from each column's gradient its component",
+    # "then divide each column by its norm"; (SAE) "column j is latent j's direction, of unit
+    # norm": two steps from a used Adam state, unit columns checked after each.
     for k, l1_coefficient in ((None, 0.2), (_size(rng, 1, 3), 0.0)):
         d_in, d_sae = _size(rng, 3, 6), _size(rng, 6, 10)
         state = _state(rng, d_in, d_sae)
@@ -233,6 +249,10 @@ def test_train_step(student, reference, rng):
 @pytest.mark.public
 def test_dead_latents(student, reference, rng):
     """dead_latents: no firing in the last `window` steps; nothing is dead before `window` steps"""
+    # Docstring (dead_latents): "those that fired in none of the last window steps", "fired:
+    # (steps, d_sae) bool", "(row -1 is the latest step)", "Returns (d_sae,) bool", "With fewer
+    # than window steps recorded, no latent is dead yet": latent 2 fired at the window's first
+    # step only; window - 1 and exactly window steps.
     d_sae, window = _size(rng, 5, 12), _size(rng, 3, 6)
     fired = torch.rand(window + _size(rng, 2, 5), d_sae, generator=rng) < 0.3
     fired[-window:, 0] = False  # fired only before the window: dead
@@ -289,6 +309,12 @@ def _resample_case(rng: torch.Generator) -> tuple:
 @pytest.mark.public
 def test_resample_dead_latents(student, reference, rng):
     """resample_dead_latents: new decoder column, encoder row, bias and Adam state"""
+    # Docstring (resample_dead_latents): "dead: (d_sae,) bool; inputs: (n, d_in)", "the squared
+    # reconstruction error of each input", "the t-th pick goes to the t-th dead latent in
+    # increasing index order", "encoder row j becomes d times 0.2 times the mean norm of the ALIVE
+    # latents' encoder rows (1 if none is alive)", "exp_avg and exp_avg_sq of W_enc's row j":
+    # 2-3 dead latents at random indices, picks that fall on a few badly reconstructed inputs,
+    # and every latent dead.
     state, moments, dead, inputs = _resample_case(rng)
     seed = _seed(rng)
     d_in, d_sae = state["W_dec"].shape
@@ -374,6 +400,11 @@ def _switching_case(rng: torch.Generator, state: dict, activations: torch.Tensor
 @pytest.mark.public
 def test_train_sae_loop(student, reference, rng):
     """train_sae: batches drawn with the generator, steps, dead latents found and resampled"""
+    # Docstring (train_sae): "Train sae in place on activations (n, d_in) with Adam(lr) for steps
+    # steps", "Move the SAE and the activations to device", "the batch is
+    # activations[torch.randint(n, (batch_size,), generator=generator)]", "if resample_every > 0
+    # and (t + 1) % resample_every == 0", "the number of dead latents found at each resampling
+    # (ints)": resample_every 3, 1 and 0, device cpu:0.
     d_in, d_sae = _size(rng, 3, 5), _size(rng, 5, 8)
     state = _state(rng, d_in, d_sae)
     state["b_enc"][: 2] = -20.0  # two latents that never fire: resampled at step 3
@@ -430,14 +461,17 @@ def _latents_with_a_dead_one(rng: torch.Generator) -> torch.Tensor:
 @pytest.mark.parametrize("function", ["l0", "dead_fraction"])
 def test_latent_metric(student, reference, rng, function):
     """{function} matches the reference on latents with a dead one"""
+    # Docstring (l0, dead_fraction): "latents: (batch, d_sae)", "zero on every input": one
+    # latent is zero on every input.
     for _ in range(2):
         latents = _latents_with_a_dead_one(rng)
         what = f"{function}(latents {_shape(latents.shape)})"
         got = student.call(f"sae.{function}", latents)
         want = reference.call(f"sae.{function}", latents)
         assert_shape(got, (), what)
-        # Docstring: "a float64 scalar". A float32 mean is off only by rounding (caught on
-        # some seeds, then as "got 2.6, expected 2.6"): the dtype is checked first, by name.
+        # Docstring (l0, dead_fraction): "a float64 scalar". A float32 mean is off only by
+        # rounding (caught on some seeds, then as "got 2.6, expected 2.6"): the dtype is
+        # checked first, by name.
         assert_close(got, want, **EXACT, dtype=torch.float64, what=what)
 
 
@@ -445,6 +479,10 @@ def test_latent_metric(student, reference, rng, function):
 @pytest.mark.public
 def test_fraction_of_variance_unexplained(student, reference, rng):
     """fraction_of_variance_unexplained: residual sum of squares over the centred sum of squares"""
+    # Docstring (fraction_of_variance_unexplained): "FVU, a scalar", "divided by the sum over
+    # inputs and dimensions of (x - mean of x over the inputs)^2", "1 is no better than always
+    # predicting the mean input", "x, reconstruction: (batch, d_in)": x far from the origin,
+    # where the uncentred sum of squares (for which the mean would not score 1) is far off.
     for _ in range(2):
         batch, d_in = _size(rng, 4, 20), _size(rng, 2, 8)
         # Inputs far from the origin: dividing by the uncentred sum of squares is far off.
@@ -461,6 +499,8 @@ def test_fraction_of_variance_unexplained(student, reference, rng):
 @pytest.mark.public
 def test_best_cosines(student, reference, rng):
     """best_cosines: each true direction's largest cosine with a decoder column"""
+    # Docstring (best_cosines): "true_directions: (d_in, n_true), not necessarily of unit norm",
+    # "Returns (n_true,)": true directions of norm about 2.
     for _ in range(2):
         d_in, d_sae, n_true = _size(rng, 2, 8), _size(rng, 3, 12), _size(rng, 2, 6)
         W_dec = _inputs(rng, d_in, d_sae)
@@ -556,6 +596,8 @@ def _dead_history_fault(result: dict, options: dict) -> str | None:
 @pytest.mark.points(2)
 def test_trained_sae_recovers_directions(student, rng, seed):
     """a ReLU + L1 SAE with resampling leaves no dead latent and recovers >= 4 of 5 directions"""
+    # Docstring (best_cosines): "A direction counts as recovered when its best cosine is above
+    # 0.99": the verdict counts recovered directions by that rule (RECOVERED).
     options = {**TRAINING, "l1_coefficient": 0.1}
     what = (f"train_sae(SAE(6, 5) starting with latents 0 and 1 dead, 4000 activations of a toy "
             f"model with 5 known directions, {', '.join(f'{k}={v}' for k, v in options.items())})"

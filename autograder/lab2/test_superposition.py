@@ -57,6 +57,8 @@ def _features(rng: torch.Generator, batch: int, n_instances: int, n_features: in
 @pytest.mark.public
 def test_feature_importance(student, reference, rng):
     """feature_importance is decay ** i"""
+    # Docstring (feature_importance): "Returns float32 of shape (n_features,), starting at 1 for
+    # feature 0": n_features from 1.
     for _ in range(2):
         n_features, decay = _size(rng, 1, 12), round(_uniform(rng, 0.5, 0.99), 3)
         what = f"feature_importance({n_features}, {decay})"
@@ -69,6 +71,8 @@ def test_feature_importance(student, reference, rng):
 @pytest.mark.public
 def test_sparsity_sweep(student, reference, rng):
     """sparsity_sweep spaces densities geometrically from 1 down to lowest_density"""
+    # Docstring (sparsity_sweep): "A feature's density is 1 - sparsity", "1 for instance 0,
+    # lowest_density for the last one", "float32 of shape (n_instances,); n_instances >= 2".
     # Two instances is the promised edge case (exponents 0 and 1 only).
     for n_instances in (2, _size(rng, 3, 12)):
         lowest = round(_uniform(rng, 0.005, 0.5), 4)
@@ -98,6 +102,10 @@ def _draws(seed: int, shape: tuple) -> torch.Tensor:
 @pytest.mark.public
 def test_generate_batch_draws(student, reference, rng):
     """generate_batch uses the generator as its docstring says (values, then the draws)"""
+    # Docstring (generate_batch): "Returns float32 of shape (batch_size, n_instances,
+    # n_features), on device", "an entry is present (keeps its value) where its draw is >= its
+    # instance's sparsity", "Then move the batch to device": sparsities 0 and 1, one equal to a
+    # draw, and the meta device.
     for _ in range(2):
         sparsity = _sparsity_case(rng)
         batch_size, n_features, seed = _size(rng, 3, 40), _size(rng, 2, 7), _seed(rng)
@@ -128,6 +136,9 @@ def _hoeffding(n: int, alpha: float) -> float:
 @pytest.mark.points(1)
 def test_generate_batch_statistics(student, rng, seed):
     """generate_batch: zeros with probability sparsity, uniform values, independent instances"""
+    # Docstring (generate_batch): "sparsity: (n_instances,), the probability that a feature of
+    # that instance is ZERO", "each entry is 0 with probability sparsity[instance], otherwise
+    # uniform on [0, 1), all independent": zero shares, both-zero shares of neighbours, the mean.
     # Sparsities in [0.6, 0.9]: a batch that keeps features with probability `sparsity`
     # (the reverse of the definition) is off by >= 0.2, and one that shares the draws between
     # instances has both-zero rates min(S_a, S_b) instead of S_a S_b, off by >= 0.06.
@@ -178,6 +189,10 @@ def test_generate_batch_statistics(student, rng, seed):
 @pytest.mark.public
 def test_toy_model_forward(student, reference, rng):
     """ToyModel.forward matches the reference in float64 on random weights and biases"""
+    # Docstring (ToyModel): "W (n_instances, n_hidden, n_features)", "b_final (n_instances,
+    # n_features)"; (ToyModel.forward) "features: (batch, n_instances, n_features)", "Returns
+    # x_hat, the same shape", "then x_hat = ReLU(W[k]^T h + b_final[k])", "Work in the dtype of
+    # the inputs": the given __init__'s shapes, then random W and b_final in float64.
     shapes = student.probe("superposition.parameter_shapes", 3, 5, 2)
     check(shapes == {"W": [3, 2, 5], "b_final": [3, 5]},
           f"ToyModel(n_instances=3, n_features=5, n_hidden=2) should have the parameters "
@@ -196,6 +211,7 @@ def test_toy_model_forward(student, reference, rng):
 @pytest.mark.points(1)
 def test_toy_model_forward_float32(student, reference, rng):
     """ToyModel.forward also works in float32"""
+    # Docstring (ToyModel.forward): "Work in the dtype of the inputs": float32.
     n_instances, n_features, n_hidden = _size(rng, 2, 6), _size(rng, 3, 10), _size(rng, 1, 4)
     state = _state(rng, n_instances, n_features, n_hidden, torch.float32)
     features = _features(rng, _size(rng, 8, 32), n_instances, n_features, torch.float32)
@@ -211,6 +227,9 @@ def test_toy_model_forward_float32(student, reference, rng):
 @pytest.mark.public
 def test_importance_weighted_loss(student, reference, rng):
     """importance_weighted_loss: per instance, batch mean of the importance-weighted sum"""
+    # Docstring (importance_weighted_loss): "mean over the batch of sum_i I_i (target_i -
+    # output_i)^2", "importance: (n_features,) or (n_instances, n_features)", "Returns
+    # (n_instances,)": both shapes of importance.
     for per_instance in (False, True):  # importance (n_features,) and (n_instances, n_features)
         batch, n_instances, n_features = _size(rng, 2, 20), _size(rng, 1, 6), _size(rng, 2, 8)
         output = torch.rand(batch, n_instances, n_features, generator=rng, dtype=torch.float64)
@@ -242,6 +261,9 @@ def _moments(rng: torch.Generator, state: dict) -> list[dict]:
 @pytest.mark.public
 def test_train_step(student, reference, rng):
     """train_step gives the reference's loss and weights over two steps from a shared Adam state"""
+    # Docstring (train_step): "the loss is the SUM over instances of importance_weighted_loss,
+    # then backward and one step of optimizer", "Returns that summed loss before the step, as a
+    # float": two steps, the loss type and value and the weights after each.
     n_instances, n_features, n_hidden = _size(rng, 2, 5), _size(rng, 3, 7), _size(rng, 1, 3)
     state = _state(rng, n_instances, n_features, n_hidden)
     moments = _moments(rng, state)
@@ -274,6 +296,8 @@ def test_train_step(student, reference, rng):
 @pytest.mark.public
 def test_train_toy_model_loop(student, reference, rng):
     """train_toy_model: a batch from generate_batch on the device and a train_step, each step"""
+    # Docstring (train_toy_model): "Each step draws a fresh batch with generate_batch(batch_size,
+    # sparsity, model.n_features, generator, device) and takes one train_step on it".
     n_instances, n_features, n_hidden = _size(rng, 2, 4), _size(rng, 3, 6), 2
     state = _state(rng, n_instances, n_features, n_hidden)
     sparsity = torch.rand(n_instances, generator=rng)
@@ -330,6 +354,12 @@ def _weights_with_a_dead_feature(rng: torch.Generator) -> torch.Tensor:
 @pytest.mark.parametrize("function", ["feature_norms", "interference", "feature_dimensionality"])
 def test_measurement(student, reference, rng, function):
     """{function} matches the reference in float64, a feature with a zero column included"""
+    # Docstring (feature_norms): "the length of each feature's direction"; (interference) "sum
+    # over j != i of (W_i_hat . W_j)^2", "A feature whose column is zero has interference 0";
+    # (feature_dimensionality) "D_i = ||W_i||^2 / sum over j (including i)", "A feature whose
+    # column is zero has D = 0"; (feature_norms, interference, feature_dimensionality) "W:
+    # (n_instances, n_hidden, n_features)", "Returns (n_instances, n_features)": W[0] has a zero
+    # column.
     for _ in range(2):
         W = _weights_with_a_dead_feature(rng)
         what = f"{function}(W {_shape(W.shape)}) in float64, W[0] with a zero column"
@@ -349,6 +379,9 @@ def _rotation(rng: torch.Generator) -> torch.Tensor:
 @pytest.mark.points(1)
 def test_dimensionality_of_known_geometries(student, rng):
     """feature_dimensionality: 1 for a lone feature, 1/2 in an antipodal pair, 2/5 in a pentagon"""
+    # Docstring (feature_dimensionality): "A feature alone in its dimension has D = 1, each of an
+    # antipodal pair 1/2, each corner of a pentagon in two dimensions 2/5": rotated, scaled and
+    # permuted; the unused features are zero columns.
     # Three instances in 2 dims with 5 features each, rotated, scaled and permuted at random:
     # two orthogonal lone features (D = 1, 1, 0, 0, 0), two antipodal pairs of equal length
     # within each pair (1/2 x 4, 0), a regular pentagon of equal lengths (2/5 x 5).

@@ -209,6 +209,9 @@ def _describe(config: dict) -> str:
 @pytest.mark.public
 def test_layer_norm(student, reference, rng):
     """LayerNorm matches the reference in float64 (random w and b; one position, and many)"""
+    # Docstring (LayerNorm): "Normalise each position's vector over d_model, then scale by w and
+    # shift by b"; (LayerNorm.forward) "x: (batch, pos, d_model) -> (batch, pos, d_model)", "the
+    # *biased* variance (divide by d_model, not d_model - 1)": random w and b, eps 1e-5 or 1e-2.
     config = _config(rng)
     _module_case(student, reference, "LayerNorm", config, 1, 1, rng)
     _module_case(student, reference, "LayerNorm", config, _size(rng, 2, 4), _size(rng, 2, 9), rng)
@@ -218,6 +221,7 @@ def test_layer_norm(student, reference, rng):
 @pytest.mark.public
 def test_embed(student, reference, rng):
     """Embed matches the reference"""
+    # Docstring (Embed.forward): "tokens: (batch, pos) int64 -> (batch, pos, d_model)".
     config = _config(rng)
     _module_case(student, reference, "Embed", config, 1, 1, rng)
     _module_case(student, reference, "Embed", config, _size(rng, 2, 4), _size(rng, 2, 9), rng)
@@ -227,6 +231,8 @@ def test_embed(student, reference, rng):
 @pytest.mark.public
 def test_pos_embed(student, reference, rng):
     """PosEmbed matches the reference (one position, and the whole context)"""
+    # Docstring (PosEmbed.forward): "tokens: (batch, pos) int64 with pos <= n_ctx": pos 1 and
+    # pos = n_ctx.
     config = _config(rng)
     _module_case(student, reference, "PosEmbed", config, 1, 1, rng)
     _module_case(student, reference, "PosEmbed", config, _size(rng, 2, 4), config["n_ctx"], rng)
@@ -236,6 +242,7 @@ def test_pos_embed(student, reference, rng):
 @pytest.mark.public
 def test_unembed(student, reference, rng):
     """Unembed matches the reference"""
+    # Docstring (Unembed.forward): "x: (batch, pos, d_model) -> logits (batch, pos, d_vocab)".
     config = _config(rng)
     _module_case(student, reference, "Unembed", config, 1, 1, rng)
     _module_case(student, reference, "Unembed", config, _size(rng, 2, 4), _size(rng, 2, 9), rng)
@@ -245,6 +252,12 @@ def test_unembed(student, reference, rng):
 @pytest.mark.public
 def test_attention(student, reference, rng):
     """Attention matches the reference: q, k, v, the masked scores, the pattern, z, the output"""
+    # Docstring (Attention.forward): "x: (batch, pos, d_model) -> (batch, pos, d_model)", "for
+    # every head: (batch, pos, n_heads, d_head)", "/ sqrt(d_head): (batch, n_heads, query_pos,
+    # key_pos)", "set the scores of later keys (j > i) to -inf", "then pass them through
+    # hook_attn_scores", "softmax of the scores over the key positions", "each row sums to 1,
+    # with zeros above the diagonal", "through hook_z (batch, pos, n_heads, d_head)": every hook
+    # compared in forward order, later keys masked to <= -1e4, pos 1 and 2 among the cases.
     config = _config(rng, n_heads=_size(rng, 2, 4))
     _module_case(student, reference, "Attention", config, _size(rng, 2, 3),
                  _size(rng, 3, config["n_ctx"]), rng)
@@ -256,6 +269,7 @@ def test_attention(student, reference, rng):
 @pytest.mark.public
 def test_mlp(student, reference, rng):
     """MLP matches the reference (the exact GELU)"""
+    # Docstring (MLP.forward): "x: (batch, pos, d_model) -> (batch, pos, d_model)".
     config = _config(rng)
     _module_case(student, reference, "MLP", config, 1, 1, rng)
     _module_case(student, reference, "MLP", config, _size(rng, 2, 4), _size(rng, 2, 9), rng)
@@ -265,6 +279,8 @@ def test_mlp(student, reference, rng):
 @pytest.mark.public
 def test_transformer_block(student, reference, rng):
     """TransformerBlock matches the reference, with an MLP and attention-only"""
+    # Docstring (TransformerBlock.forward): "resid_pre: (batch, pos, d_model) -> resid_post, the
+    # same shape", "With self.attn_only there is no MLP": with an MLP, then attention-only.
     _module_case(student, reference, "TransformerBlock", _config(rng), _size(rng, 1, 3),
                  _size(rng, 2, 6), rng)
     _module_case(student, reference, "TransformerBlock", _config(rng, attn_only=True),
@@ -275,6 +291,9 @@ def test_transformer_block(student, reference, rng):
 @pytest.mark.public
 def test_full_transformer(student, reference, rng):
     """Transformer matches the reference; a difference is traced to the first hook that differs"""
+    # Docstring (Transformer.forward): "tokens: (batch, pos) int64, pos <= n_ctx -> logits (batch,
+    # pos, d_vocab)", "goes through every block in order, then ln_final and unembed": 2 layers,
+    # pos = n_ctx in case 2, hooks compared in forward order.
     config = _config(rng, n_layers=2)
     _module_case(student, reference, "Transformer", config, _size(rng, 2, 3),
                  _size(rng, 2, config["n_ctx"] - 1), rng)
@@ -284,6 +303,8 @@ def test_full_transformer(student, reference, rng):
 @pytest.mark.points(1)
 def test_transformer_is_causal(student, reference, rng):
     """An attention-only Transformer matches the reference and no logit depends on later tokens"""
+    # Docstring (Attention.forward): "A query may attend to its own position and earlier ones
+    # only".
     config = _config(rng, attn_only=True)
     state = _state(reference, "Transformer", config, rng)
     pos = _size(rng, 4, config["n_ctx"])
@@ -336,6 +357,9 @@ def _logits_and_tokens(rng: torch.Generator, batch: int, pos: int, scale: float)
 @pytest.mark.public
 def test_next_token_log_probs(student, reference, rng):
     """next_token_log_probs matches the reference (two positions; logits of size 1e4)"""
+    # Docstring (next_token_log_probs): "logits: (batch, pos, d_vocab), the model's output on
+    # tokens (batch, pos) int64", "Returns (batch, pos - 1)", "The last position has no next
+    # token", "Must stay finite for logits as large as 1e4": pos 2 in case 2, size 1e4 in case 3.
     for batch, pos, scale in [(_size(rng, 2, 4), _size(rng, 3, 9), 3.0), (1, 2, 3.0),
                               (_size(rng, 2, 4), _size(rng, 3, 9), 1e4)]:
         logits, tokens = _logits_and_tokens(rng, batch, pos, scale)
@@ -350,6 +374,7 @@ def test_next_token_log_probs(student, reference, rng):
 @pytest.mark.public
 def test_next_token_loss(student, reference, rng):
     """next_token_loss matches the reference: a scalar, and its gradient (logits of size 1e4 too)"""
+    # Docstring (next_token_loss): "a scalar (0-dim) tensor".
     for batch, pos, scale in [(_size(rng, 2, 4), _size(rng, 3, 9), 3.0),
                               (_size(rng, 1, 3), _size(rng, 2, 9), 1e4)]:
         logits, tokens = _logits_and_tokens(rng, batch, pos, scale)
@@ -401,6 +426,9 @@ def _slow_transition(rng: torch.Generator, d_vocab: int, leak: float = 1e-4) -> 
 @pytest.mark.public
 def test_stationary_distribution(student, reference, rng):
     """stationary_distribution matches the reference (2 tokens, more, a slowly mixing chain)"""
+    # Docstring (stationary_distribution): "pi @ transition = pi, entries >= 0 summing to 1",
+    # "transition: (d_vocab, d_vocab) float64, rows summing to 1, irreducible and aperiodic": 2
+    # tokens, more, and a slowly mixing chain.
     # Docstring: "Returns float64, accurate to about 1e-10" for any irreducible, aperiodic
     # chain. The random chains mix fast (second eigenvalue ~0.3), so a fixed number of power
     # iterations from a uniform start converges on them; the slowly mixing chain (second
@@ -425,6 +453,8 @@ def test_stationary_distribution(student, reference, rng):
 @pytest.mark.public
 def test_entropy_rate(student, reference, rng):
     """entropy_rate matches the reference on chains with impossible transitions (0 log 0)"""
+    # Docstring (entropy_rate): "A float64 scalar (0-dim) tensor", "0 log 0 = 0: most entries of
+    # P are 0": about half the transitions impossible; 2 tokens in case 1.
     for d_vocab in (2, _size(rng, 5, 16)):
         transition = _transition(rng, d_vocab)
         got = student.call("transformer.entropy_rate", transition)
@@ -442,6 +472,9 @@ def test_entropy_rate(student, reference, rng):
 @pytest.mark.public
 def test_train_matches_the_reference_step_by_step(student, reference, rng, seed):
     """train's losses and weights match the reference for a few steps from the same start"""
+    # Docstring (train): "return the loss of every step, as floats", "make one optimiser", "then
+    # for each of steps steps: tokens = batches(generator)", "Returns a list of steps Python
+    # floats (loss.item()), the loss before each step": 4 steps from shared weights in float64.
     d_vocab = _size(rng, 4, 10)
     table = torch.randn(d_vocab, d_vocab, generator=rng, dtype=torch.float64)
     bias = torch.randn(d_vocab, generator=rng, dtype=torch.float64)
@@ -478,6 +511,7 @@ def test_train_matches_the_reference_step_by_step(student, reference, rng, seed)
 @pytest.mark.points(1)
 def test_train_uses_its_device(student, reference, rng, seed):
     """train moves the model and each batch to the device it is given"""
+    # Docstring (train): "Move the model to device", "move them to device": the meta device.
     got = student.probe("transformer.train_devices", 5, "meta", timeout=20)
     what = "train(model, batches, steps=2, device='meta')"
     check(got, f"{what} never ran the model on a batch.")
@@ -572,6 +606,10 @@ def _filter_case(student, reference, function: str, logits: torch.Tensor, argume
 @pytest.mark.public
 def test_top_k_filter(student, reference, rng):
     """top_k_filter keeps the k largest logits (all ties at the k-th; every token if k > d_vocab)"""
+    # Docstring (top_k_filter): "Keep the k largest logits of each row", "logits: (batch,
+    # d_vocab)", "Returns a new tensor of the same shape and dtype (do not modify logits)", "a tie
+    # at the k-th place keeps every tied token", "k >= d_vocab keeps every token": integer
+    # logits with ties, k = 1, k = d_vocab + 2.
     d_vocab = _size(rng, 6, 12)
     logits = 2 * torch.randn(3, d_vocab, generator=rng)
     _filter_case(student, reference, "top_k_filter", logits, _size(rng, 2, d_vocab - 1), "")
@@ -596,6 +634,10 @@ def _nucleus_p(rng: torch.Generator, logits: torch.Tensor, low: float, high: flo
 @pytest.mark.public
 def test_top_p_filter(student, reference, rng):
     """top_p_filter keeps the smallest set reaching p, including the token that crosses p"""
+    # Docstring (top_p_filter): "keep the smallest set of most likely tokens whose probabilities
+    # add up to at least p", "possibly with -inf entries already; 0 < p < 1", "Returns a new
+    # tensor of the same shape and dtype", "Must work for logits as large as 1e4": -inf entries,
+    # p = 1e-3, logits of size 1e4, and sums that reach p exactly (_exact_nucleus_case).
     logits = 1.5 * torch.randn(4, _size(rng, 6, 12), generator=rng, dtype=torch.float64)
     _filter_case(student, reference, "top_p_filter", logits, _nucleus_p(rng, logits, 0.3, 0.95),
                  "")
@@ -657,6 +699,9 @@ def _draws(student, logits: torch.Tensor, seed: int, options: dict, what: str) -
 @pytest.mark.public
 def test_sample_next_token(student, reference, rng, seed):
     """sample_next_token: greedy exactly; draws from the tempered, filtered softmax"""
+    # Docstring (sample_next_token): "One token per row: logits (batch, d_vocab) -> (batch,)
+    # int64", "temperature 0 is greedy: each row's argmax (the first one on ties)", "divide the
+    # logits by the temperature": ties at temperature 0, temperature 2 before top_p.
     ties = torch.randint(0, 3, (6, 7), generator=rng).float()
     what = f"sample_next_token(logits {_shape(ties.shape)} with ties, temperature=0)"
     got = _draws(student, ties, seed, {"temperature": 0.0}, what)
@@ -717,6 +762,9 @@ def test_sample_next_token(student, reference, rng, seed):
 @pytest.mark.public
 def test_generate(student, reference, rng):
     """generate feeds the last n_ctx tokens and appends what sample_next_token picks"""
+    # Docstring (generate): "Extend prompt (batch, pos) int64 by max_new_tokens tokens", "run the
+    # model on the last model.config.n_ctx tokens at most", "Returns (batch, pos +
+    # max_new_tokens)": a prompt longer than n_ctx in case 2.
     d_vocab, n_ctx = _size(rng, 5, 10), _size(rng, 4, 6)
     weights = {key: torch.randn(rows, d_vocab, generator=rng)
                for key, rows in (("token", d_vocab), ("first", d_vocab), ("position", n_ctx))}
