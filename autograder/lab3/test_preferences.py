@@ -377,11 +377,14 @@ EVAL_PROMPTS = 512
 # - DPO, 23 draws: implicit-reward accuracy 0.72-0.81, true-reward gain 1.9-2.7, KL 0.11-0.27
 #   nats per token. (At lr 1e-3 and beta 0.5, 9 of the same 23 draws drifted beyond KL 1, up
 #   to 10.6, one with the true reward falling: the reason for the gentler settings.)
-# - REINFORCE with kl_coef 1.0, 8 draws: true-reward gain 2.1-2.7, KL 0.13-0.18.
-# - REINFORCE without the penalty, 8 draws: the reward model's score up by 10-18 (last 5 steps
-#   against the first 5), the true reward down by 8.8-9.9, KL 8.9-11.6: reward hacking (the
-#   policy repeats the word the reward model likes most; the bag-of-words reward model cannot
-#   see repeats, the hidden judge punishes each one).
+# - REINFORCE with kl_coef 1.0, the reward model's <end> at 0 (see _reinforce), 21 draws (the
+#   grading seed at which <end>'s weight had sunk the reference included): true-reward gain
+#   2.1-3.3, KL 0.11-0.27.
+# - REINFORCE without the penalty, 12 draws: the reward model's score up by 10.8-44.6 (last 5
+#   steps against the first 5); in 9 the true reward fell by 8.1-10.0 with a KL of 9.7-11.6, in
+#   3 it stayed near 0 with a KL of 29.7-29.8 and every reply at the 12-token limit: reward
+#   hacking (the policy repeats the word the reward model likes most; the bag-of-words reward
+#   model cannot see repeats, the hidden judge punishes each one).
 RM_ACCURACY, RM_SPEARMAN = 0.75, 0.7
 DPO_ACCURACY, DPO_GAIN, DPO_MAX_KL = 0.6, 1.0, 1.0
 RL_GAIN, RL_MAX_KL = 1.0, 0.6
@@ -500,6 +503,14 @@ def _reinforce(student, reference, rng, kl_coef: float) -> tuple[dict, float, st
     train, _ = _two_sets_of_pairs(reference, rng)
     weights = reference.probe("preferences.train_reward_model", _doubled(train),
                               config["d_vocab"], RM_STEPS, RM_LR, timeout=60)["weights"]
+    # <end>'s weight is not identified by the pairs: a finished reply holds exactly one <end>,
+    # so it cancels from every pair of finished replies, and only the few cut off at the
+    # length limit set it, anywhere from -2.4 to +4.9 over the draws measured. At +4.9 the
+    # policy learns to end at once (2-token replies, KL 10.9, the true reward's gain 0.2: the
+    # reference failed this test at one grading seed in about 12). The policy's reward model
+    # scores <end> 0.
+    weights = weights.clone()
+    weights[load_lab("lab3").support_module("dialogue.py").TOKEN_ID["<end>"]] = 0.0
     prompts = reference.probe("preferences.harmless_prompts", RL["prompts"], _seed(rng))
     eval_prompts = reference.probe("preferences.harmless_prompts", EVAL_PROMPTS, _seed(rng))
     sample_seed = _seed(rng)
