@@ -4,16 +4,20 @@
     python -m bench.mutation --lab lab1 --part basics
     python -m bench.mutation --list --part basics     the mutants and their keys, no grading
     python -m bench.mutation --show "KEY"             one mutant as a diff
+    python -m bench.mutation --kind float32 --kind "move statement" --lab lab2 [--list]
+                                                      only the mutants of these kinds
 
 A mutant is the reference with one small change inside a `# BEGIN SOLUTION` /
 `# END SOLUTION` region (what students write): an operator, a comparison or a constant
 changed, a slice bound moved by one, a term, a call, a keyword argument or a statement
-dropped, two arguments swapped, a condition negated. Each mutant is graded like a submission
-(`python -m autograder grade LAB MUTANT --part PART --seed S`) against one shared reference
-cache, so the reference's observations are computed once. A mutant is *killed* when a test
-that passes on the reference fails on it. One such test is enough, so a grading stops at its
-first failing test (`--exitfirst`, when the reference fails none): the killer listed for a
-mutant is the first test that caught it.
+dropped, two arguments swapped, a condition negated, a statement moved across an optimiser
+step (`optimizer.step()`, `loss.backward()`, `train_step(...)`), a float64 made float32, a
+convergence loop run to its end or cut to a few iterations (`--kind` picks kinds out). Each
+mutant is graded like a submission (`python -m autograder grade LAB MUTANT --part PART
+--seed S`) against one shared reference cache, so the reference's observations are computed
+once. A mutant is *killed* when a test that passes on the reference fails on it. One such test
+is enough, so a grading stops at its first failing test (`--exitfirst`, when the reference
+fails none): the killer listed for a mutant is the first test that caught it.
 
 Some mutants cannot be killed because they do not change what the code does (a `<` that
 becomes `<=` on a continuous random number, a dropped `.detach()` on a tensor that needs no
@@ -82,6 +86,23 @@ COMPARISON_SWAPS: dict[type, type] = {
 NON_COMMUTATIVE = (ast.Sub, ast.Div, ast.FloorDiv, ast.Mod, ast.Pow, ast.MatMult)
 # The grader runs on a CPU: a dropped `device=` is invisible there, so it is not mutated.
 UNMUTATED_KEYWORDS = {"device"}
+# Calls that order a training step: a statement moved across one of them (or across a call of a
+# function named `..step`, like `train_step(...)`; `env.step(...)` too, where the transition
+# stored or the action taken then comes from the wrong side of it) is the "move statement" mutant.
+STEP_CALLS = {"backward", "zero_grad"}
+# Statements that are not moved. One that ends the block (or holds a `return`): moving it
+# before another drops that one, a mutant of its own. A loop: swapped with its neighbour it is
+# mostly `history = []` put after the loop that fills it, a crash and no slip. And statements
+# that compute nothing.
+UNMOVED = (ast.Return, ast.Raise, ast.Break, ast.Continue, ast.Pass, ast.Global, ast.Nonlocal,
+           ast.Import, ast.ImportFrom, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef,
+           ast.For, ast.AsyncFor, ast.While)
+ITERATION_CAP = 10  # the "iteration count" mutants run a loop at most this many times
+# Every kind of mutant the enumerator makes (the choices of --kind).
+KINDS = ("operator", "swap operands", "drop term", "augmented to plain assignment",
+         "drop statement", "comparison", "boolean", "drop unary", "constant", "rename", "slice",
+         "einops pattern", "swap arguments", "drop keyword", "drop call", "negate condition",
+         "move statement", "float32", "iteration count")
 
 
 # ============================================================================ mutants
@@ -131,6 +152,7 @@ class _Candidate:
     function: str
     kind: str
     transform: Transform
+    shown: tuple[str, str] | None = None  # the key's before and after, when not the context's
 
 
 class _Enumerator:
@@ -171,17 +193,22 @@ class _Enumerator:
             current = parent
         return current
 
-    def add(self, node: ast.AST, function: str, kind: str, transform: Transform) -> None:
-        context = self.context_of(node)
-        self.candidates.append(
-            _Candidate(self.index[id(node)], self.index[id(context)], function, kind, transform)
-        )
+    def add(self, node: ast.AST, function: str, kind: str, transform: Transform, *,
+            context: ast.AST | None = None, shown: tuple[str, str] | None = None) -> None:
+        """A mutation of `node`; the key shows `context` (by default the statement holding
+        `node`) before and after, or the texts `shown`."""
+        assert kind in KINDS, kind
+        context = self.context_of(node) if context is None else context
+        self.candidates.append(_Candidate(self.index[id(node)], self.index[id(context)],
+                                          function, kind, transform, shown))
 
     def run(self) -> list[_Candidate]:
         self._visit(self.tree, "", set())
         return self.candidates
 
     def _visit(self, node: ast.AST, function: str, bound: set[str]) -> None:
+        if function:
+            self._moves(node, function)
         for child in ast.iter_child_nodes(node):
             if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
                 name = f"{function}.{child.name}" if function else child.name
@@ -244,6 +271,7 @@ class _Enumerator:
                     lambda n: _with(n, attr=RENAMES[n.attr]))
             if node.attr == "inf":
                 add(node, function, "constant", lambda n: ast.UnaryOp(ast.USub(), n))
+            self._precision(node, function)
         elif isinstance(node, ast.Slice):
             for bound_name in ("lower", "upper"):
                 value = getattr(node, bound_name)
@@ -260,6 +288,8 @@ class _Enumerator:
         if isinstance(node, (ast.If, ast.While, ast.IfExp)):
             add(node.test, function, "negate condition",
                 lambda n: ast.UnaryOp(ast.Not(), n))
+        if isinstance(node, (ast.For, ast.While)):
+            self._iterations(node, function)
         if isinstance(node, ast.Expr) and isinstance(node.value, ast.Call):
             add(node, function, "drop statement", lambda n: ast.Pass())
             self.statement_calls.add(id(node.value))
@@ -282,10 +312,71 @@ class _Enumerator:
         elif isinstance(value, str):
             if value in STRING_SWAPS:
                 self.add(node, function, "constant", lambda n: ast.Constant(STRING_SWAPS[n.value]))
+            elif value == "float64":  # dtype="float64": the precision slip of _precision
+                self.add(node, function, "float32", lambda n: ast.Constant("float32"))
             elif "->" in value:
                 for swapped in _pattern_swaps(value):
                     self.add(node, function, "einops pattern",
                              lambda n, s=swapped: ast.Constant(s))
+
+    def _precision(self, node: ast.Attribute, function: str) -> None:
+        """Dtype promises ("returns float64", "computed in float64"): torch.float64,
+        np.float64 or torch.double made float32, x.double() made x.float()."""
+        parent = self.parent.get(id(node))
+        called = isinstance(parent, ast.Call) and parent.func is node
+        if node.attr == "double" and called:
+            self.add(node, function, "float32", lambda n: _with(n, attr="float"))
+        elif node.attr in ("float64", "double"):  # np.float64(x) is a cast too
+            self.add(node, function, "float32", lambda n: _with(n, attr="float32"))
+
+    def _iterations(self, loop: ast.For | ast.While, function: str) -> None:
+        """Bound and number promises of iterative code ("until it converges", "at most n
+        steps", "accurate to 1e-10"): a loop that stops early run to its end (the `break` of
+        its `if` dropped), a range with a break cut to ITERATION_CAP iterations, a `while`
+        loop run ITERATION_CAP times at most."""
+        if isinstance(loop, ast.While) and loop.orelse:
+            return  # `else` runs when the test fails, which the capped loop cannot say
+        breaks = _own_breaks(loop)
+        endless = isinstance(loop, ast.While) and _is_true(loop.test)
+        if not endless:  # without its break an endless loop hangs: killed, but no slip
+            for exit_, condition in breaks:
+                self.add(exit_, function, "iteration count", lambda n: ast.Pass(),
+                         context=condition)
+        if isinstance(loop, ast.For) and breaks and _is_range(loop.iter):
+            stop = 0 if len(loop.iter.args) == 1 else 1
+            value = loop.iter.args[stop]
+            if not (isinstance(value, ast.Constant) and isinstance(value.value, int)
+                    and value.value <= ITERATION_CAP):
+                self.add(loop.iter, function, "iteration count",
+                         lambda n, s=stop: _with(n, args=[
+                             ast.Call(ast.Name("min", ast.Load()),
+                                      [a, ast.Constant(ITERATION_CAP)], []) if i == s else a
+                             for i, a in enumerate(n.args)]))
+        elif isinstance(loop, ast.While):
+            capped = _capped(_with(loop, body=[]))  # its header, and its check when not endless
+            self.add(loop, function, "iteration count", _capped,
+                     shown=(f"while {ast.unparse(loop.test)}:", ast.unparse(capped)))
+
+    def _moves(self, node: ast.AST, function: str) -> None:
+        """Order promises ("zero the gradients, backward, optimizer.step()", "sync the target
+        network after the step", "the loss before each step"): two neighbouring statements of
+        one block swapped, where one of them makes or orders a training step."""
+        for name, block in ast.iter_fields(node):
+            if not (isinstance(block, list) and block and isinstance(block[0], ast.stmt)):
+                continue
+            for i, (first, second) in enumerate(zip(block, block[1:], strict=False)):
+                if (any(isinstance(s, UNMOVED) or _is_docstring(s) or _returns(s)
+                        or not self.inside(s) for s in (first, second))
+                        or not _orders_a_step(first, second)):
+                    continue
+                if ast.unparse(first) == ast.unparse(second):
+                    continue  # the same statement twice: the swap is no change
+                a, b = _headline(first), _headline(second)
+                self.add(node, function, "move statement",
+                         lambda n, f=name, i=i: _with(n, **{f: [
+                             *getattr(n, f)[:i], getattr(n, f)[i + 1], getattr(n, f)[i],
+                             *getattr(n, f)[i + 2:]]}),
+                         shown=(f"{a}; {b}", f"{b}; {a}"))
 
     def _call(self, node: ast.Call, function: str) -> None:
         add = self.add
@@ -317,6 +408,97 @@ class _Enumerator:
                 add(node, function, "drop call", lambda n: n.func.value)
         elif one_argument:  # softmax(logits) -> logits, self.hidden(x) -> x
             add(node, function, "drop call", lambda n: n.args[0])
+
+
+def _capped(loop: ast.While) -> ast.For:
+    """`while test: body` -> `for _ in range(ITERATION_CAP): if not test: break; body`."""
+    check = [] if _is_true(loop.test) else [
+        ast.If(ast.UnaryOp(ast.Not(), loop.test), [ast.Break()], [])]
+    return ast.For(ast.Name("_", ast.Store()),
+                   ast.Call(ast.Name("range", ast.Load()), [ast.Constant(ITERATION_CAP)], []),
+                   [*check, *loop.body], [], lineno=loop.lineno)
+
+
+def _is_true(node: ast.AST) -> bool:
+    return isinstance(node, ast.Constant) and node.value is True
+
+
+def _is_range(node: ast.AST) -> bool:
+    return (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
+            and node.func.id == "range" and 1 <= len(node.args) <= 3 and not node.keywords
+            and not any(isinstance(a, ast.Starred) for a in node.args))
+
+
+def _own_breaks(loop: ast.For | ast.While) -> list[tuple[ast.Break, ast.If]]:
+    """The `break`s of this loop (not of a loop inside it) that sit in an `if`, with the if."""
+    found = []
+
+    def visit(statements: list[ast.stmt], condition: ast.If | None) -> None:
+        for statement in statements:
+            if isinstance(statement, ast.Break) and condition is not None:
+                found.append((statement, condition))
+            elif isinstance(statement, ast.If):
+                visit(statement.body, statement)
+                visit(statement.orelse, statement)
+            elif isinstance(statement, (ast.With, ast.Try)):
+                for name in ("body", "orelse", "finalbody"):
+                    visit(getattr(statement, name, []), condition)
+                for handler in getattr(statement, "handlers", []):
+                    visit(handler.body, condition)
+
+    visit(loop.body, None)
+    return found
+
+
+def _step_calls(statement: ast.stmt) -> set[str]:
+    """What the statement does of a training step (outside any function it defines): "step"
+    (a call of a function or method named `..step`), "backward", "zero_grad", and "grad" when
+    it reads a `.grad`."""
+    found = set()
+    todo: list[ast.AST] = [statement]
+    while todo:
+        node = todo.pop()
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)):
+            continue
+        if isinstance(node, ast.Call):
+            func = node.func
+            name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
+            found |= ({name} & STEP_CALLS) | ({"step"} if name.endswith("step") else set())
+        elif isinstance(node, ast.Attribute) and node.attr == "grad":
+            found.add("grad")
+        todo.extend(ast.iter_child_nodes(node))
+    return found
+
+
+def _orders_a_step(first: ast.stmt, second: ast.stmt) -> bool:
+    """Whether swapping the two can change a training step: one steps or runs backward, or one
+    clears the gradients that the other reads. (zero_grad swapped with the forward pass that
+    comes before backward changes nothing: no mutant.)"""
+    calls = _step_calls(first) | _step_calls(second)
+    return bool(calls & {"step", "backward"}) or {"zero_grad", "grad"} <= calls
+
+
+def _returns(statement: ast.stmt) -> bool:
+    """Whether the statement holds a `return` of its function."""
+    todo: list[ast.AST] = [statement]
+    while todo:
+        node = todo.pop()
+        if isinstance(node, ast.Return):
+            return True
+        if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda,
+                                 ast.ClassDef)):
+            todo.extend(ast.iter_child_nodes(node))
+    return False
+
+
+def _is_docstring(statement: ast.stmt) -> bool:
+    return isinstance(statement, ast.Expr) and isinstance(statement.value, ast.Constant)
+
+
+def _headline(statement: ast.stmt, width: int = 60) -> str:
+    """The statement on one line, cut to `width` characters (the key of a moved statement)."""
+    text = " ".join(ast.unparse(statement).split())
+    return text if len(text) <= width else text[:width - 3] + "..."
 
 
 def _stored_names(statement: ast.stmt) -> set[str]:
@@ -423,9 +605,14 @@ def mutants_of(source: str, lab: str, part: str) -> list[Mutant]:
             compile(text, f"{part}.py", "exec")
         except (SyntaxError, ValueError, TypeError):
             continue
-        if text == original or context_before == context_after:
+        if text == original:
             continue
-        before, after = _describe(context_before, context_after)
+        if candidate.shown is not None:
+            before, after = _describe(*candidate.shown)
+        elif context_before == context_after:
+            continue
+        else:
+            before, after = _describe(context_before, context_after)
         base = f"{candidate.function}|{candidate.kind}|{before}|{after}"
         seen[base] = seen.get(base, 0) + 1
         mutants.append(Mutant(lab, part, candidate.function, candidate.kind, before, after,
@@ -441,6 +628,14 @@ def lab_mutants(lab: Lab, parts: list[str] | None = None,
         if path.is_file():
             found[part] = mutants_of(path.read_text(), lab.name, part)
     return found
+
+
+def of_kinds(mutants: dict[str, list[Mutant]], kinds: list[str] | None
+             ) -> dict[str, list[Mutant]]:
+    """Only the mutants of these kinds (all of them when `kinds` is empty)."""
+    if not kinds:
+        return mutants
+    return {part: [m for m in found if m.kind in kinds] for part, found in mutants.items()}
 
 
 def diff(mutant: Mutant, lab: Lab) -> str:
@@ -829,6 +1024,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--resume", action="store_true",
                         help="continue an interrupted run in --out: same snapshot of the code, "
                         "and the gradings already done are reused")
+    parser.add_argument("--kind", action="append", choices=KINDS,
+                        help="only the mutants of this kind (repeatable; default: every kind)")
     parser.add_argument("--list", action="store_true", help="list the mutants' keys and stop")
     parser.add_argument("--show", help="print the mutant with this key as a diff and stop")
     args = parser.parse_args(argv)
@@ -843,7 +1040,7 @@ def main(argv: list[str] | None = None) -> int:
         lab = load_lab(lab_name)
         parts = [p for p in (args.part or lab.parts) if p in lab.parts]
         parts = [p for p in parts if lab.test_file(p).is_file()]
-        mutants = lab_mutants(lab, parts)
+        mutants = of_kinds(lab_mutants(lab, parts), args.kind)
         if args.list or args.show:
             for part, found in mutants.items():
                 for mutant in found:
@@ -856,7 +1053,7 @@ def main(argv: list[str] | None = None) -> int:
         root = args.out / "snapshot"
         if not (args.resume and root.is_dir()):
             snapshot(root)
-        mutants = lab_mutants(lab, parts, root / "reference" / lab.name)
+        mutants = of_kinds(lab_mutants(lab, parts, root / "reference" / lab.name), args.kind)
         if args.sample:
             mutants = {p: sample(m, args.sample, args.sample_seed) for p, m in mutants.items()}
         if args.survivors_of:
@@ -865,7 +1062,7 @@ def main(argv: list[str] | None = None) -> int:
                       if v["status"] in ("killed", "equivalent-but-killed")}
             mutants = {p: [m for m in found if m.key not in killed]
                        for p, found in mutants.items()}
-        partial = bool(args.sample or args.survivors_of)
+        partial = bool(args.sample or args.survivors_of or args.kind)
         cache = args.out / "cache"
         runs = [PartRun(lab, part, seed=args.seed, out=args.out, cache=cache,
                         equivalents=equivalents.get(lab.name, {}).get(part, {}),
@@ -892,6 +1089,10 @@ def main(argv: list[str] | None = None) -> int:
             title, _, rest = text.partition("\n")
             text = (f"{title}\n\nA random sample of {args.sample} mutants per part (--sample "
                     f"{args.sample} --sample-seed {args.sample_seed}), not every mutant.\n{rest}")
+        if args.kind:
+            title, _, rest = text.partition("\n")
+            text = (f"{title}\n\nOnly the mutants of kind {', '.join(args.kind)} (--kind), not "
+                    f"every mutant.\n{rest}")
         args.out.mkdir(parents=True, exist_ok=True)
         (args.out / f"{lab.name}.md").write_text(text)
         (args.out / f"{lab.name}.json").write_text(json.dumps({

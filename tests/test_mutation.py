@@ -12,6 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+import torch
 
 from autograder import REPO_ROOT
 from autograder.engine.labs import available_labs, load_lab
@@ -71,6 +72,121 @@ def test_mutant_keys_are_unique_and_survive_edits_elsewhere():
     moved = "\n\ndef helper():\n    return 1 + 2\n\n" + REFERENCE
     assert [m.key for m in mutation.mutants_of(moved, "lab", "part")] == keys
     assert "scale: comparison: `factor > LIMIT` -> `factor >= LIMIT`" in keys
+
+
+# A training loop, a convergence loop and float64 work: the readings of issue 23 (a statement
+# moved across optimizer.step(), an iteration count, a cast to float32).
+TRAINING = '''
+import numpy as np
+import torch
+
+
+def train(model, optimizer, batches, tolerance):
+    """The losses before each step, halved until below tolerance; float64."""
+    # BEGIN SOLUTION
+    losses = []
+    for batch in batches:
+        loss = model(batch).sum()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    total = torch.tensor(losses, dtype=torch.float64)
+    for _ in range(100):
+        total = total / 2
+        if total.abs().max() < tolerance:
+            break
+    count = 0
+    while total.sum() > tolerance:
+        total = total.double() / 2
+        count += 1
+    return total, np.float64(count)
+    # END SOLUTION
+'''
+NEW_KINDS = ("move statement", "float32", "iteration count")
+
+
+def new_mutants(source: str = TRAINING) -> dict[str, mutation.Mutant]:
+    return {m.key: m for m in mutation.mutants_of(source, "lab", "part") if m.kind in NEW_KINDS}
+
+
+def test_statements_move_across_the_optimiser_step():
+    keys = new_mutants()
+    moved = {key for key in keys if ": move statement: " in key}
+    assert moved == {
+        "train: move statement: `optimizer.zero_grad(); loss.backward()` -> "
+        "`loss.backward(); optimizer.zero_grad()`",
+        "train: move statement: `loss.backward(); optimizer.step()` -> "
+        "`optimizer.step(); loss.backward()`",
+        "train: move statement: `optimizer.step(); losses.append(loss.item())` -> "
+        "`losses.append(loss.item()); optimizer.step()`",
+    }  # zero_grad swapped with the forward pass changes nothing; loops are not moved
+    body = ast.parse(keys["train: move statement: `loss.backward(); optimizer.step()` -> "
+                          "`optimizer.step(); loss.backward()`"].source).body[2].body[2].body
+    assert [ast.unparse(s) for s in body[1:4]] == [
+        "optimizer.zero_grad()", "optimizer.step()", "loss.backward()"]
+
+
+def test_a_step_in_a_branch_or_a_train_step_call_moves_too():
+    source = TRAINING.replace("        loss.backward()\n        optimizer.step()\n",
+                              "        if train_step(loss):\n            sync()\n")
+    moved = {key for key in new_mutants(source) if ": move statement: " in key}
+    assert ("train: move statement: `if train_step(loss): sync(); losses.append(loss.item())` "
+            "-> `losses.append(loss.item()); if train_step(loss): sync()`") in moved
+
+
+def test_float64_becomes_float32():
+    floats = {key for key in new_mutants() if ": float32: " in key}
+    assert floats == {
+        "train: float32: `total = torch.tensor(losses, dtype=torch.float64)` -> "
+        "`total = torch.tensor(losses, dtype=torch.float32)`",
+        "train: float32: `total = total.double() / 2` -> `total = total.float() / 2`",
+        "train: float32: `return (total, np.float64(count))` -> "
+        "`return (total, np.float32(count))`",
+    }
+
+
+def test_loops_run_to_their_end_or_are_cut_short():
+    keys = new_mutants()
+    loops = {key for key in keys if ": iteration count: " in key}
+    capped_while = ("train: iteration count: `while total.sum() > tolerance:` -> "
+                    "`for _ in range(10): if not total.sum() > tolerance: break`")
+    assert loops == {
+        "train: iteration count: `if total.abs().max() < tolerance: break` -> "
+        "`if total.abs().max() < tolerance: pass`",
+        "train: iteration count: `range(100)` -> `range(min(100, 10))`",
+        capped_while,
+    }
+    # The capped while loop stops after 10 rounds where the reference would never stop.
+    namespace: dict = {}
+    exec(compile(keys[capped_while].source, "mutant", "exec"), namespace)
+    weight = torch.ones(1, requires_grad=True)
+    optimizer = torch.optim.SGD([weight], lr=0.1)
+    total, count = namespace["train"](lambda b: weight * b, optimizer, [torch.ones(1)], -1.0)
+    assert count == 10 and total.dtype == torch.float64
+
+
+def test_new_mutant_keys_survive_edits_elsewhere():
+    keys = list(new_mutants())
+    assert len(keys) == len(set(keys)) == 9
+    helper = ("\n\ndef warm_up(optimizer, loss):\n    loss.backward()\n    optimizer.step()\n"
+              "    return torch.float64\n\n")
+    edited = TRAINING.replace("import torch\n", "import torch\n" + helper).replace(
+        "    # BEGIN SOLUTION\n", "    # BEGIN SOLUTION\n    tolerance = abs(tolerance)\n")
+    assert list(new_mutants(edited)) == keys
+
+
+def test_kind_filter_keeps_only_those_kinds(capsys):
+    mutants = {"part": mutation.mutants_of(TRAINING, "lab", "part")}
+    assert mutation.of_kinds(mutants, None) == mutants
+    chosen = mutation.of_kinds(mutants, ["float32", "iteration count"])["part"]
+    assert {m.kind for m in chosen} == {"float32", "iteration count"} and len(chosen) == 6
+    assert mutation.main(["--list", "--lab", "lab1", "--part", "basics",
+                          "--kind", "move statement"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines and all(": move statement: " in line for line in lines)
+    with pytest.raises(SystemExit):
+        mutation.main(["--list", "--kind", "no such kind"])
 
 
 @pytest.mark.parametrize("listing", ["equivalent_mutants", "known_survivors"])
