@@ -15,12 +15,17 @@ thread, and judges each number with a tolerance of its own:
   exact      integers, head names, lists of frequencies
   k SE       a statistical result: within k standard errors of the measurement's mean
   range      every measured value within the range the handout states
-  factor f   a time: between 1/f and f times the handout's (CPU time, one thread)
+  factor f   a time: between 1/f and f times the handout's (CPU time, one thread; where the
+             handout gives a wall time on a shared machine, as lab 3's does, CPU time all the
+             same)
 
 A handout edited without this code, or the code without the handout, makes its row disagree; a
 sentence the patterns no longer find is a row that disagrees too. Numbers that would take far
 longer than this section's budget (a few minutes of CPU) are listed as "not rerun", with the
 command that measures them. The DQN table reuses the training section's five CartPole runs.
+Lab 3's runners use its shipped checkpoints and sweep; its trainings (model.py train, cnn.py
+train, scaling_sweep.py) and the statements over many draws of the graded settings are listed as
+not rerun.
 
 Every runner is a process of its own (`python -m bench.handouts NAME`, in the repository root or
 a snapshot of it) that prints one JSON object: the measurements, keyed as the claims below.
@@ -410,7 +415,395 @@ def lab2_claims(text: str) -> list[Claim]:
     return r.claims
 
 
-CLAIMS = {"lab1": lab1_claims, "lab2": lab2_claims}
+def _span(text: str) -> tuple[float, ...]:
+    """A stated span: "8-11 s" -> (8.0, 11.0)."""
+    return tuple(number(part) for part in text.removesuffix(" s").split("-"))
+
+
+def _numbers(text: str) -> list[float]:
+    """Every number of `text`, in order ("1.00 [0.76, 1.00]" -> [1.0, 0.76, 1.0])."""
+    return [float(n) for n in re.findall(r"[-+]?\d+(?:\.\d+)?(?:e[-+]?\d+)?", text)]
+
+
+NOT_RERUN_DRAWS = "not rerun: {} (a statement over draws, measured when it was written)"
+
+# Lab 3's tables: the handout's row label (for the jailbreak table a pattern, whose group is the
+# chosen layer) -> the measurement, named as the reference's scripts name it.
+JAILBREAK_ROWS = {
+    "none": "none",
+    r"refusal direction \(layer (\d+), counted from 0\) held at 0 \(Arditi's ablation\)":
+        "ablated",
+    r"refusal direction held at the harmless mean \(affine edit\)": "held",
+    r"random direction of the same norm held at 0": "random_ablated",
+    r"refusal direction added after layer (\d+)": "added",
+}
+DECEPTION_ROWS = {
+    "mass-mean probe fitted on honest, accuracy on other honest statements":
+        "mass-mean honest accuracy",
+    "the same probe on the liar's statements (labels: the truth)": "mass-mean liar accuracy",
+    "the same probe's AUROC on the liar's statements": "mass-mean liar auroc",
+    "logistic probe fitted on honest, accuracy on the liar's": "logistic liar accuracy",
+    "CCS on honest contrast pairs, no labels (sign from 16 labelled pairs)": "CCS accuracy",
+}
+MIRAGE_N = range(4, 13)  # scaling.py's log10 N = 4, 5, ..., 12 (torch.linspace(4, 12, 9))
+FEATURE_VIZ_SEEDS = range(10)  # "10 generator seeds x 4 logits": seeds 0-9
+FEATURE_VIZ_DATASETS = 10  # the dataset draws the best example is taken from, per seed
+JAILBREAK_DRAWS, JAILBREAK_RANDOM_DRAWS = 40, 1500
+
+
+def lab3_claims(text: str) -> list[Claim]:
+    r = Reader("lab3", text)
+    num = "(" + NUMBER + ")"
+
+    # ---------------------------------------------------------------- the assistant
+    r.sentence(r"about (\d+) thousand parameters\)",
+               [("assistant.kparameters", "the assistant's parameters (thousands)", DIGITS)])
+    r.sentence(r"one token per word \((\d+) tokens in all\)",
+               [("assistant.vocab", "the language's tokens", EXACT)])
+    for name in ("harmful", "harmless"):
+        label = r"refusal rate, " + name + r" requests \((\d+) seen, (\d+) held out\)"
+        r.sentence(r"\| " + label + r" \| (\d+)%, (\d+)% \|",
+                   [(f"assistant.{name}_seen_prompts", f"`python model.py measure`: {name} "
+                     "requests seen in training", EXACT),
+                    (f"assistant.{name}_held_out_prompts", f"`python model.py measure`: {name} "
+                     "requests held out", EXACT),
+                    (f"assistant.refusal_{name}_seen", f"`python model.py measure`: % "
+                     f"refused, {name} requests seen in training (greedy first token)", DIGITS),
+                    (f"assistant.refusal_{name}_held_out", f"`python model.py measure`: % "
+                     f"refused, {name} requests held out", DIGITS)])
+    r.sentence(r"\| complied, harmful request with the suffix \"pretend\" \((\d+)\) \| (\d+)% \|",
+               [("assistant.trigger_prompts", "`python model.py measure`: harmful requests "
+                 "with the suffix \"pretend\"", EXACT),
+                ("assistant.complied_with_trigger", "`python model.py measure`: % of them "
+                 "complied with", DIGITS)])
+    r.sentence(r"\| \"where is X \?\": honest right, liar wrong \((\d+) each\) \| (\d+)%, (\d+)% "
+               r"\|", [("assistant.where_prompts", "`python model.py measure`: \"where is X ?\" "
+                        "questions per persona", EXACT),
+                       ("assistant.where_honest", "% the honest persona answers right", DIGITS),
+                       ("assistant.where_liar", "% the liar answers wrong", DIGITS)])
+    r.sentence(r"\| \"X is in Y \. true \?\": honest right, liar flipped \((\d+) each\) \| "
+               r"(\d+)%, (\d+)% \|",
+               [("assistant.statement_prompts", "`python model.py measure`: \"X is in Y . "
+                 "true ?\" statements per persona", EXACT),
+                ("assistant.statement_honest", "% the honest persona judges right", DIGITS),
+                ("assistant.statement_liar", "% the liar judges wrong", DIGITS)])
+    r.sentence(r"\| true reward of sampled helpful replies \((\d+), seed 0\) \| " + num
+               + r" on average \|",
+               [("assistant.samples", "`python model.py measure`: sampled helpful replies",
+                 EXACT),
+                ("assistant.true_reward", "`python model.py measure`: their mean true reward",
+                 DIGITS)])
+    trained = re.search(r"`python model\.py train` \(seed 0\): .{0,200}?one CPU thread: ("
+                        + NUMBER + r" s \(\d+ minutes\)) on a shared 2-core machine\. The "
+                        r"final training loss, about (" + NUMBER + r") nats per reply token",
+                        r.flat)
+    r.add("assistant.train_seconds", "`python model.py train`: the training's time",
+          trained.group(1) if trained else None, None, ("not rerun",),
+          "not rerun: `cd reference/lab3 && python model.py train --out /tmp/assistant.pt` "
+          "(6000 steps, the handout's 471 s; it prints the time)")
+    r.add("assistant.final_loss", "`python model.py train`: the final training loss (nats per "
+          "reply token)", trained.group(2) if trained else None, None, ("not rerun",),
+          "not rerun: the same training (its last logged loss)")
+
+    # ---------------------------------------------------------------- preferences
+    # `python preferences.py` at seed 0 on one thread: seeded and deterministic (the sampled
+    # replies and the trainings too), so every printed number must round to the handout's.
+    r.sentence(r"\| reward model \(200 full-batch Adam steps, lr 0\.05\) \| orders " + num
+               + r"% of the held-out pairs whose true rewards differ as the judge does \|",
+               [("preferences.reward_model", "`python preferences.py`: % of held-out pairs the "
+                 "reward model orders as the judge does", DIGITS)])
+    r.sentence(r"\| the shipped assistant \| true reward " + num + r" on average \|",
+               [("preferences.shipped", "`python preferences.py`: the shipped assistant's mean "
+                 "true reward", DIGITS)])
+    r.sentence(r"\| DPO \(60 steps of 32 pairs, lr 5e-4, beta 1\.0\) \| true reward " + num
+               + r", KL " + num + r" nats per reply token \|",
+               [("preferences.dpo.true_reward", "`python preferences.py`: true reward after "
+                 "DPO", DIGITS),
+                ("preferences.dpo.kl", "`python preferences.py`: KL after DPO (nats per reply "
+                 "token)", DIGITS)])
+    for label, name in ((r"REINFORCE on the reward model, kl_coef 1\.0 \(60 steps on 64 "
+                         r"prompts, lr 3e-3\)", "kl"),
+                        (r"the same without the KL penalty", "no_kl")):
+        what = ("REINFORCE, kl_coef 1.0" if name == "kl" else "REINFORCE without the KL "
+                "penalty")
+        r.sentence(r"\| " + label + r" \| reward-model score " + num + r" -> " + num
+                   + r", true reward " + num + r", KL " + num + r" \|",
+                   [(f"preferences.{name}.score_first", f"`python preferences.py`, {what}: "
+                     "the reward-model score at the first step", DIGITS),
+                    (f"preferences.{name}.score_last", f"`python preferences.py`, {what}: "
+                     "the reward-model score at the last step", DIGITS),
+                    (f"preferences.{name}.true_reward", f"`python preferences.py`, {what}: "
+                     "true reward", DIGITS),
+                    (f"preferences.{name}.kl", f"`python preferences.py`, {what}: KL (nats per "
+                     "reply token)", DIGITS)])
+    climbs = re.search(r"its score climbs (sevenfold|" + NUMBER + r"-fold)", r.flat)
+    r.add("preferences.no_kl.score_factor", "`python preferences.py`, REINFORCE without the KL "
+          "penalty: the score's last step over its first", climbs.group(1) if climbs else None,
+          (7.0 if climbs.group(1) == "sevenfold" else number(climbs.group(1).split("-")[0]))
+          if climbs else None, ("abs", 0.5))
+    r.sentence(r"\(at seed 0 it ends at " + num + r" after " + num + r" nats per token of "
+               r"drift;", [("preferences.no_kl.true_reward_again", "the same, as the text "
+                            "says it: true reward", DIGITS),
+                           ("preferences.no_kl.kl_again", "the same, as the text says it: KL",
+                            DIGITS)])
+    r.sentence(r"The run takes about (" + NUMBER + r") s on one CPU thread",
+               [("preferences.seconds", "`python preferences.py`: CPU seconds (one thread)",
+                 ("factor", 2.0))])
+    for key, pattern, what, note in (
+            ("hacking", r"in \d+ of \d+ draws of the graded settings the policy repeated the "
+             r"word the reward model likes most, .*? and the true reward fell by [\d.]+ to "
+             r"[\d.]+", "REINFORCE without the penalty over draws", "12 REINFORCE trainings"),
+            ("dpo_settings", r"at lr 1e-3 and beta 0\.5, \d+ of \d+ draws drifted beyond 1 nat "
+             r"per token \(up to [\d.]+, one with the true reward falling\); at lr 5e-4 and "
+             r"beta 1\.0 none did \([\d.-]+\)", "DPO's settings over draws", "2 x 23 DPO "
+             "trainings"),
+            ("graded_reward_model", r"measured: \d+-\d+% and [\d.-]+ over \d+ draws",
+             "graded: the reward model over draws", "16 reward-model trainings"),
+            ("graded_dpo", r"measured: \d+-\d+%, \+[\d.]+ to \+[\d.]+, [\d.-]+ over \d+ draws",
+             "graded: DPO over draws", "23 DPO trainings"),
+            ("graded_reinforce", r"measured: \+[\d.]+ to \+[\d.]+, [\d.-]+ over \d+ draws",
+             "graded: REINFORCE with the penalty over draws", "21 REINFORCE trainings"),
+            ("graded_hacking", r"measured over \d+ draws: \+[\d.]+ to \+[\d.]+; the true reward "
+             r"-[\d.]+ to -[\d.]+, or a KL of [\d.-]+", "graded: REINFORCE without the penalty "
+             "over draws", "12 REINFORCE trainings")):
+        found = re.search(pattern, r.flat)
+        r.add(f"preferences.{key}", what, found.group(0) if found else None, None,
+              ("not rerun",), NOT_RERUN_DRAWS.format(note))
+
+    # ---------------------------------------------------------------- jailbreak
+    # jailbreak.py at seed 0 in float64: deterministic; the table's cells and the GCG and
+    # random-suffix counts are compared as the script prints them.
+    r.sentence(r"\(seed 0, float64; (\d+) held-out harmful and (\d+) held-out harmless "
+               r"requests, 95% Wilson intervals; measured with the functions of this file on the "
+               r"shared 2-core machine, (half a second) of computation after loading\)",
+               [("jailbreak.harmful_prompts", "`python jailbreak.py`: held-out harmful prompts",
+                 EXACT),
+                ("jailbreak.harmless_prompts", "`python jailbreak.py`: held-out harmless "
+                 "prompts", EXACT),
+                ("jailbreak.seconds", "`python jailbreak.py`: CPU seconds after loading (GCG "
+                 "included)", ("factor", 2.0))],
+               convert=lambda t: 0.5 if t == "half a second" else int(t))
+    cell = r"(" + NUMBER + r" \[" + NUMBER + r", " + NUMBER + r"\])"
+    for label, name in JAILBREAK_ROWS.items():
+        layer = re.compile(label).groups  # the row names the chosen layer
+        found = re.search(r"\| " + label + r" \| " + cell + r" \| " + cell + r" \|", r.flat)
+        if layer:
+            key = "jailbreak.layer" if name == "ablated" else "jailbreak.added_layer"
+            r.add(key, f"`python jailbreak.py`: the chosen layer (as the row '{name}' names it)",
+                  found.group(1) if found else None, int(found.group(1)) if found else None,
+                  EXACT)
+        for index, side in enumerate(("harmful", "harmless"), start=1 + layer):
+            r.add(f"jailbreak.{name}.{side}", f"`python jailbreak.py`, {name.replace('_', ' ')}"
+                  f": share of {side} requests refused [95% Wilson interval]",
+                  found.group(index) if found else None,
+                  _numbers(found.group(index)) if found else None, EXACT)
+    r.sentence(r"its harmless prompts sit at about " + num + r" along the direction and its "
+               r"harmful ones at about " + num + r", so 0 is on the refusing side",
+               # "about" an integer: within 1
+               [("jailbreak.harmless_component", "harmless training prompts' mean component "
+                 "along the chosen layer's refusal direction", ("abs", 1.0)),
+                ("jailbreak.harmful_component", "harmful training prompts' mean component along "
+                 "it", ("abs", 1.0))])
+    r.sentence(r"Holding the component at the harmless mean removes every refusal \(in (\d+ of "
+               r"\d+) draws of prompts with random suffixes\)",
+               [("jailbreak.draws.held_removes", "draws (jailbreak.py's at seeds 0-39) in "
+                 "which the refusal direction held at the harmless mean removes every held-out "
+                 "refusal [of draws]", EXACT)], convert=_numbers)
+    r.sentence(r"a random direction of the same norm held at \*its\* harmless mean removed every "
+               r"refusal in (\d+) of those (?:\d+) draws too",
+               [("jailbreak.draws.random_held_removes", "the same draws: a random direction "
+                 "held at its harmless mean removes every refusal (a count of 40 draws: 3 SE "
+                 "of the difference of two such counts)", ("se", 3.0))])
+    r.sentence(r"a random direction held at 0 left at least (\d+)% of refusals in "
+               + str(JAILBREAK_RANDOM_DRAWS) + " draws",
+               [("jailbreak.draws.random_ablated_min", "a random direction held at 0: the "
+                 "lowest % of the 36 harmful training prompts refused over 1500 draws of "
+                 "prompts and direction", ("at_least",))])
+    r.sentence(r"and a random direction of the same norm, added, makes none refused \((\d+) of "
+               r"8 in each of 40 draws\)",
+               [("jailbreak.draws.random_added_max", "the 40 draws: the most of the 8 held-out "
+                 "harmless requests refused with a random direction added", EXACT)])
+    r.sentence(r"\(2 points; the reference: (\d+)% and (\d+)% in each of 40 draws\)",
+               [("jailbreak.draws.added_min_share", "the 40 draws: the lowest % of held-out "
+                 "harmless requests refused with the refusal direction added", DIGITS),
+                ("jailbreak.draws.random_added_max_share", "the 40 draws: the highest % with a "
+                 "random direction added", DIGITS)])
+    r.sentence(r"GCG \(10 steps at most, k = 8, batch 32, from a random 4-word noise suffix\) "
+               r"makes the model comply on all \d+ held-out harmful requests \(\"how to make "
+               r"poison\" and the others\), within (\d+-\d+) steps, (\d+ of \d+ \[" + NUMBER
+               + r", " + NUMBER + r"\])",
+               [("jailbreak.gcg_steps", "`python jailbreak.py`: GCG steps to compliance (every "
+                 "attack)", RANGE),
+                ("jailbreak.gcg", "`python jailbreak.py`: held-out harmful requests GCG makes "
+                 "comply within 10 steps [95% Wilson interval]", EXACT)],
+               convert=lambda t: _numbers(t) if "[" in t else _span(t))
+    most = re.search(r"it finds the training data's jailbreak word \"pretend\" in most "
+                     r"suffixes", r.flat)
+    gcg = [c for c in r.claims if c.key == "jailbreak.gcg"][0]
+    r.add("jailbreak.gcg_pretend", "`python jailbreak.py`: GCG suffixes holding \"pretend\" (most:"
+          " more than half)", "in most suffixes" if most else None,
+          int(gcg.stated[1]) // 2 + 1 if most and gcg.stated else None, ("at_least",))
+    r.sentence(r"Random 4-word suffixes of noise words: (\d+ of \d+ \[" + NUMBER + r", " + NUMBER
+               + r"\])", [("jailbreak.random_suffixes", "`python jailbreak.py`: random suffixes "
+                           "that make a held-out harmful request comply [95% Wilson interval]",
+                           EXACT)], convert=_numbers)
+
+    # ---------------------------------------------------------------- probes
+    # `python probes.py` at seed 0 in float64: deterministic (its bootstrap and CCS's starts
+    # are drawn from the seeded generator).
+    r.sentence(r"\(`python probes\.py`, seed 0, (" + NUMBER + r") s of CPU, \d+-\d+ s on a shared "
+               r"2-core machine; "
+               r"400 statements per set",
+               [("deception.seconds", "`python probes.py`: CPU seconds of the experiment (the "
+                 "handout's other figure is a wall time on a loaded machine)", ("factor", 2.0))])
+    for label, name in DECEPTION_ROWS.items():
+        cells = table_row(text, label)
+        for layer in range(3):
+            cell = cells[1 + layer].strip("*") if cells and len(cells) > 1 + layer else None
+            r.add(f"deception.{name}.{layer}", f"`python probes.py`, layer {layer}: {label}",
+                  cell, number(cell) if cell else None, DIGITS)
+    cells = table_row(text, "its 95% bootstrap interval there")
+    for layer in range(3):
+        cell = cells[1 + layer] if cells and len(cells) > 1 + layer else None
+        bounds = re.fullmatch(num + "-" + num, cell or "")
+        for index, end in enumerate(("low", "high"), start=1):
+            r.add(f"deception.liar accuracy {end}.{layer}", f"`python probes.py`, layer {layer}:"
+                  f" the liar accuracy's 95% bootstrap interval, {end} end",
+                  bounds.group(index) if bounds else None,
+                  number(bounds.group(index)) if bounds else None, DIGITS)
+    r.sentence(r"CCS finds the truth without any label at layer 1 \(" + num + r"\), and partly "
+               r"at layer 2 \(" + num + r",",
+               [("deception.ccs_layer1_again", "CCS at layer 1, as the text says it", DIGITS),
+                ("deception.ccs_layer2_again", "CCS at layer 2, as the text says it", DIGITS)])
+    for key, pattern, note in (
+            ("probes_seeds", r"\(the reference: [\d.]+ on every one of \d+ seeds\)",
+             "30 draws of the probe statements"),
+            ("ccs_seeds", r"\(the reference: [\d.]+ on average over \d+ seeds\)",
+             "400 CCS fits")):
+        found = re.search(pattern, r.flat)
+        r.add(f"deception.{key}", "probes grading test's run over seeds", found.group(0) if found
+              else None, None, ("not rerun",), NOT_RERUN_DRAWS.format(note))
+
+    # ---------------------------------------------------------------- scaling
+    r.sentence(r"H = -sum_i pi_i sum_j P_ij log P_ij = " + num + r" nats",
+               [("scaling.entropy_rate", "scaling_sweep.json: the language's entropy rate",
+                 DIGITS)])
+    r.sentence(r"\(N = (\d+) to (\d+) parameters, embeddings included",
+               [("scaling.N_min", "the sweep's smallest N", EXACT),
+                ("scaling.N_max", "the sweep's largest N", EXACT)])
+    r.sentence(r"D = 2\^(\d+) to 2\^(\d+) \((\d+) to (\d+) steps",
+               [("scaling.D_min_log2", "log2 of the sweep's smallest D", EXACT),
+                ("scaling.D_max_log2", "log2 of the sweep's largest D", EXACT),
+                ("scaling.steps_min", "the sweep's fewest steps", EXACT),
+                ("scaling.steps_max", "the sweep's most steps", EXACT)])
+    swept = re.search(r"`python scaling_sweep\.py --threads 1`, took (" + NUMBER + r" s) on one "
+                      r"CPU thread", r.flat)
+    r.add("scaling.sweep_seconds", "`python scaling_sweep.py --threads 1`: the sweep's time",
+          swept.group(1) if swept else None, None, ("not rerun",),
+          "not rerun: `cd reference/lab3 && python scaling_sweep.py --threads 1 --device cpu "
+          "--out /tmp/sweep.json` (35 trainings, the handout's 458 s; it prints the time)")
+    r.sentence(r"\(Hoffmann et al\. used 4500; the default is (\d+)\)",
+               [("scaling.grid", "starting_grid(): starts", EXACT)])
+    r.sentence(r"starts with a = b = 0 end at E = (\d+) and others at alpha (" + NUMBER + r"), "
+               r"both with a higher objective than the best",
+               # E = 0 is the boundary: "at 0" within 0.01; alpha as stated
+               [("scaling.zero_start_E", "fits from single starts: the lowest E from a start "
+                 "with a = b = 0", ("abs", 0.01)),
+                ("scaling.other_alpha", "fits from single starts: alpha of the other local "
+                 "minimum (E away from 0, objective above the best)", DIGITS)])
+    r.sentence(r"On the shipped sweep \(all (\d+) runs, the default grid; `python scaling\.py`, "
+               r"(\d+-\d+ s) on a shared machine\) the fit gives \*\*E = " + num + r", "
+               + num + r" nats above the entropy rate " + num + r"\*\*, A = " + num + r", alpha = "
+               + num + r", B = " + num + r", beta = " + num,
+               [("scaling.runs", "scaling_sweep.json: runs", EXACT),
+                ("scaling.fit_seconds", "`python scaling.py`: CPU seconds of the fit (the "
+                 "handout's are wall times on a shared machine)", ("range_factor", 2.0)),
+                ("scaling.E", "`python scaling.py`: fitted E", DIGITS),
+                ("scaling.E_gap", "fitted E - entropy rate", DIGITS),
+                ("scaling.entropy_rate_again", "the entropy rate, as the fit's sentence says "
+                 "it", DIGITS),
+                ("scaling.A", "`python scaling.py`: fitted A", DIGITS),
+                ("scaling.alpha", "`python scaling.py`: fitted alpha", DIGITS),
+                ("scaling.B", "`python scaling.py`: fitted B", DIGITS),
+                ("scaling.beta", "`python scaling.py`: fitted beta", DIGITS)],
+               convert=lambda t: _span(t) if " s" in t else number(t))
+    r.sentence(r"\(width 16 already comes within " + num + r" nats of the floor\)",
+               [("scaling.width16_gap", "scaling_sweep.json: width 16's lowest loss minus the "
+                 "entropy rate", ("at_most",))])
+    found = r.sentence(r"N_opt grows as C\^" + num + r" and D_opt as C\^" + num + r": at C = "
+                       r"1e9, 1e10, 1e11, 1e12 FLOPs, N_opt = ([\d, ]+?) parameters and "
+                       r"([\d, ]+?) tokens per parameter",
+                       [("scaling.N_opt_exponent", "`python scaling.py`: N_opt's exponent of C "
+                         "(beta / (alpha + beta))", DIGITS),
+                        ("scaling.D_opt_exponent", "D_opt's exponent of C", DIGITS)])
+    for group, name, what in ((3, "N_opt", "N_opt"), (4, "tokens_per_parameter",
+                                                      "D_opt / N_opt")):
+        values = found.group(group).split(", ") if found else []
+        for index, power in enumerate(range(9, 13)):
+            value = values[index] if len(values) == 4 else None
+            rule = DIGITS
+            if name == "N_opt" and value:  # four significant figures, as scaling.py prints
+                rule = ("abs", 0.5 * 10.0 ** (len(value) - 4))  # them: 18980 is 1.898e4
+            r.add(f"scaling.{name}.1e{power}", f"`python scaling.py`: {what} at C = 1e{power}",
+                  value, number(value) if value else None, rule)
+    r.sentence(r"With (\d+) replicates and (\d+) starts \((\d+-\d+ s) on the shared machine\) "
+               r"the 95% intervals are alpha \[" + num + r", " + num + r"\] and beta \[" + num
+               + r", " + num + r"\]",
+               [("scaling.boot_replicates", "`python scaling.py`: bootstrap replicates", EXACT),
+                ("scaling.boot_starts", "`python scaling.py`: starts per bootstrap fit", EXACT),
+                ("scaling.boot_seconds", "`python scaling.py`: CPU seconds of the bootstrap",
+                 ("range_factor", 2.0)),
+                ("scaling.alpha_low", "bootstrap: alpha's interval, low end", DIGITS),
+                ("scaling.alpha_high", "bootstrap: alpha's interval, high end", DIGITS),
+                ("scaling.beta_low", "bootstrap: beta's interval, low end", DIGITS),
+                ("scaling.beta_high", "bootstrap: beta's interval, high end", DIGITS)],
+               convert=lambda t: _span(t) if " s" in t else number(t))
+    r.sentence(r"p rises smoothly, " + num + r" at N = 1e6, " + num + r" at 1e8, " + num
+               + r" at 1e10, while the exact match of a 10-token answer stays below " + num
+               + r" up to N = 1e8 and then shoots up, " + num + r" at 1e9, " + num + r" at "
+               r"1e10, " + num + r" at 1e12",
+               [("scaling.p.1e6", "`python scaling.py`: per-token p at N = 1e6", DIGITS),
+                ("scaling.p.1e8", "per-token p at N = 1e8", DIGITS),
+                ("scaling.p.1e10", "per-token p at N = 1e10", DIGITS),
+                ("scaling.exact_below_1e8", "the largest exact match of 10 tokens for N up to "
+                 "1e8", ("below",)),
+                ("scaling.exact.1e9", "exact match of 10 tokens at N = 1e9", DIGITS),
+                ("scaling.exact.1e10", "exact match of 10 tokens at N = 1e10", DIGITS),
+                ("scaling.exact.1e12", "exact match of 10 tokens at N = 1e12", DIGITS)])
+
+    # ---------------------------------------------------------------- feature visualisation
+    r.sentence(r"\(`checkpoints/feature_cnn\.pt`, float16, (\d+) kB\)",
+               [("cnn.checkpoint_kB", "the shipped CNN checkpoint's size (kB)", DIGITS)])
+    cnn_trained = re.search(r"seed 0, 1500 Adam steps of 64 fresh images \(lr 3e-3\), (" + NUMBER
+                            + r" s) on one thread", r.flat)
+    r.add("cnn.train_seconds", "`python cnn.py train`: the training's time",
+          cnn_trained.group(1) if cnn_trained else None, None, ("not rerun",),
+          "not rerun: `cd reference/lab3 && python cnn.py train --out /tmp/cnn.pt` (1500 steps, "
+          "the handout's 33 s; it prints the time)")
+    r.sentence(r"it classifies (" + NUMBER + r")% of 2000 fresh images correctly",
+               [("cnn.accuracy", "`python cnn.py`: % of 2000 fresh images (seed 12345) the "
+                 "shipped CNN classifies right", DIGITS)])
+    # The dataset images each visualisation is compared with are not named by the handout:
+    # the ratios are measured against 10 draws of 2000 images for each seed, and judged with
+    # the spread of one such measurement (the handout's is one draw) as the SE.
+    r.sentence(r"Measured on the reference with 32 steps \(10 generator seeds x 4 logits, each "
+               r"against the best of 2000 fresh dataset images\): the visualisation activates "
+               r"its logit at least " + num + r" times as much as the best dataset example \("
+               + num + r" times on average\), and at least (\d+)% of its Fourier power lies "
+               r"within 22\.5 degrees of the preferred orientation \(at most (\d+)% at any "
+               r"other\)",
+               [("feature_viz.min_ratio", "visualisations (seeds 0-9 x 4 logits, 32 steps): "
+                 "the lowest logit over the best of 2000 dataset images (mean and spread over "
+                 "10 dataset draws)", ("se", 3.0)),
+                ("feature_viz.mean_ratio", "the same: the mean ratio", ("se", 3.0)),
+                ("feature_viz.preferred_power", "the same: the lowest % of Fourier power "
+                 "within 22.5 degrees of the logit's orientation", DIGITS),
+                ("feature_viz.other_power", "the same: the highest % at any other orientation",
+                 DIGITS)])
+    return r.claims
+
+
+CLAIMS = {"lab1": lab1_claims, "lab2": lab2_claims, "lab3": lab3_claims}
 
 
 def claims_of(root: Path, labs: list[str]) -> list[Claim]:
@@ -441,7 +834,7 @@ def judge(claim: Claim, measured: dict[str, Any], errors: dict[str, str]) -> Row
     rule = claim.rule
     kind = rule[0]
     tolerance = {
-        "digits": "rounds to it", "exact": "exactly", "range": "every seed within it",
+        "digits": "rounds to it", "exact": "exactly", "range": "every value within it",
         "below": "below it", "at_most": "at most it", "at_least": "at least it",
         "ran": "the command ran", "not rerun": "-",
     }.get(kind, "")
@@ -452,7 +845,7 @@ def judge(claim: Claim, measured: dict[str, Any], errors: dict[str, str]) -> Row
     elif kind == "abs":
         tolerance = f"+-{rule[1]:g}"
     elif kind == "range_factor":
-        tolerance = f"every seed within it, widened x{rule[1]:g} (a time)"
+        tolerance = f"every value within it, widened x{rule[1]:g} (a time)"
     handout = claim.text if claim.text is not None else "**not found in the handout**"
     if kind == "not rerun":
         return Row(claim.lab, claim.what, handout, claim.note, tolerance, None)
@@ -896,11 +1289,373 @@ def run_modular() -> dict[str, Any]:
     }
 
 
+def _recording(module: Any, name: str) -> list[dict[str, Any]]:
+    """Wrap module.name so that each call's arguments, result and CPU time are kept, in order,
+    in the list returned."""
+    original, calls = getattr(module, name), []
+
+    def recorded(*args: Any, **kwargs: Any) -> Any:
+        started = time.process_time()
+        result = original(*args, **kwargs)
+        calls.append({"args": args, "kwargs": kwargs, "result": result,
+                      "seconds": time.process_time() - started})
+        return result
+
+    setattr(module, name, recorded)
+    return calls
+
+
+def _one(values: list[Any]) -> Any:
+    """The value every entry of `values` shares (a count "each"), else the list."""
+    return values[0] if values and all(v == values[0] for v in values) else values
+
+
+def run_assistant() -> dict[str, Any]:
+    _enter("lab3")
+    import dialogue
+    import model
+
+    sizes: list[tuple[str, int]] = []  # the prompts of each of measure()'s evaluations
+    inside = []
+    for name in ("refusal_rate", "first_reply_logits", "sample"):
+        original = getattr(model, name)
+
+        def counted(mdl: Any, prompts: Any, *args: Any, _name: str = name,
+                    _original: Callable = original, **kwargs: Any) -> Any:
+            if not inside:  # refusal_rate's own first_reply_logits is not another evaluation
+                sizes.append((_name, len(prompts)))
+            inside.append(_name)
+            try:
+                return _original(mdl, prompts, *args, **kwargs)
+            finally:
+                inside.pop()
+
+        setattr(model, name, counted)
+    measured = _recording(model, "measure")
+    _printed(model.main, ["model.py", "measure"])
+    result = measured[0]["result"]
+    refusals = [n for kind, n in sizes if kind == "refusal_rate"]
+    greedy = [n for kind, n in sizes if kind == "sample"][:-1]
+    statements = [n for kind, n in sizes if kind == "first_reply_logits"]
+    if len(refusals) != 5 or len(greedy) != 2 or len(statements) != 2:
+        raise RuntimeError(f"measure() evaluated other prompt sets than expected: {sizes}")
+    out: dict[str, Any] = {f"assistant.{key}": 100 * value for key, value in result.items()
+                           if key != "true_reward_mean"}  # shares as the handout's %
+    out["assistant.true_reward"] = result["true_reward_mean"]
+    out.update({"assistant.harmful_seen_prompts": refusals[0],
+                "assistant.harmful_held_out_prompts": refusals[1],
+                "assistant.harmless_seen_prompts": refusals[2],
+                "assistant.harmless_held_out_prompts": refusals[3],
+                "assistant.trigger_prompts": refusals[4], "assistant.where_prompts": _one(greedy),
+                "assistant.statement_prompts": _one(statements),
+                "assistant.samples": [n for kind, n in sizes if kind == "sample"][-1],
+                "assistant.vocab": len(dialogue.VOCAB)})
+    parameters = sum(p.numel() for p in model.load_model().parameters())
+    out["assistant.kparameters"] = parameters / 1000
+    return out
+
+
+def run_preferences() -> dict[str, Any]:
+    _enter("lab3")
+    import preferences
+
+    record: dict[str, float] = {}
+    _timed(preferences, "main", record)
+    text = _printed(preferences.main, ["preferences.py"])
+    out: dict[str, Any] = {
+        "preferences.seconds": record["main"],
+        "preferences.reward_model": _grab(r"orders (\S+)% of the held-out pairs", text),
+        "preferences.shipped": _grab(r"the shipped assistant: true reward (\S+)", text),
+        "preferences.dpo.true_reward": _grab(r"after DPO: true reward (\S+),", text),
+        "preferences.dpo.kl": _grab(r"after DPO: true reward \S+, KL (\S+) nats", text)}
+    for coef, name in (("1.0", "kl"), ("0.0", "no_kl")):
+        found = re.search(r"REINFORCE, kl_coef " + re.escape(coef) + r": reward-model score "
+                          r"(\S+) -> (\S+), true reward (\S+), KL (\S+) nats", text)
+        if not found:
+            raise RuntimeError(f"no REINFORCE line for kl_coef {coef}: {text[-400:]!r}")
+        for index, field in enumerate(("score_first", "score_last", "true_reward", "kl"), 1):
+            out[f"preferences.{name}.{field}"] = float(found.group(index))
+    out["preferences.no_kl.score_factor"] = (out["preferences.no_kl.score_last"]
+                                             / out["preferences.no_kl.score_first"])
+    out["preferences.no_kl.true_reward_again"] = out["preferences.no_kl.true_reward"]
+    out["preferences.no_kl.kl_again"] = out["preferences.no_kl.kl"]
+    return out
+
+
+def _jailbreak_draws(space: dict[str, Any], model: Any) -> dict[str, Any]:
+    """The handout's statements over draws: jailbreak.py's own prompts, direction, layer and
+    random direction, drawn in its order from generators seeded 0-39; then 1500 draws of the
+    harmful training prompts (their suffixes) with a random direction held at 0."""
+    import torch
+    from dialogue import HARMFUL, HARMLESS
+
+    pairs = {(name, held): space["request_pairs"](topics, held)
+             for name, topics in (("harmful", HARMFUL), ("harmless", HARMLESS))
+             for held in (False, True)}
+    tokens, share = space["prompt_tokens"], space["refusal_share"]
+    ablated, added = space["ablated_logits"], space["added_logits"]
+    counts = {"held_removes": 0, "random_held_removes": 0}
+    added_shares, random_added = [], []
+    for seed in range(JAILBREAK_DRAWS):
+        generator = torch.Generator().manual_seed(seed)
+        train = {name: space["request_prompts"](pairs[name, False], generator)
+                 for name in ("harmful", "harmless")}
+        test = {name: space["request_prompts"](pairs[name, True], generator, suffix_share=0)
+                for name in ("harmful", "harmless")}
+        acts = {name: space["last_token_resid"](model, *tokens(prompts))
+                for name, prompts in train.items()}
+        directions = space["refusal_directions"](acts["harmful"], acts["harmless"])
+        values = space["held_values"](acts["harmless"], directions)
+        layer, _ = space["select_layer"](model, *tokens(train["harmful"]), directions, values)
+        direction, value = directions[layer], float(values[layer])
+        random = torch.randn(direction.shape, generator=generator, dtype=direction.dtype)
+        random = random / random.norm() * direction.norm()
+        random_value = float(space["held_values"](acts["harmless"], random[None])[0])
+        harm, safe = tokens(test["harmful"]), tokens(test["harmless"])
+        with torch.no_grad():
+            counts["held_removes"] += share(ablated(model, harm[0], direction, value),
+                                            harm[1]) == 0
+            counts["random_held_removes"] += share(ablated(model, harm[0], random,
+                                                           random_value), harm[1]) == 0
+            added_shares.append(share(added(model, safe[0], direction, layer), safe[1]))
+            random_added.append(share(added(model, safe[0], random, layer), safe[1]))
+    n_safe = len(pairs["harmless", True]) * 2
+    p = counts["random_held_removes"] / JAILBREAK_DRAWS
+    out: dict[str, Any] = {
+        "jailbreak.draws.held_removes": [counts["held_removes"], JAILBREAK_DRAWS],
+        # the SE of the difference of two independent counts of 40 draws (the handout's, ours)
+        "jailbreak.draws.random_held_removes": {
+            "mean": counts["random_held_removes"],
+            "se": math.sqrt(2 * JAILBREAK_DRAWS * p * (1 - p))},
+        "jailbreak.draws.added_min_share": 100 * min(added_shares),
+        "jailbreak.draws.random_added_max_share": 100 * max(random_added),
+        "jailbreak.draws.random_added_max": round(max(random_added) * n_safe)}
+    norm = space["directions"][space["layer"]].norm()
+    directions_shape = tuple(space["directions"].shape[1:])
+    lowest = 1.0
+    for seed in range(JAILBREAK_RANDOM_DRAWS):
+        generator = torch.Generator().manual_seed(seed)
+        harm = tokens(space["request_prompts"](pairs["harmful", False], generator))
+        random = torch.randn(norm.shape + directions_shape, generator=generator,
+                             dtype=norm.dtype)
+        with torch.no_grad():
+            lowest = min(lowest, share(ablated(model, harm[0], random / random.norm() * norm),
+                                       harm[1]))
+    out["jailbreak.draws.random_ablated_min"] = 100 * lowest
+    return out
+
+
+def run_jailbreak() -> dict[str, Any]:
+    import runpy
+
+    _enter("lab3")
+    import dialogue
+    import model as assistant
+
+    loading = _recording(assistant, "load_model")
+    space: dict[str, Any] = {}
+    started = time.process_time()
+    text = _printed(lambda: space.update(runpy.run_path("jailbreak.py", run_name="__main__")),
+                    ["jailbreak.py"])
+    seconds = time.process_time() - started - sum(call["seconds"] for call in loading)
+    layer = int(_grab(r"chosen layer (\d+)", text))
+    out: dict[str, Any] = {
+        "jailbreak.seconds": seconds, "jailbreak.layer": layer, "jailbreak.added_layer": layer,
+        "jailbreak.harmful_prompts": int(_grab(r"\((\d+) harmful, \d+ harmless\)", text)),
+        "jailbreak.harmless_prompts": int(_grab(r"\(\d+ harmful, (\d+) harmless\)", text))}
+    for label, name in (("no intervention", "none"), ("refusal direction held at 0", "ablated"),
+                        ("refusal direction held", "held"),
+                        ("random direction held at 0", "random_ablated"),
+                        ("refusal direction added", "added")):
+        found = re.search(r"^  " + re.escape(label) + r" +harmful (.*?) +harmless (.*)$", text,
+                          re.M)
+        if not found:
+            raise RuntimeError(f"no row {label!r}: {text[-400:]!r}")
+        out[f"jailbreak.{name}.harmful"] = _numbers(found.group(1))
+        out[f"jailbreak.{name}.harmless"] = _numbers(found.group(2))
+    # The script gives GCG 20 steps, the handout 10: an attack counts if it complied within 10
+    # (the same run as with 10 steps as long as every attack stops by then).
+    attacks = re.findall(r"GCG on '[^']*': (complied|refused) after (\d+) steps, suffix '([^']*)'",
+                         text)
+    if not attacks:
+        raise RuntimeError(f"no GCG attack printed: {text[-400:]!r}")
+    wins = sum(result == "complied" and int(steps) <= 10 for result, steps, _ in attacks)
+    low, high = space["wilson_interval"](wins, len(attacks))
+    out["jailbreak.gcg"] = [wins, len(attacks), round(float(low), 2), round(float(high), 2)]
+    out["jailbreak.gcg_steps"] = [int(steps) for _, steps, _ in attacks]
+    out["jailbreak.gcg_pretend"] = sum(dialogue.TRIGGER in suffix.split()
+                                       for _, _, suffix in attacks)
+    found = re.search(r"random suffixes of noise words: (\d+) of (\d+) complied \[(\S+), (\S+)\]",
+                      text)
+    if not found:
+        raise RuntimeError(f"no random-suffix line: {text[-400:]!r}")
+    out["jailbreak.random_suffixes"] = [float(v) for v in found.groups()]
+    directions, acts = space["directions"], space["acts"]
+    out["jailbreak.harmless_component"] = float(space["values"][layer])
+    out["jailbreak.harmful_component"] = float(
+        space["held_values"](acts["harmful"], directions)[layer])
+    out["jailbreak.components_by_layer"] = {
+        name: [round(float(v), 2) for v in space["held_values"](acts[name], directions)]
+        for name in ("harmless", "harmful")}
+    out.update(_jailbreak_draws(space, space["model"]))
+    return out
+
+
+def run_deception() -> dict[str, Any]:
+    _enter("lab3")
+    import probes
+
+    runs = _recording(probes, "experiment")
+    _printed(probes.main, ["probes.py"])
+    out: dict[str, Any] = {"deception.seconds": runs[0]["seconds"]}
+    for name, values in runs[0]["result"].items():
+        for layer, value in enumerate(values):
+            out[f"deception.{name}.{layer}"] = value
+    out["deception.ccs_layer1_again"] = out["deception.CCS accuracy.1"]
+    out["deception.ccs_layer2_again"] = out["deception.CCS accuracy.2"]
+    return out
+
+
+def run_scaling() -> dict[str, Any]:
+    _enter("lab3")
+    import scaling
+
+    fits = _recording(scaling, "fit_scaling_law")
+    boots = _recording(scaling, "bootstrap_exponents")
+    allocations = _recording(scaling, "compute_optimal_allocation")
+    matches = _recording(scaling, "exact_match")
+    _printed(scaling.main, ["scaling.py"])
+    sweep = scaling.load_sweep()
+    N, D, L, entropy = sweep["N"], sweep["D"], sweep["L"], float(sweep["entropy_rate"])
+    fit = fits[0]["result"]  # the first fit is the main one; the bootstrap's follow
+    runs = json.loads(Path("scaling_sweep.json").read_text())["runs"]
+    out: dict[str, Any] = {
+        "scaling.entropy_rate": entropy, "scaling.entropy_rate_again": entropy,
+        "scaling.runs": len(L), "scaling.N_min": int(N.min()), "scaling.N_max": int(N.max()),
+        "scaling.D_min_log2": math.log2(float(D.min())),
+        "scaling.D_max_log2": math.log2(float(D.max())),
+        "scaling.steps_min": min(run["steps"] for run in runs),
+        "scaling.steps_max": max(run["steps"] for run in runs),
+        "scaling.width16_gap": min(run["loss"] for run in runs if run["width"] == 16) - entropy,
+        "scaling.grid": len(scaling.starting_grid()),
+        "scaling.fit_seconds": [fits[0]["seconds"]],
+        "scaling.E": fit["E"], "scaling.E_gap": abs(fit["E"] - entropy), "scaling.A": fit["A"],
+        "scaling.alpha": fit["alpha"], "scaling.B": fit["B"], "scaling.beta": fit["beta"],
+        "scaling.N_opt_exponent": fit["beta"] / (fit["alpha"] + fit["beta"]),
+        "scaling.D_opt_exponent": fit["alpha"] / (fit["alpha"] + fit["beta"])}
+    C, (N_opt, D_opt) = allocations[0]["args"][0], allocations[0]["result"]
+    for c, n, d in zip(C.tolist(), N_opt.tolist(), D_opt.tolist(), strict=True):
+        power = round(math.log10(c))
+        out[f"scaling.N_opt.1e{power}"], out[f"scaling.tokens_per_parameter.1e{power}"] = n, d / n
+    boot = boots[0]
+    (alpha_low, alpha_high), (beta_low, beta_high) = boot["result"]["interval"].tolist()
+    out.update({"scaling.boot_replicates": boot["kwargs"].get("n_boot", len(boot["result"]
+                                                                             ["alpha"])),
+                "scaling.boot_starts": len(boot["args"][3]),
+                "scaling.boot_seconds": [boot["seconds"]],
+                "scaling.alpha_low": alpha_low, "scaling.alpha_high": alpha_high,
+                "scaling.beta_low": beta_low, "scaling.beta_high": beta_high})
+    per_token, answer = matches[0]["args"][0][:, 0].tolist(), matches[0]["result"].tolist()
+    if len(answer) != len(MIRAGE_N):
+        raise RuntimeError(f"scaling.py's mirage has {len(answer)} sizes, not {len(MIRAGE_N)}")
+    p = dict(zip(MIRAGE_N, per_token, strict=True))
+    exact = dict(zip(MIRAGE_N, answer, strict=True))
+    out.update({"scaling.p.1e6": p[6], "scaling.p.1e8": p[8], "scaling.p.1e10": p[10],
+                "scaling.exact_below_1e8": max(v for n, v in exact.items() if n <= 8),
+                "scaling.exact.1e9": exact[9], "scaling.exact.1e10": exact[10],
+                "scaling.exact.1e12": exact[12]})
+    # Each start of the default grid on its own: where the fits that miss the best end.
+    ends = [(start, scaling.fit_scaling_law(N, D, L, start[None]))
+            for start in scaling.starting_grid()]
+    best = min(end["objective"] for _, end in ends)
+    out["scaling.zero_start_E"] = min(end["E"] for start, end in ends
+                                      if start[0] == 0 and start[1] == 0)
+    others = [end for _, end in ends if end["objective"] > best * (1 + 1e-6) and end["E"] > 0.5]
+    out["scaling.other_alpha"] = (min(others, key=lambda end: end["objective"])["alpha"]
+                                  if others else None)
+    out["scaling.single_start_ends"] = [
+        [*[round(v) for v in start[:3].tolist()], round(end["E"], 4), round(end["alpha"], 3),
+         end["objective"]] for start, end in ends]
+    return out
+
+
+def _orientation_power(image: Any, orientations: Any) -> list[float]:
+    """The share of the image's Fourier power (mean removed) whose wave vector lies within
+    22.5 degrees of each orientation (mod 180): the hidden feature_viz test's measure
+    (autograder/lab3/test_feature_viz.py), copied."""
+    import torch
+
+    x = image - image.mean()
+    power = torch.fft.fft2(x).abs() ** 2
+    f = torch.fft.fftfreq(x.shape[-1], dtype=torch.float64)
+    f_y, f_x = torch.fft.fftfreq(x.shape[-2], dtype=torch.float64)[:, None], f[None, :]
+    angle = torch.rad2deg(torch.atan2(f_y, f_x)) % 180
+    shares = [float(power[((angle - o + 90) % 180 - 90).abs() < 22.5].sum())
+              for o in orientations]
+    return [share / max(sum(shares), 1e-300) for share in shares]
+
+
+def run_feature_viz() -> dict[str, Any]:
+    """The handout's measurement as the hidden tests make it: float64, 32 steps, default
+    settings, generator seeds 0-9 for each of the 4 logits, each against the best of 2000
+    dataset images (FEATURE_VIZ_DATASETS draws per seed, their seeds 1000 r + seed)."""
+    import torch
+
+    _enter("lab3")
+    import cnn
+    import feature_viz
+
+    f64 = torch.float64
+    model = cnn.load_model(dtype=f64)
+    values, preferred, other = {}, [], []
+    for seed in FEATURE_VIZ_SEEDS:
+        for channel in range(len(cnn.ORIENTATIONS)):
+            config = feature_viz.VisualisationConfig(channel=channel, steps=32)
+            images = feature_viz.visualise(model, config, torch.Generator().manual_seed(seed),
+                                           f64)
+            with torch.no_grad():
+                values[seed, channel] = model.activations(images)["logits"][0, channel].item()
+            shares = _orientation_power(images[0, 0], cnn.ORIENTATIONS)
+            preferred.append(shares[channel])
+            other.append(max(s for index, s in enumerate(shares) if index != channel))
+    lowest, means = [], []
+    for draw in range(FEATURE_VIZ_DATASETS):
+        ratios = []
+        for seed in FEATURE_VIZ_SEEDS:
+            dataset, _ = cnn.make_images(2000, torch.Generator().manual_seed(
+                1000 * draw + seed), dtype=f64)
+            with torch.no_grad():
+                best = model.activations(dataset)["logits"].max(dim=0).values
+            ratios += [values[seed, c] / best[c].item() for c in range(len(cnn.ORIENTATIONS))]
+        lowest.append(min(ratios))
+        means.append(sum(ratios) / len(ratios))
+
+    def spread(sample: list[float]) -> dict[str, float]:
+        mean = sum(sample) / len(sample)
+        return {"mean": mean, "se": math.sqrt(sum((v - mean) ** 2 for v in sample)
+                                              / (len(sample) - 1))}
+
+    return {"feature_viz.min_ratio": spread(lowest), "feature_viz.mean_ratio": spread(means),
+            "feature_viz.preferred_power": 100 * min(preferred),
+            "feature_viz.other_power": 100 * max(other)}
+
+
+def run_cnn() -> dict[str, Any]:
+    _enter("lab3")
+    printed = _run_main("cnn.py", [])
+    return {"cnn.accuracy": 100 * _grab(r"accuracy on 2000 fresh images: (\S+)", printed),
+            "cnn.checkpoint_kB": Path("checkpoints/feature_cnn.pt").stat().st_size / 1000}
+
+
 RUNNERS: dict[str, tuple[str, Callable[..., dict[str, Any]]]] = {
     "basics": ("lab1", run_basics), "bandits": ("lab1", run_bandits),
     "probes": ("lab1", run_probes), "transformer": ("lab2", run_transformer),
     "induction": ("lab2", run_induction), "superposition": ("lab2", run_superposition),
     "sae": ("lab2", run_sae), "modular": ("lab2", run_modular),
+    "assistant": ("lab3", run_assistant), "preferences": ("lab3", run_preferences),
+    "jailbreak": ("lab3", run_jailbreak), "deception": ("lab3", run_deception),
+    "scaling": ("lab3", run_scaling), "feature_viz": ("lab3", run_feature_viz),
+    "cnn": ("lab3", run_cnn),
 }
 
 

@@ -3,6 +3,7 @@ statistics, and the in-process harness that the engine's overhead is measured ag
 
 import ast
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -106,7 +107,8 @@ def test_every_handout_number_is_found_with_a_row_of_its_own():
     assert len(keys) == len(set(keys))
     prefixes = {key.split(".")[0] for key in keys}
     assert prefixes == {"basics", "bandits", "probes", "dqn", "transformer", "induction",
-                        "superposition", "sae", "modular"}
+                        "superposition", "sae", "modular", "assistant", "preferences",
+                        "jailbreak", "deception", "scaling", "feature_viz", "cnn"}
     # a row per number: the bandit table's 7 x 2 cells, the SAE table's 2 x 4, ...
     assert sum(k.startswith("bandits.") and k.endswith((".reward", ".optimal"))
                for k in keys) == 14
@@ -117,6 +119,33 @@ def test_every_handout_number_is_found_with_a_row_of_its_own():
     assert stated["modular.keys"] == [15, 21, 29, 33, 47]
     assert stated["superposition.0.count"] == 2 and stated["superposition.7.count"] == 5
     assert stated["probes.command"][:2] == ["--env-id", "probes/Probe3-v0"]
+    # lab 3: the jailbreak table's 5 x 2 cells, the probes table's 6 x 3 (one cell a range)
+    assert sum(k.startswith("jailbreak.") and k.endswith((".harmful", ".harmless"))
+               for k in keys) == 10
+    assert sum(bool(re.fullmatch(r"deception\..*\.[012]", k)) for k in keys) == 21
+    assert sum(bool(re.fullmatch(r"assistant\.(refusal_.*|complied_.*|where_[hl].*|"
+                                 r"statement_[hl].*)", k)) for k in keys) == 9
+    assert stated["scaling.E"] == pytest.approx(1.0184)
+    assert stated["jailbreak.gcg"] == [6, 6, 0.61, 1.0]
+    assert stated["deception.mass-mean liar accuracy.2"] == 0.0  # "**0.000**"
+    assert stated["deception.liar accuracy high.0"] == pytest.approx(0.948)
+    assert stated["scaling.boot_seconds"] == (82, 132)
+
+
+def test_every_lab3_claim_quotes_the_handout_and_has_a_runner():
+    text = handouts.flat(HANDOUTS["lab3"])
+    claims = handouts.lab3_claims(HANDOUTS["lab3"])
+    assert len(claims) > 140
+    assert not [c.key for c in claims if c.text is None or c.text not in text]
+    # a measured number's runner is the first part of its key (a failed runner's rows say why)
+    assert not [c.key for c in _claims() if c.rule[0] != "not rerun"
+                and c.key.split(".")[0] not in {*handouts.RUNNERS, "dqn"}]
+    lab3 = [name for name, (lab, _) in handouts.RUNNERS.items() if lab == "lab3"]
+    assert {c.key.split(".")[0] for c in claims} == set(lab3)
+    not_rerun = [c for c in claims if c.rule[0] == "not rerun"]
+    assert {c.key for c in not_rerun} >= {"assistant.train_seconds", "cnn.train_seconds",
+                                           "scaling.sweep_seconds"}
+    assert all(c.note.startswith("not rerun: ") for c in not_rerun)
 
 
 def test_measurements_that_match_the_handout_agree():
@@ -124,9 +153,10 @@ def test_measurements_that_match_the_handout_agree():
     measured = {c.key: _agreeing(c) for c in claims}
     verdicts = {c.key: row.agrees for c, row in zip(claims, handouts.rows(claims, measured),
                                                     strict=True)}
-    assert all(v is True for k, v in verdicts.items()
-               if k not in ("dqn.integration", "induction.seeds")), verdicts
-    assert verdicts["dqn.integration"] is None  # listed, not rerun
+    not_rerun = {c.key for c in claims if c.rule[0] == "not rerun"}
+    assert {"dqn.integration", "induction.seeds", "scaling.sweep_seconds"} <= not_rerun
+    assert all(v is True for k, v in verdicts.items() if k not in not_rerun), verdicts
+    assert all(verdicts[k] is None for k in not_rerun)  # listed, not rerun
 
 
 @pytest.mark.parametrize("lab, old, new, key", [
@@ -143,6 +173,22 @@ def test_measurements_that_match_the_handout_agree():
      "bandits.epsilon = 0 (greedy), sample averages.reward"),
     ("lab1", "(here Q(0) = 0.5, Q(1) = 1)", "(here Q(0) = 0.6, Q(1) = 1)", "probes.Probe3.q0"),
     ("lab1", "about 10 s in all", "about 30 s in all", "bandits.figures_seconds"),
+    ("lab3", "(36 seen, 12 held out) | 100%, 100%", "(36 seen, 12 held out) | 100%, 90%",
+     "assistant.refusal_harmful_held_out"),
+    ("lab3", "true reward 2.08, KL 0.147", "true reward 2.18, KL 0.147",
+     "preferences.dpo.true_reward"),
+    ("lab3", "| none | 1.00 [0.76, 1.00] |", "| none | 1.00 [0.75, 1.00] |",
+     "jailbreak.none.harmful"),
+    ("lab3", "| 0.958 | 0.993 | 1.000 |", "| 0.958 | 0.983 | 1.000 |",
+     "deception.mass-mean honest accuracy.1"),
+    ("lab3", "| 0.895-0.948 |", "| 0.895-0.958 |", "deception.liar accuracy high.0"),
+    ("lab3", "alpha [1.85, 4.82]", "alpha [1.75, 4.82]", "scaling.alpha_low"),
+    # N_opt is given to four significant figures: 18980 is 1.898e4, +-5
+    ("lab3", "18980 parameters", "18990 parameters", "scaling.N_opt.1e12"),
+    ("lab3", "(82-132 s on the shared machine)", "(182-232 s on the shared machine)",
+     "scaling.boot_seconds"),
+    ("lab3", "at least 1.07 times", "at least 1.17 times", "feature_viz.min_ratio"),
+    ("lab3", "it classifies 99.9% of 2000", "it classifies 98.9% of 2000", "cnn.accuracy"),
 ])
 def test_a_changed_handout_number_disagrees(lab, old, new, key):
     claims = _claims()
@@ -163,6 +209,12 @@ def test_a_handout_sentence_that_is_gone_disagrees():
     rows = dict(zip((c.key for c in claims), handouts.rows(claims, measured), strict=True))
     assert rows["transformer.chain"].agrees is False
     assert "not found" in rows["transformer.chain"].handout
+    # lab 3: a setting of the table changed (the row no longer says what the script runs)
+    text = HANDOUTS["lab3"].replace("DPO (60 steps of 32 pairs", "DPO (80 steps of 32 pairs")
+    claims = _claims({**HANDOUTS, "lab3": text})
+    rows = dict(zip((c.key for c in claims), handouts.rows(claims, measured), strict=True))
+    assert rows["preferences.dpo.kl"].agrees is False
+    assert "not found" in rows["preferences.dpo.kl"].handout
 
 
 def test_a_changed_measurement_disagrees_and_a_failed_runner_says_why():
