@@ -17,7 +17,7 @@ and asterisks do not matter, and "..." stands for any text in between. A promise
 checks, or one deliberately not graded (display, motivation, a statement about the code
 students are given), is listed in ALLOWED below with its reason; the category UNCHECKED marks
 real promises no graded input reaches yet. An entry may quote the part of a mapped sentence
-that its test leaves open ("so ties go to the lowest action"): the report shows it as partly
+that its test leaves open ("then create the optimizer"): the report shows it as partly
 open. Hints ("Hint: use torch.xlogy") are advice, never promises.
 
 The tests here fail, naming the function, the sentence and the file, when a promise has
@@ -372,19 +372,6 @@ ALLOWED: list[Allowed] = [
     # ---- lab 1
     Allowed("lab1", "train", "The setup (seeding, networks, optimiser, buffer) is done for you",
             "given", "the set-up lines stand above the part students write"),
-    Allowed("lab1", "evaluate", "so ties go to the lowest action", "UNCHECKED",
-            "random weights never tie; test_evaluate should add a Q-network whose actions tie "
-            "(a zero head) and compare the returns, which a random tie-break changes"),
-    Allowed("lab1", "numerical_gradient", "Central finite-difference gradient", "UNCHECKED",
-            "a forward difference passes test_numerical_gradient in about 1 grading in 8 (263 of "
-            "2000 simulated draws): f'' is too small there; a term with a large second "
-            "derivative (c x^2, c ~ 100) would leave it 1e-4 off"),
-    Allowed("lab1", "EpsilonGreedyAgent", "counts: int (runs, k)", "UNCHECKED",
-            "the counts are compared after np.int64 casts in the probe, so an update that turns "
-            "them into floats passes; test_sample_average_update could check their dtype"),
-    Allowed("lab1", "GradientBanditAgent", "steps: int, how many updates have been made",
-            "UNCHECKED", "the probe returns int(agent.steps), so a float count passes; "
-            "check_gradient_step could check its type"),
     # ---- lab 2: the code students are given
     Allowed("lab2", "train_induction_model", "Import from transformer.py inside this function "
             "(as the first line does)", "given", "the import line stands above the part "
@@ -426,31 +413,13 @@ ALLOWED: list[Allowed] = [
             "unobservable: nn.Module.to moves the parameters in place, so an optimizer made "
             "before the move holds the same parameters"),
     # ---- lab 2: findings
-    Allowed("lab2", "induction_scores", "Returns (heads,) in the pattern's dtype", "UNCHECKED",
-            "only float64 patterns are graded, so a result cast to float64 passes; "
-            "test_scores_match_reference should add a float32 pattern"),
-    Allowed("lab2", "previous_token_scores", "Returns (heads,) in the pattern's dtype",
-            "UNCHECKED", "only float64 patterns are graded, so a result cast to float64 "
-            "passes; test_scores_match_reference should add a float32 pattern"),
-    Allowed("lab2", "loss_by_position", "Returns (seq - 1,) in the logits' dtype", "UNCHECKED",
-            "only float64 logits are graded, so a loss computed and returned in float64 passes; "
-            "test_loss_by_position should add float32 logits"),
     Allowed("lab2", "neuron_frequencies", "if that share exceeds threshold, else 0",
             "UNCHECKED", "no graded share equals the threshold, so >= passes; "
             "test_neuron_frequencies would need a neuron whose share is exactly the threshold, "
-            "which rounding in the Fourier transform makes hard to build (or the docstring "
-            "could leave the tie open)"),
-    Allowed("lab2", "sae.train_sae", "one float per step", "UNCHECKED",
-            "the probe converts the losses with float(), so a list of tensors passes; "
-            "test_train_sae_loop could record their types as the train_step tests do"),
-    Allowed("lab2", "sample_next_token", "apply top_k_filter if top_k is given, then "
-            "top_p_filter if top_p is given", "UNCHECKED", "no test gives the real "
-            "sample_next_token both top_k and top_p (test_generate records them only), so "
-            "top_p before top_k passes; test_sample_next_token needs a row where the orders "
-            "differ (probabilities 0.5, 0.3, 0.2 with top_k 2, top_p 0.6: one token, or two)"),
-    Allowed("lab2", "stationary_distribution", "accurate to about 1e-10", "UNCHECKED",
-            "graded at atol 1e-9, ten times looser than the promise: an answer 5e-10 off "
-            "passes"),
+            "but a share is a ratio of sums of squared coefficients in a basis of cos and sin "
+            "of 2 pi k x / p, so its last bits depend on the order of operations: a threshold "
+            "set to the reference's share would grade rounding, not > against >= (or the "
+            "docstring could leave the tie open)"),
 ]
 
 

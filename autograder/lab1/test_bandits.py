@@ -621,6 +621,14 @@ def test_sample_average_update(student, reference, np_rng):
         "With sample averages Q(A) is the mean of the rewards arm A has been paid: after "
         "adding 1 to N(A), Q(A) += (R - Q(A)) / N(A), with this arm's own count N(A).",
     )
+    # Docstring (EpsilonGreedyAgent): "counts: int (runs, k)": the dtype after every update, by
+    # name, next to the counts' values compared above (the probe casts those to int64).
+    dtypes = [str(dtype) for dtype in got["count_dtypes"]]
+    check(all(dtype.startswith(("int", "uint")) for dtype in dtypes),
+          f"EpsilonGreedyAgent({runs}, {k}, step_size=None).update: after an update counts "
+          f"holds {', '.join(dtypes)} values; the docstring says counts: int (runs, k) (add 1 "
+          "to the chosen entries in place, self.counts[rows, actions] += 1, which keeps them "
+          "integers)")
 
 
 @pytest.mark.points(2)
@@ -883,6 +891,11 @@ def check_gradient_step(student, reference, case: dict[str, Any], baseline: bool
     )
     check(got["steps"] == want["steps"], f"{setup}: steps is {got['steps']} after one update; "
           f"expected {want['steps']}.")
+    # Docstring (GradientBanditAgent): "steps: int": its type after the update, by name (a
+    # Python int or a numpy integer), next to its value above.
+    check(str(got["steps_type"]).startswith(("int", "uint")),
+          f"{setup}: steps is a {got['steps_type']} after the update; the docstring says "
+          "steps: int, how many updates have been made (steps += 1)")
     # Class docstring: "mean_reward: ... the average of all rewards received so far", with or
     # without the baseline (baseline=False only stops the update from subtracting it).
     assert_close(

@@ -286,21 +286,52 @@ def test_numerical_gradient(student, rng):
     """numerical_gradient approximates a known gradient and leaves x unchanged"""
     # Docstring (numerical_gradient): "Central finite-difference gradient of a scalar function",
     # "(f(x + eps * e_i) - f(x - eps * e_i)) / (2 * eps)": compared with the exact gradient at
-    # 1e-6.
-    # f(x) = sum(a * sin(b * x) * x^2) with a and b drawn here; its exact gradient is
-    # computed in the trusted process. Central differences with eps = 1e-6 in float64 are
-    # accurate to ~1e-8 here (truncation eps^2 |f'''| / 6 <= 1e-11, rounding 1e-16 |f| / eps
-    # <= 1e-9); 1e-6 leaves room for other step sizes down to ~1e-4. "x left unchanged" is
-    # checked on x's values sent back, in the same test as the gradient, never alone.
+    # 1e-6, on a function whose second derivative is large where its gradient is small.
+    # f(x) = sum(a * sin(b * x) * x^2 + c / 2 * (x - x0)^2) with a, b, c and x0 drawn here
+    # (c from 2000 to 4000, x0 within ~1e-3 of x, so the quadratic term adds a gradient
+    # c (x - x0) of a few units and a second derivative of c); its exact gradient is computed
+    # in the trusted process. The central difference with eps = 1e-6 in float64 is off by
+    # eps^2 / 6 * |f'''| plus rounding: the quadratic term has f''' = 0 and the sine term
+    # |f'''| <= a (b^3 x^2 + 6 b^2 |x| + 6 b) < 400 for |x| <= 4, so truncation < 1e-10;
+    # rounding is ~n u |f| / eps for the n <= 16 terms of f (|f| < 100), 2e-7 at the very
+    # worst and ~1e-9 in practice, and x +- eps itself rounds to ulp(x) ~ 4e-10 eps. Allowed:
+    # 1e-6 + 1e-6 |f'|, of which a correct central difference (an explicit loop, or f
+    # evaluated at x +- eps * rows of an identity) uses under 0.3% (1000 simulated draws);
+    # other step sizes down to ~1e-4 pass too. A one-sided difference is off by
+    # eps / 2 * f''(x): the sine term's |f''| <= a (b^2 x^2 + 4 b |x| + 2) < 150, so at least
+    # 0.5e-6 * 1850 = 9e-4 at every entry, against an allowance of at most ~1e-4 (|f'| < 80):
+    # 9 times over in the worst case, over 240 times in each of 1000 simulated draws (without
+    # the quadratic term it passed about 1 grading in 8). "x left unchanged" is checked on
+    # x's values sent back, in the same test as the gradient, never alone.
     # Docstring: "x: any shape": a 2-D x, then a 3-D one.
+    eps = 1e-6  # numerical_gradient's default step
     for shape in ((_size(rng, 2, 4), _size(rng, 2, 4)), (2, _size(rng, 1, 3), 2)):
         x = torch.randn(*shape, generator=rng, dtype=torch.float64)
         a = torch.rand(*shape, generator=rng, dtype=torch.float64) + 0.5
         b = torch.rand(*shape, generator=rng, dtype=torch.float64) * 1.5 + 0.5
-        got = student.probe("basics.numerical_gradient_of_known_function", x, a, b)
-        exact = a * (b * (b * x).cos() * x.pow(2) + 2 * x * (b * x).sin())
-        what = f"numerical_gradient(sum(a * sin(b * x) * x**2), x of shape {_shape(x.shape)})"
-        assert_close(got["grad"], exact, rtol=1e-6, atol=1e-6, dtype=torch.float64, what=what)
+        c = torch.rand(*shape, generator=rng, dtype=torch.float64) * 2000 + 2000
+        centre = x + 1e-3 * torch.randn(*shape, generator=rng, dtype=torch.float64)
+        got = student.probe("basics.numerical_gradient_of_known_function", x, a, b, c, centre)
+        exact = a * (b * (b * x).cos() * x.pow(2) + 2 * x * (b * x).sin()) + c * (x - centre)
+        second = a * (2 * (b * x).sin() + 4 * b * x * (b * x).cos()
+                      - b.pow(2) * x.pow(2) * (b * x).sin()) + c
+        what = (f"numerical_gradient(sum(a * sin(b * x) * x**2 + c / 2 * (x - x0)**2), x of "
+                f"shape {_shape(x.shape)}, c from 2000 to 4000)")
+        grad = got["grad"]
+        if torch.is_tensor(grad) and grad.shape == x.shape and grad.is_floating_point():
+            # Name the one-sided difference: off by eps / 2 * f''(x) (or minus that) everywhere.
+            residual = grad.double() - exact
+            for sign in (1.0, -1.0):
+                check(not torch.allclose(residual, sign * eps / 2 * second, rtol=0.05,
+                                         atol=1e-6),
+                      f"{what} is off by {'' if sign > 0 else '-'}eps / 2 * f''(x) at every "
+                      f"entry (f'' is {float(second.min()):.0f} or more here, so "
+                      f"{eps / 2 * float(second.min()):.1e} or more): that is a one-sided "
+                      "difference, (f(x + eps * e_i) - f(x)) / eps or (f(x) - f(x - eps * e_i)) "
+                      "/ eps. The docstring asks for the central difference (f(x + eps * e_i) - "
+                      "f(x - eps * e_i)) / (2 * eps), whose error is about eps^2 / 6 * f'''(x).")
+        assert_close(grad, exact, rtol=1e-6, atol=1e-6, dtype=torch.float64,
+                     what=f"{what} (a central difference)")
         shapes = ", ".join(_shape(s) for s in got["call_shapes"])
         check(got["call_shapes"] == [list(x.shape)],
               f"{what} called f on tensors of shape {shapes}; evaluate f at x + eps * e_i and "

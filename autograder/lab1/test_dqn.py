@@ -591,20 +591,31 @@ def test_evaluate(student, reference, rng, seed):
     # Docstring: "The undiscounted return of num_episodes greedy episodes (epsilon = 0), in
     # order"; "start episode i with env.reset(seed=seed + i) and play until it terminates or
     # is truncated, always taking argmax_a Q(obs, a)" (CartPole truncates at 500; the linear
-    # policy reaches it). "ties go to the lowest action": not separately tested (continuous
-    # Q-values of random weights do not tie).
+    # policy reaches it).
     # A linear policy that pushes the cart towards where the pole falls (long episodes), a
     # random MLP (short ones) and a probe whose observation is random.
+    # Docstring: "(torch's argmax, so ties go to the lowest action)": a fourth network, random
+    # layers under a head with zero weights and one bias for both actions, so Q(obs, 0) ==
+    # Q(obs, 1) exactly (0 * h sums to exactly 0) in every state. Action 0 every step ends a
+    # CartPole episode in 8 to 11 steps; a random tie-break plays a random policy (22 steps
+    # on average), whose return equals it in 3% of episodes (2000 measured), so it matches
+    # all of 3 or more episodes with a chance of about 3e-5 or less.
     falling = torch.tensor([0.0, 0.0, 3.0, 1.0]) + 0.3 * torch.randn(4, generator=rng)
-    cases = [("CartPole-v1", [(torch.stack([-falling, falling]), torch.zeros(2))]),
-             ("CartPole-v1", _weights(rng, [4, 16, 2])),
-             ("probes/Probe5-v0", _weights(rng, [1, 8, 2]))]
+    cases = [("CartPole-v1", [(torch.stack([-falling, falling]), torch.zeros(2))], ""),
+             ("CartPole-v1", _weights(rng, [4, 16, 2]), ""),
+             ("probes/Probe5-v0", _weights(rng, [1, 8, 2]), "")]
     episodes = _size(rng, 3, 6)
-    for env_id, weights in cases:
+    tied = _weights(rng, [4, 16, 16, 2])
+    tied[-1] = (torch.zeros(2, 16), tied[-1][1][:1].expand(2).clone())
+    cases.append(("CartPole-v1", tied, ": a Q-network whose two actions' Q-values tie in every "
+                  "state (zero head weights, equal biases); the docstring asks for torch's "
+                  "argmax, so ties go to the lowest action, 0"))
+    for env_id, weights, label in cases:
         episode_seed = seed % 2**31
         got = student.probe("dqn.evaluate", weights, env_id, episodes, episode_seed)
         want = reference.probe("dqn.evaluate", weights, env_id, episodes, episode_seed)
-        what = f"evaluate(q_network, {env_id!r}, num_episodes={episodes}, seed={episode_seed})"
+        what = (f"evaluate(q_network, {env_id!r}, num_episodes={episodes}, seed={episode_seed})"
+                f"{label}")
         check(isinstance(got, list) and len(got) == len(want),
               f"{what} returned {got!r}; expected a list of {len(want)} returns")
         assert_close([float(r) for r in got], want, rtol=0, atol=1e-6,

@@ -188,6 +188,20 @@ def test_scores_match_reference(student, reference, rng, function):
         want = reference.call(f"induction.{function}", pattern)
         assert_shape(got, (heads,), what)
         assert_close(got, want, **EXACT, what=what, dtype=torch.float64)
+    # Docstring (induction_scores, previous_token_scores): "Returns (heads,) in the pattern's
+    # dtype": the last pattern in float32 too, its dtype checked by name. Each score is a mean
+    # of at most 5 * 19 = 95 entries in [0, 1]; summed in float32 in any order it is within
+    # 94 u = 5.6e-6 relative of the exact mean (u = 6e-8, all terms positive), and a float64
+    # mean rounded to float32 within u: so rtol 2e-5 against the reference's float64 scores of
+    # the same float32 values (measured: 2e-7 at most over 2000 draws), while every wrong
+    # stripe is off by more than 1e-3.
+    single = pattern.float()
+    what = (f"{function}(float32 pattern {_shape(single.shape)}) (it returns (heads,) in the "
+            "pattern's dtype)")
+    got = student.call(f"induction.{function}", single)
+    want = reference.call(f"induction.{function}", single.double())
+    assert_shape(got, (heads,), what)
+    assert_close(got, want, rtol=2e-5, atol=0, what=what, dtype=torch.float32)
 
 
 @pytest.mark.points(1)
@@ -245,6 +259,21 @@ def test_loss_by_position(student, reference, rng):
         want = reference.call("induction.loss_by_position", logits, tokens)
         assert_shape(got, (seq - 1,), what)
         assert_close(got, want, **EXACT, what=what, dtype=torch.float64)
+    # Docstring (loss_by_position): "Returns (seq - 1,) in the logits' dtype": float32 logits of
+    # size 3, the dtype checked by name. In float32, log_softmax of logits up to ~15 in size
+    # over at most 20 tokens is off by a few u times those sizes (u = 6e-8: ~3e-6), the mean
+    # over at most 5 rows adds a few u relative: atol 2e-5 + rtol 1e-5 against the
+    # reference's float64 loss of the same float32 logits (measured: 1.4% of that at most over
+    # 2000 draws). A wrong position or sign is off by more than 0.1.
+    logits = (torch.randn(_size(rng, 2, 5), _size(rng, 4, 12), _size(rng, 3, 20), generator=rng)
+              * 3)
+    tokens = torch.randint(0, logits.shape[-1], logits.shape[:2], generator=rng)
+    what = (f"loss_by_position(float32 logits {_shape(logits.shape)}, tokens) (it returns "
+            "(seq - 1,) in the logits' dtype)")
+    got = student.call("induction.loss_by_position", logits, tokens)
+    want = reference.call("induction.loss_by_position", logits.double(), tokens)
+    assert_shape(got, (logits.shape[1] - 1,), what)
+    assert_close(got, want, rtol=1e-5, atol=2e-5, what=what, dtype=torch.float32)
 
 
 # ----------------------------------------------------------------------------- the planted model

@@ -439,6 +439,10 @@ def test_train_sae_loop(student, reference, rng):
         check(got["dead_types"] in ([], ["int"]),
               f"{what}: history['dead'] holds {', '.join(got['dead_types'])}; the docstring "
               "asks for ints (int(dead.sum()))")
+        # Docstring (train_sae): "one float per step": the types of the losses, by name.
+        check(got["loss_types"] == ["float"],
+              f"{what}: history['losses'] holds {', '.join(got['loss_types'])}; the docstring "
+              "asks for one float per step (train_step's loss, loss.item())")
         # Losses follow the decoder (see LOOP_LOSSES); a wrong batch is off by ~1.
         assert_close(got["losses"], want["losses"], **LOOP_LOSSES,
                      what=f"{what}: the losses, one per step (the batches are activations["

@@ -430,21 +430,30 @@ def test_stationary_distribution(student, reference, rng):
     # "transition: (d_vocab, d_vocab) float64, rows summing to 1, irreducible and aperiodic": 2
     # tokens, more, and a slowly mixing chain.
     # Docstring: "Returns float64, accurate to about 1e-10" for any irreducible, aperiodic
-    # chain. The random chains mix fast (second eigenvalue ~0.3), so a fixed number of power
-    # iterations from a uniform start converges on them; the slowly mixing chain (second
-    # eigenvalue ~1 - 1e-4) leaves 10,000 power iterations ~0.03 off. The eigenvector and the
-    # linear solve agree with each other there to ~1e-12 (condition ~1 / gap = 1e4).
+    # chain, checked at atol 1e-10. The random chains mix fast (second eigenvalue ~0.3), so a
+    # fixed number of power iterations from a uniform start converges on them; the slowly
+    # mixing chain (second eigenvalue 1 - gap, gap 4e-5 to 2e-4) leaves 10,000 power
+    # iterations ~0.03 off, and power iteration stopped when pi changes by less than 1e-13 per
+    # step is off by about 1e-13 / gap, 5e-10 to 2e-9. The tolerance from the conditioning: pi
+    # moves by about |dP| / gap when the chain moves by dP, and a backward-stable method (the
+    # eigenvector, a linear solve, least squares, repeated squaring) solves a chain within a
+    # few u = 1.1e-16 of the given one, so it is within ~u / gap ~ 3e-12 of the exact pi on any
+    # CPU and LAPACK. Measured on 3000 draws of the slow chain against a 40-digit solve: torch's
+    # and numpy's eig 7e-12 at most, linear solve 1e-12, lstsq 2e-12, repeated squaring 8e-13,
+    # and every one of them within 8e-12 of the reference's eig: 12 times inside 1e-10.
     cases = [(_transition(rng, 2), ""), (_transition(rng, _size(rng, 5, 16)), "")]
     slow = _slow_transition(rng, _size(rng, 6, 12))
     second = float(torch.linalg.eigvals(slow).abs().sort(descending=True).values[1])
     cases.append((slow, f" that mixes slowly (second eigenvalue {second:.6f}; a fixed number of "
-                        "power iterations has not converged on it: use the eigenvector or "
-                        "solve the linear system)"))
+                        "power iterations has not converged on it, and a change per step of "
+                        f"d leaves pi about d / {1 - second:.1e} off: the docstring asks for "
+                        "pi accurate to about 1e-10, so use the eigenvector or solve the "
+                        "linear system)"))
     for transition, label in cases:
         d_vocab = transition.shape[0]
         got = student.call("transformer.stationary_distribution", transition)
         want = reference.call("transformer.stationary_distribution", transition)
-        assert_close(got, want, rtol=0, atol=1e-9, dtype=torch.float64,
+        assert_close(got, want, rtol=0, atol=1e-10, dtype=torch.float64,
                      what=f"stationary_distribution(a ({d_vocab}, {d_vocab}) transition matrix"
                           f"{label})")
 
@@ -756,6 +765,31 @@ def test_sample_next_token(student, reference, rng, seed):
     got = _draws(student, plain, seed, {"temperature": 1.5, "top_k": 1}, what)
     assert_close(got, plain.argmax(dim=-1), rtol=0, atol=0,
                  what=f"{what} (top_k=1 leaves each row's largest logit alone)")
+
+    # Docstring (sample_next_token): "apply top_k_filter if top_k is given, then top_p_filter
+    # if top_p is given": rows whose probabilities after the temperature are 0.5, 0.3 and 0.2
+    # (in a random order per row, shifted by a random constant), with top_k = 2 and top_p
+    # drawn from 0.52 to 0.6. In the stated order top_k leaves 0.625 and 0.375, and top_p then
+    # keeps the first only (the second's sum before it, 0.625, reaches p): every row draws its
+    # most likely token, whatever the generator gives. In the other order (or with both masks
+    # taken from the same logits) top_p keeps two tokens (0.5 < p <= 0.8), top_k keeps both,
+    # and each row draws the second with probability 0.375: all 64 rows draw the first with a
+    # chance of 0.625^64 = 1e-13. The margins (0.02 and more) dwarf float32 rounding.
+    rows = 64
+    temperature = float(torch.rand((), generator=rng)) * 1.5 + 0.5
+    top_p = round(float(torch.rand((), generator=rng)) * 0.08 + 0.52, 3)
+    order = torch.stack([torch.randperm(3, generator=rng) for _ in range(rows)])
+    log_probs = torch.tensor([0.5, 0.3, 0.2], dtype=torch.float64).log()[order]
+    shift = 3 * torch.randn(rows, 1, generator=rng, dtype=torch.float64)
+    logits = (temperature * (log_probs + shift)).float()
+    options = {"temperature": temperature, "top_k": 2, "top_p": top_p}
+    what = (f"sample_next_token(logits ({rows}, 3) with probabilities 0.5, 0.3 and 0.2 after "
+            f"the temperature, temperature={temperature:.3g}, top_k=2, top_p={top_p:g})")
+    got = _draws(student, logits, seed, options, what)
+    assert_close(got, logits.argmax(dim=-1), rtol=0, atol=0,
+                 what=f"{what} (apply top_k_filter first, then top_p_filter to what it leaves: "
+                      "top_k keeps 0.625 and 0.375, and top_p then keeps only the most likely "
+                      "token, whatever the draw)")
 
 
 @pytest.mark.points(1)

@@ -169,12 +169,14 @@ def value_updates(
     agent = bandits.EpsilonGreedyAgent(
         runs, k, epsilon=0.0, step_size=step_size, initial_value=initial_value
     )
-    values, counts = [], []
+    values, counts, count_dtypes = [], [], set()
     for step_actions, step_rewards in zip(actions, rewards, strict=True):
         agent.update(step_actions, step_rewards)
         values.append(_floats(agent.values))
         counts.append(_ints(agent.counts))
-    return {"values": np.stack(values), "counts": np.stack(counts)}
+        count_dtypes.add(str(np.asarray(agent.counts).dtype))
+    return {"values": np.stack(values), "counts": np.stack(counts),
+            "count_dtypes": sorted(count_dtypes)}
 
 
 def gradient_policy(preferences: Any) -> np.ndarray:
@@ -201,6 +203,7 @@ def gradient_update(
         "preferences": _floats(agent.preferences),
         "mean_reward": _floats(agent.mean_reward),
         "steps": int(agent.steps),
+        "steps_type": type(agent.steps).__name__,
     }
 
 

@@ -10,12 +10,13 @@ import torch
 
 
 def numerical_gradient_of_known_function(
-    x: torch.Tensor, scale: torch.Tensor, frequency: torch.Tensor
+    x: torch.Tensor, scale: torch.Tensor, frequency: torch.Tensor, curvature: torch.Tensor,
+    centre: torch.Tensor,
 ) -> dict:
-    """The implementation's finite-difference gradient of sum(scale * sin(frequency * x) * x^2)
-    (scale and frequency drawn by the test), x as it is after the call, and how f was called:
-    the shapes it was given, and the most entries of x that one call changed (central
-    differences change exactly one)."""
+    """The implementation's finite-difference gradient of sum(scale * sin(frequency * x) * x^2
+    + curvature / 2 * (x - centre)^2) (all four drawn by the test), x as it is after the call,
+    and how f was called: the shapes it was given, and the most entries of x that one call
+    changed (central differences change exactly one)."""
     before = x.clone()
     shapes, changed = set(), [0]
 
@@ -24,7 +25,8 @@ def numerical_gradient_of_known_function(
         if t.numel() == before.numel():
             moved = (t.detach().reshape(-1) != before.reshape(-1)).sum()
             changed.append(int(moved))
-        return (scale * (frequency * t).sin() * t.pow(2)).sum()
+        return (scale * (frequency * t).sin() * t.pow(2)
+                + curvature / 2 * (t - centre).pow(2)).sum()
 
     grad = basics.numerical_gradient(f, x)
     return {"grad": grad, "x_after": x.detach().clone(),

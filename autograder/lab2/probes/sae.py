@@ -165,6 +165,8 @@ def train_loop(state: dict, k: int | None, activations: torch.Tensor, options: d
     losses = history.get("losses") if isinstance(history, dict) else None
     dead = history.get("dead") if isinstance(history, dict) else None
     return {"losses": [float(loss) for loss in losses] if isinstance(losses, list) else None,
+            "loss_types": sorted({type(loss).__name__ for loss in losses})
+            if isinstance(losses, list) else None,
             "dead": [int(count) for count in dead] if isinstance(dead, list) else None,
             "dead_types": sorted({type(count).__name__ for count in dead})
             if isinstance(dead, list) else None,
