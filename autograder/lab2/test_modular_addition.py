@@ -208,6 +208,19 @@ def test_key_frequencies(student, reference, rng):
     got = student.call("modular_addition.key_frequencies", norms, share=0.75)
     want = reference.call("modular_addition.key_frequencies", norms, share=0.75)
     _check_keys(got, want, f"{what}: the three strongest carry exactly 0.75 of the power")
+    # "in order of decreasing power", on float64 norms: two norms 1e-9 apart (powers 2e-9
+    # apart: far above float64's resolution, below float32's), in both orders, at a share the
+    # stronger reaches alone. Powers rounded to float32 tie, and a tie is broken by position:
+    # wrong in one of the two orders. (Frequencies 1 and 4, so that the wrong one is not the
+    # right one off by one.)
+    for stronger in (0, 3):
+        norms = torch.tensor([1.0, 0.1, 0.1, 1.0, 0.1], dtype=F64)
+        norms[stronger] += 1e-9
+        what = (f"key_frequencies(norms {norms.tolist()}, share=0.4): frequency "
+                f"{stronger + 1}'s norm is 1e-9 larger, so it alone is the answer")
+        got = student.call("modular_addition.key_frequencies", norms, share=0.4)
+        want = reference.call("modular_addition.key_frequencies", norms, share=0.4)
+        _check_keys(got, want, f"{what} (compare the powers in float64)")
 
 
 # ----------------------------------------------------------------------------- the neurons
@@ -280,8 +293,14 @@ def test_neuron_frequencies(student, reference, rng):
     # "Returns (frequency, share): int64 and float64, both (n,)", "A neuron that never fires
     # (variance 0) gets frequency 0 and share 0": planted neurons with a large constant term, a
     # largest single coefficient on another frequency, two split neurons and a dead one.
+    # "(variance 0)": only a variance of exactly 0 is a neuron that never fires, and a share is
+    # a ratio that scaling a neuron leaves as it was: the last column is the first neuron times
+    # 1e-21 (exact in float32), whose variance (~1e-42) lies below float32's smallest normal
+    # number but far above float64's; dividing by a clamp at float32's tiny (1.2e-38), or
+    # calling it dead, gives it another share than the first neuron's.
     for p in _primes(rng):
         activations = _planted_neurons(rng, p)
+        activations = torch.cat([activations, activations[:, :1] * 1e-21], dim=1)
         threshold = round(_uniform(rng, 0.5, 0.65), 3)
         what = (f"neuron_frequencies(activations of shape {tuple(activations.shape)}, "
                 f"threshold={threshold})")
@@ -289,6 +308,15 @@ def test_neuron_frequencies(student, reference, rng):
                            threshold=threshold)
         want = reference.call("modular_addition.neuron_frequencies", activations,
                               threshold=threshold)
+        if (isinstance(got, (tuple, list)) and len(got) == 2
+                and torch.as_tensor(got[1]).shape == want[1].shape):
+            scaled, expected = float(got[1][-1]), float(want[1][-1])
+            check(abs(scaled - expected) <= 1e-9 * (1 + abs(expected)),
+                  f"{what}: the last neuron is the first times 1e-21 (its variance ~1e-42, not "
+                  f"0), and its share should be the first's, {expected:.6g}; got {scaled:.6g}. "
+                  "A share is a ratio that scaling a neuron leaves as it was, and only a "
+                  "variance of exactly 0 means a neuron that never fires (no clamp or "
+                  "comparison at float32's tiny)")
         _clusters_agree(got, want, what)
 
 
