@@ -12,7 +12,8 @@
 #   make autograder lab1           the Gradescope autograder zip dist/lab1-autograder.zip
 #   make otter lab1                the otter-grader autograder zip dist/lab1-otter-autograder.zip
 #   make stubs                     regenerate assignments/ from reference/
-#   make mutation [lab1] [PART=p]  mutation score of the hidden suites (slow: about an hour)
+#   make mutation [lab1] [PART=p] [KIND=float32]  mutation score of the hidden suites (slow:
+#                                  about an hour; KIND grades one kind of mutant)
 #   make flaky [lab1] [N=50] [PART=p] [K=expr]  grade the reference N times; any failure?
 #   make honesty [lab1] [PART=p]   trivial implementations (None, zeros, ...) must score 0
 #   make crosscheck [lab1] [PART=p] [SETTING=generic]  the reference and the correct
@@ -150,7 +151,8 @@ N ?= 50
 LAB_ARGS := $(if $(LAB),--lab $(LAB),)
 
 mutation: $(ENV_STAMP)
-	$(PY) -m bench.mutation $(LAB_ARGS) $(if $(PART),--part $(PART),)
+	$(PY) -m bench.mutation $(LAB_ARGS) $(if $(PART),--part $(PART),) \
+	  $(if $(KIND),--kind "$(KIND)",)
 
 flaky: $(ENV_STAMP)
 	$(PY) -m bench.flaky $(LAB_ARGS) --runs $(N) $(if $(PART),--part $(PART),) $(if $(K),-k "$(K)",)
