@@ -125,7 +125,7 @@ def test_every_handout_number_is_found_with_a_row_of_its_own():
     assert sum(bool(re.fullmatch(r"deception\..*\.[012]", k)) for k in keys) == 21
     assert sum(bool(re.fullmatch(r"assistant\.(refusal_.*|complied_.*|where_[hl].*|"
                                  r"statement_[hl].*)", k)) for k in keys) == 9
-    assert stated["scaling.E"] == pytest.approx(1.0184)
+    assert stated["scaling.E"] == pytest.approx(1.01843)
     assert stated["jailbreak.gcg"] == [6, 6, 0.61, 1.0]
     assert stated["deception.mass-mean liar accuracy.2"] == 0.0  # "**0.000**"
     assert stated["deception.liar accuracy high.0"] == pytest.approx(0.948)

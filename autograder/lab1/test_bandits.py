@@ -626,9 +626,9 @@ def test_sample_average_update(student, reference, np_rng):
     dtypes = [str(dtype) for dtype in got["count_dtypes"]]
     check(all(dtype.startswith(("int", "uint")) for dtype in dtypes),
           f"EpsilonGreedyAgent({runs}, {k}, step_size=None).update: after an update counts "
-          f"holds {', '.join(dtypes)} values; the docstring says counts: int (runs, k) (add 1 "
-          "to the chosen entries in place, self.counts[rows, actions] += 1, which keeps them "
-          "integers)")
+          f"holds {', '.join(dtypes)} values; the docstring says counts: int (runs, k) "
+          "(increment the chosen entries in place by the integer 1; adding a float, or a "
+          "one-hot row of floats, makes counts float)")
 
 
 @pytest.mark.points(2)

@@ -440,7 +440,7 @@ def test_stationary_distribution(student, reference, rng):
     # few u = 1.1e-16 of the given one, so it is within ~u / gap ~ 3e-12 of the exact pi on any
     # CPU and LAPACK. Measured on 3000 draws of the slow chain against a 40-digit solve: torch's
     # and numpy's eig 7e-12 at most, linear solve 1e-12, lstsq 2e-12, repeated squaring 8e-13,
-    # and every one of them within 8e-12 of the reference's eig: 12 times inside 1e-10.
+    # and every one of them within 8e-12 of an eigenvector solve: 12 times inside 1e-10.
     cases = [(_transition(rng, 2), ""), (_transition(rng, _size(rng, 5, 16)), "")]
     slow = _slow_transition(rng, _size(rng, 6, 12))
     second = float(torch.linalg.eigvals(slow).abs().sort(descending=True).values[1])

@@ -481,11 +481,20 @@ def test_gcg_beats_random_suffixes(student, reference, rng):
     starts = [words[torch.randint(len(words), (4,), generator=rng)] for _ in prefixes]
     attacks = student.probe("jailbreak.gcg_attacks", config, state, prefixes, starts, post,
                             target, GCG_OPTIONS, _seed(rng), allowed, timeout=120)
+    check(isinstance(attacks, dict) and isinstance(attacks.get("found"), list)
+          and isinstance(attacks.get("paths"), list),
+          "gcg_step, looped by the grader, did not return a suffix of 4 tokens for each prompt")
     found, paths = attacks["found"], attacks["paths"]
-    steps = [step for path in paths for step in path]
-    check(isinstance(found, list) and len(found) == len(prefixes)
+    steps = [step for path in paths if isinstance(path, list) for step in path]
+    check(len(found) == len(paths) == len(prefixes)
+          and all(isinstance(path, list) and path for path in paths)
           and all(isinstance(s, torch.Tensor) and s.shape == (4,) for s in [*found, *steps]),
           "gcg_step, looped by the grader, did not return a suffix of 4 tokens for each prompt")
+    # The path is the worker's report: it must start at the grader's start and hold the suffix
+    # kept, so that the one-token check below is about the search that found it.
+    check(all(torch.equal(path[0], start) and any(torch.equal(kept, step) for step in path)
+              for path, start, kept in zip(paths, starts, found, strict=True)),
+          "the suffixes gcg_step returned do not lead from the start to the suffix kept")
     check(all(bool(allowed[s].all()) for s in found),
           "gcg_step put a token that `allowed` forbids into the suffix")
     # Each step returns one of sample_candidates' suffixes: the previous one with one token
