@@ -1,5 +1,5 @@
 """No points for doing nothing (bench/honesty.py): the trivial replacements themselves, the list
-of exceptions, and a fixed sample of student functions per lab part whose trivial replacements
+of exceptions, and a fixed sample of student functions of one part whose trivial replacements
 must fail every test that calls them.
 
 `make honesty` judges every function; the slow test here judges a small sample so that CI
@@ -165,7 +165,7 @@ def test_every_exception_names_a_replacement_and_has_a_reason():
 
 
 def _sample() -> list[tuple[str, str, list[str]]]:
-    """(lab, part, the sampled functions) for one part of each lab (sampled_parts)."""
+    """(lab, part, the sampled functions) for the sampled part (sampled_parts)."""
     chosen = []
     for lab_name, part in sampled_parts("honesty"):
         path = load_lab(lab_name).reference_dir / f"{part}.py"
@@ -180,7 +180,7 @@ def _sample() -> list[tuple[str, str, list[str]]]:
 @pytest.mark.slow
 def test_a_sample_of_trivial_implementations_scores_nothing(tmp_path: Path,
                                                            reference_cache: Path):
-    """A fixed sample of functions of one part per lab: each trivial replacement fails every
+    """A fixed sample of functions of one part: each trivial replacement fails every
     test that calls the function, or the test is listed with a reason."""
     exceptions = honesty.load_exceptions()
     work = []

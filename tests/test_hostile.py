@@ -187,8 +187,11 @@ def test_hostile_submission(case, grade, tmp_path, monkeypatch):
     hog = case == "memory_hog"
     # The two classifier-training tests (half of a basics grading's time) are left out: no
     # snippet changes what they call, and the 15 tests left still show that the tests after
-    # the one a snippet breaks keep their points.
-    graded = grade(submission, extra=("-k", "not train_classifier",
+    # the one a snippet breaks keep their points. The same case again under a simulated system
+    # or sandbox grades the first three tests: the one the snippets break and two after it.
+    selection = ("pairwise_distances or gather_log_probs or one_hot" if missing or system
+                 else "not train_classifier")
+    graded = grade(submission, extra=("-k", selection,
                                       *(("--memory-limit-gib", "1.5") if hog else ())),
                    timeout_scale=6.0 if hog else 1.0)
     assert graded.returncode == 0, graded.output[-2000:]
