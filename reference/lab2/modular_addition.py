@@ -215,7 +215,8 @@ def neuron_frequencies(activations: torch.Tensor,
     (i, j) with i and j in {0, 2k - 1, 2k}, except (0, 0): cos and sin of k a, of k b, and
     their four products. The share of k is the sum of those terms' squares over the variance.
     Returns (frequency, share): int64 and float64, both (n,). share[m] is neuron m's largest
-    share; frequency[m] is the k that has it if that share exceeds `threshold`, else 0. A
+    share; frequency[m] is the k that has it if that share exceeds `threshold`, else 0 (a share
+    exactly at the threshold is left open: `>` and `>=` are both accepted). A
     neuron that never fires (variance 0) gets frequency 0 and share 0. The shares of different
     frequencies add up to at most 1, so for threshold >= 0.5 at most one can exceed it.
     """
