@@ -90,6 +90,56 @@ def unpack(archive: Path, destination: Path) -> None:
                 target.chmod(0o755)
 
 
+def build_zip(command: str, lab: str, out: Path, *options: str) -> None:
+    """`python -m autograder autograder-zip|otter-zip LAB OPTIONS --out OUT`, checked."""
+    completed = subprocess.run(
+        [sys.executable, "-m", "autograder", command, lab, *options, "--out", str(out)],
+        cwd=REPO_ROOT, capture_output=True, text=True, timeout=600)
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+
+
+def install(archive: Path, root: Path) -> None:
+    """The autograder zip unpacked into ROOT/source and run_autograder copied to ROOT, as
+    Gradescope sets up /autograder."""
+    unpack(archive, root / "source")
+    shutil.copyfile(root / "source" / "run_autograder", root / "run_autograder")
+    (root / "run_autograder").chmod(0o755)
+
+
+def run_gradescope(root: Path, submission: Path, workspace: Path, user: str,
+                   **env: str) -> dict:
+    """`run_autograder` in ROOT with SUBMISSION's files as ROOT/submission (the earlier
+    submission and results removed); its results.json. `env` adds to the environment."""
+    shutil.rmtree(root / "submission", ignore_errors=True)
+    shutil.rmtree(root / "results", ignore_errors=True)
+    shutil.copytree(submission, root / "submission")
+    environment = {**os.environ, "AUTOGRADER_ROOT": str(root),
+                   "AUTOGRADER_PYTHON": GRADER_PYTHON, "AUTOGRADER_SEED": str(SEED),
+                   "AUTOGRADER_USER": user,
+                   "AUTOGRADER_REFERENCE_CACHE": str(workspace / "cache"), **env}
+    completed = subprocess.run([str(root / "run_autograder")], cwd=root, env=environment,
+                               capture_output=True, text=True, timeout=900)
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    return json.loads((root / "results" / "results.json").read_text())
+
+
+def run_otter(archive: Path, upload: Path, out: Path, workspace: Path) -> dict:
+    """`otter run` of the otter zip ARCHIVE on the zip UPLOAD into OUT; its results.json."""
+    otter = Path(sys.executable).with_name("otter")
+    out.mkdir(parents=True)
+    completed = subprocess.run(
+        [str(otter), "run", "-a", str(archive), "-o", str(out), "--no-logo", str(upload)],
+        capture_output=True, text=True, timeout=900,
+        env={**os.environ, "AUTOGRADER_REFERENCE_CACHE": str(workspace / "cache")})
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    return json.loads((out / "results.json").read_text())
+
+
+def otter_part_totals(results: dict) -> dict:
+    """{part: (score, max_score)} of otter's results, as part_totals gives ours."""
+    return {t["name"]: (t["score"], t["max_score"]) for t in results["tests"] if "score" in t}
+
+
 @pytest.fixture(scope="module")
 def workspace(tmp_path_factory):
     base = tmp_path_factory.mktemp("zips")
@@ -126,32 +176,17 @@ def gradescope(workspace, submissions):
     """Unpack the autograder zip as Gradescope does and run `run_autograder` on each
     submission; returns (results by submission name, the user student code ran as)."""
     archive = workspace / "lab1-autograder.zip"
-    completed = subprocess.run(
-        [sys.executable, "-m", "autograder", "autograder-zip", "lab1", "--part", "basics",
-         "--out", str(archive)], cwd=REPO_ROOT, capture_output=True, text=True, timeout=600)
-    assert completed.returncode == 0, completed.stdout + completed.stderr
+    build_zip("autograder-zip", "lab1", archive, "--part", "basics")
     with zipfile.ZipFile(archive) as opened:
         names = opened.namelist()
     assert {"setup.sh", "run_autograder"} <= set(names)
     assert not any(name.startswith(("tests/", "build/", "dist/")) for name in names)
 
     root = workspace / "gradescope" / "autograder"
-    unpack(archive, root / "source")
-    shutil.copyfile(root / "source" / "run_autograder", root / "run_autograder")
-    (root / "run_autograder").chmod(0o755)
+    install(archive, root)
     user = user_for_tests()
-    results = {}
-    for name, folder in submissions.items():
-        shutil.rmtree(root / "submission", ignore_errors=True)
-        shutil.rmtree(root / "results", ignore_errors=True)
-        shutil.copytree(folder, root / "submission")
-        env = {**os.environ, "AUTOGRADER_ROOT": str(root), "AUTOGRADER_PYTHON": GRADER_PYTHON,
-               "AUTOGRADER_SEED": str(SEED), "AUTOGRADER_USER": user,
-               "AUTOGRADER_REFERENCE_CACHE": str(workspace / "cache")}
-        completed = subprocess.run([str(root / "run_autograder")], cwd=root, env=env,
-                                   capture_output=True, text=True, timeout=900)
-        assert completed.returncode == 0, completed.stdout + completed.stderr
-        results[name] = json.loads((root / "results" / "results.json").read_text())
+    results = {name: run_gradescope(root, folder, workspace, user)
+               for name, folder in submissions.items()}
     return results, user
 
 
@@ -235,27 +270,13 @@ def test_results_are_written_even_when_grading_cannot_run(workspace, submissions
 def test_otter_gives_the_same_scores(workspace, submissions, gradescope):
     pytest.importorskip("otter")
     archive = workspace / "lab1-otter.zip"
-    completed = subprocess.run(
-        [sys.executable, "-m", "autograder", "otter-zip", "lab1", "--part", "basics",
-         "--seed", str(SEED), "--out", str(archive)],
-        cwd=REPO_ROOT, capture_output=True, text=True, timeout=600)
-    assert completed.returncode == 0, completed.stdout + completed.stderr
-    otter = Path(sys.executable).with_name("otter")
-    env = {**os.environ, "AUTOGRADER_REFERENCE_CACHE": str(workspace / "cache")}
+    build_zip("otter-zip", "lab1", archive, "--part", "basics", "--seed", str(SEED))
     for name in ("partial", "hostile"):  # the correct one adds time and nothing new here
-        folder = submissions[name]
-        out = workspace / "otter" / name
-        out.mkdir(parents=True)
-        completed = subprocess.run(
-            [str(otter), "run", "-a", str(archive), "-o", str(out), "--no-logo",
-             str(folder.with_suffix(".zip"))],
-            capture_output=True, text=True, timeout=900, env=env)
-        assert completed.returncode == 0, completed.stdout + completed.stderr
-        otter_results = json.loads((out / "results.json").read_text())
+        otter_results = run_otter(archive, submissions[name].with_suffix(".zip"),
+                                  workspace / "otter" / name, workspace)
         ours = gradescope[0][name]
         parts = {t["name"]: t for t in otter_results["tests"] if "score" in t}
-        assert {part: (t["score"], t["max_score"]) for part, t in parts.items()} == \
-            part_totals(ours), name
+        assert otter_part_totals(otter_results) == part_totals(ours), name
         assert sum(t["score"] for t in parts.values()) == ours["score"]
         public = next(t for t in otter_results["tests"] if t["name"] == "Public Tests")
         failed_public = [t["name"] for t in ours["tests"]
@@ -296,20 +317,13 @@ def test_no_signal_socket_secret_or_leftover_on_the_gradescope_path(workspace, g
     root = workspace / "gradescope" / "autograder"
     user = gradescope[1]
     missing = "no-signal-scope,no-landlock" if user else "no-signal-scope"
-    shutil.rmtree(root / "submission", ignore_errors=True)
-    shutil.rmtree(root / "results", ignore_errors=True)
-    (root / "submission").mkdir()
+    submission = workspace / "submissions" / "issue-16"
+    submission.mkdir()
     reference = (REPO_ROOT / "reference" / "lab1" / "basics.py").read_text()
-    (root / "submission" / "basics.py").write_text(reference + ISSUE_16)
+    (submission / "basics.py").write_text(reference + ISSUE_16)
     Path("/dev/shm/gradescope-leftover").unlink(missing_ok=True)
-    env = {**os.environ, "AUTOGRADER_ROOT": str(root), "AUTOGRADER_PYTHON": GRADER_PYTHON,
-           "AUTOGRADER_SEED": str(SEED), "AUTOGRADER_USER": user,
-           "AUTOGRADER_REFERENCE_CACHE": str(workspace / "cache"),
-           "AUTOGRADER_SIMULATE_SANDBOX": missing}
-    completed = subprocess.run([str(root / "run_autograder")], cwd=root, env=env,
-                               capture_output=True, text=True, timeout=900)
-    assert completed.returncode == 0, completed.stdout + completed.stderr
-    results = json.loads((root / "results" / "results.json").read_text())
+    results = run_gradescope(root, submission, workspace, user,
+                             AUTOGRADER_SIMULATE_SANDBOX=missing)
     check_gradescope_fields(results)
     assert f"simulated: {', '.join(sorted(missing.split(',')))}" in results["output"]
     failed = [t for t in results["tests"] if t["status"] == "failed"]
@@ -325,30 +339,16 @@ def test_lab3_zips_carry_its_support_files_and_checkpoints(workspace):
     ways, the same points."""
     root = workspace / "lab3" / "autograder"
     archive, otter_archive = workspace / "lab3-autograder.zip", workspace / "lab3-otter.zip"
-    for command, out, seed in (("autograder-zip", archive, ()),
-                               ("otter-zip", otter_archive, ("--seed", str(SEED)))):
-        completed = subprocess.run(
-            [sys.executable, "-m", "autograder", command, "lab3", "--part", "probes", *seed,
-             "--out", str(out)],
-            cwd=REPO_ROOT, capture_output=True, text=True, timeout=600)
-        assert completed.returncode == 0, completed.stdout + completed.stderr
+    build_zip("autograder-zip", "lab3", archive, "--part", "probes")
+    build_zip("otter-zip", "lab3", otter_archive, "--part", "probes", "--seed", str(SEED))
     with zipfile.ZipFile(archive) as opened:
         names = set(opened.namelist())
     assert any(name.endswith(".pt") and "/lab3/" in name for name in names), sorted(names)
-    unpack(archive, root / "source")
-    shutil.copyfile(root / "source" / "run_autograder", root / "run_autograder")
-    (root / "run_autograder").chmod(0o755)
+    install(archive, root)
     submission = workspace / "lab3" / "submission"
     submission.mkdir()
     shutil.copyfile(REPO_ROOT / "reference" / "lab3" / "probes.py", submission / "probes.py")
-    shutil.copytree(submission, root / "submission")
-    env = {**os.environ, "AUTOGRADER_ROOT": str(root), "AUTOGRADER_PYTHON": GRADER_PYTHON,
-           "AUTOGRADER_SEED": str(SEED), "AUTOGRADER_USER": user_for_tests(),
-           "AUTOGRADER_REFERENCE_CACHE": str(workspace / "cache")}
-    completed = subprocess.run([str(root / "run_autograder")], cwd=root, env=env,
-                               capture_output=True, text=True, timeout=900)
-    assert completed.returncode == 0, completed.stdout + completed.stderr
-    results = json.loads((root / "results" / "results.json").read_text())
+    results = run_gradescope(root, submission, workspace, user_for_tests())
     assert validate_results(results) == []
     failed = [t["name"] + ": " + t["output"][:300] for t in results["tests"]
               if t["status"] != "passed"]
@@ -356,18 +356,9 @@ def test_lab3_zips_carry_its_support_files_and_checkpoints(workspace):
     assert results["tests"] and all(t["name"].startswith("probes: ") for t in results["tests"])
     assert results["score"] == sum(t["max_score"] for t in results["tests"]) == 20
 
-    otter = pytest.importorskip("otter") and Path(sys.executable).with_name("otter")
+    pytest.importorskip("otter")
     with zipfile.ZipFile(submission.with_suffix(".zip"), "w") as upload:
         upload.write(submission / "probes.py", "probes.py")
-    out = workspace / "lab3" / "otter"
-    out.mkdir()
-    completed = subprocess.run(
-        [str(otter), "run", "-a", str(otter_archive), "-o", str(out), "--no-logo",
-         str(submission.with_suffix(".zip"))],
-        capture_output=True, text=True, timeout=900,
-        env={**os.environ, "AUTOGRADER_REFERENCE_CACHE": str(workspace / "cache")})
-    assert completed.returncode == 0, completed.stdout + completed.stderr
-    otter_results = json.loads((out / "results.json").read_text())
-    parts = {t["name"]: t for t in otter_results["tests"] if "score" in t}
-    assert {part: (t["score"], t["max_score"]) for part, t in parts.items()} == \
-        part_totals(results)
+    otter_results = run_otter(otter_archive, submission.with_suffix(".zip"),
+                              workspace / "lab3" / "otter", workspace)
+    assert otter_part_totals(otter_results) == part_totals(results)
