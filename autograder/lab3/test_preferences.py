@@ -391,10 +391,14 @@ RL_GAIN, RL_MAX_KL = 1.0, 0.6
 HACK_SCORE_GAIN, HACK_TRUE_DROP, HACK_MIN_KL = 4.0, 3.0, 3.0
 
 
+def _dialogue():
+    """The grader's own dialogue.py (no submitted code)."""
+    return load_lab("lab3").support_module("dialogue.py")
+
+
 def _true_rewards(tokens: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """dialogue.true_reward of each reply, from the grader's own dialogue.py (no submitted
-    code)."""
-    judge = load_lab("lab3").support_module("dialogue.py").true_reward
+    """dialogue.true_reward of each reply, from the grader's own dialogue.py."""
+    judge = _dialogue().true_reward
     return torch.tensor([judge(row[kept].tolist()) for row, kept in zip(tokens, mask, strict=True)],
                         dtype=torch.float64)
 
@@ -510,7 +514,7 @@ def _reinforce(student, reference, rng, kl_coef: float) -> tuple[dict, float, st
     # reference failed this test at one grading seed in about 12). The policy's reward model
     # scores <end> 0.
     weights = weights.clone()
-    weights[load_lab("lab3").support_module("dialogue.py").TOKEN_ID["<end>"]] = 0.0
+    weights[_dialogue().TOKEN_ID["<end>"]] = 0.0
     prompts = reference.probe("preferences.harmless_prompts", RL["prompts"], _seed(rng))
     eval_prompts = reference.probe("preferences.harmless_prompts", EVAL_PROMPTS, _seed(rng))
     sample_seed = _seed(rng)
