@@ -52,7 +52,7 @@ import sys
 import threading
 import time
 import tomllib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -450,23 +450,30 @@ def _own_breaks(loop: ast.For | ast.While) -> list[tuple[ast.Break, ast.If]]:
     return found
 
 
-def _step_calls(statement: ast.stmt) -> set[str]:
-    """What the statement does of a training step (outside any function it defines): "step"
-    (a call of a function or method named `..step`), "backward", "zero_grad", and "grad" when
-    it reads a `.grad`."""
-    found = set()
+def _walk_here(statement: ast.stmt) -> Iterator[ast.AST]:
+    """The statement's nodes, as ast.walk gives them, but not those of a function, lambda or
+    class it defines (their calls and returns are not the statement's)."""
     todo: list[ast.AST] = [statement]
     while todo:
         node = todo.pop()
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)):
             continue
+        yield node
+        todo.extend(ast.iter_child_nodes(node))
+
+
+def _step_calls(statement: ast.stmt) -> set[str]:
+    """What the statement does of a training step (outside any function it defines): "step"
+    (a call of a function or method named `..step`), "backward", "zero_grad", and "grad" when
+    it reads a `.grad`."""
+    found = set()
+    for node in _walk_here(statement):
         if isinstance(node, ast.Call):
             func = node.func
             name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
             found |= ({name} & STEP_CALLS) | ({"step"} if name.endswith("step") else set())
         elif isinstance(node, ast.Attribute) and node.attr == "grad":
             found.add("grad")
-        todo.extend(ast.iter_child_nodes(node))
     return found
 
 
@@ -480,15 +487,7 @@ def _orders_a_step(first: ast.stmt, second: ast.stmt) -> bool:
 
 def _returns(statement: ast.stmt) -> bool:
     """Whether the statement holds a `return` of its function."""
-    todo: list[ast.AST] = [statement]
-    while todo:
-        node = todo.pop()
-        if isinstance(node, ast.Return):
-            return True
-        if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda,
-                                 ast.ClassDef)):
-            todo.extend(ast.iter_child_nodes(node))
-    return False
+    return any(isinstance(node, ast.Return) for node in _walk_here(statement))
 
 
 def _is_docstring(statement: ast.stmt) -> bool:
