@@ -52,7 +52,7 @@ import sys
 import threading
 import time
 import tomllib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -60,7 +60,7 @@ from pathlib import Path
 from autograder import REPO_ROOT
 from autograder.engine.labs import Lab, available_labs, load_lab
 from bench.snapshot import snapshot
-from bench.variants import run_suite, solution_regions, write_variant
+from bench.variants import own_nodes, run_suite, solution_regions, write_variant
 
 EQUIVALENTS_FILE = Path(__file__).with_name("equivalent_mutants.toml")
 KNOWN_SURVIVORS_FILE = Path(__file__).with_name("known_survivors.toml")
@@ -450,24 +450,12 @@ def _own_breaks(loop: ast.For | ast.While) -> list[tuple[ast.Break, ast.If]]:
     return found
 
 
-def _walk_here(statement: ast.stmt) -> Iterator[ast.AST]:
-    """The statement's nodes, as ast.walk gives them, but not those of a function, lambda or
-    class it defines (their calls and returns are not the statement's)."""
-    todo: list[ast.AST] = [statement]
-    while todo:
-        node = todo.pop()
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)):
-            continue
-        yield node
-        todo.extend(ast.iter_child_nodes(node))
-
-
 def _step_calls(statement: ast.stmt) -> set[str]:
     """What the statement does of a training step (outside any function it defines): "step"
     (a call of a function or method named `..step`), "backward", "zero_grad", and "grad" when
     it reads a `.grad`."""
     found = set()
-    for node in _walk_here(statement):
+    for node in own_nodes([statement]):
         if isinstance(node, ast.Call):
             func = node.func
             name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
@@ -487,7 +475,7 @@ def _orders_a_step(first: ast.stmt, second: ast.stmt) -> bool:
 
 def _returns(statement: ast.stmt) -> bool:
     """Whether the statement holds a `return` of its function."""
-    return any(isinstance(node, ast.Return) for node in _walk_here(statement))
+    return any(isinstance(node, ast.Return) for node in own_nodes([statement]))
 
 
 def _is_docstring(statement: ast.stmt) -> bool:

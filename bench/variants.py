@@ -19,7 +19,7 @@ import sys
 import textwrap
 import time
 import xml.etree.ElementTree as ElementTree
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -66,17 +66,21 @@ class StudentFunction:
     names: tuple[str, ...] = ()  # every parameter's name, self and *args / **kwargs included
 
 
-def _own_returns(statements: Sequence[ast.stmt]) -> list[ast.Return]:
-    """The return statements of this code, not of the functions or classes defined in it."""
-    found, stack = [], list(statements)
+def own_nodes(statements: Sequence[ast.stmt]) -> Iterator[ast.AST]:
+    """The nodes of this code, as ast.walk gives them, but not those of the functions, lambdas
+    or classes it defines (their calls and returns are not this code's)."""
+    stack: list[ast.AST] = list(statements)
     while stack:
         node = stack.pop()
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)):
             continue
-        if isinstance(node, ast.Return):
-            found.append(node)
+        yield node
         stack.extend(ast.iter_child_nodes(node))
-    return found
+
+
+def _own_returns(statements: Sequence[ast.stmt]) -> list[ast.Return]:
+    """The return statements of this code, not of the functions or classes defined in it."""
+    return [node for node in own_nodes(statements) if isinstance(node, ast.Return)]
 
 
 def region_code(source: str, region: tuple[int, int]) -> str:
