@@ -162,6 +162,8 @@ def random_jitter(images: torch.Tensor, max_shift: int,
     content down), the second along the columns (dim -1, positive moves it right). Draw
     nothing else from the generator. Returns a new tensor of the images' shape; the gradient
     flows back through it.
+
+    images: (batch, channels, h, w).
     """
     # TODO: implement random_jitter
     raise NotImplementedError("random_jitter is not implemented yet")

@@ -233,6 +233,19 @@ def test_fourier_image(student, reference, rng):
         # tolerance is absolute at 1e-10 of the scaled coefficients' norm (~5 orders above).
         scale = max(h, w) ** decay_power * float(spectrum.norm())
         assert_close(got, want, rtol=0, atol=1e-10 * scale, what=what, dtype=F64)
+    # "in the spectrum's dtype": a float32 spectrum gives float32 pixels (a scale built in
+    # float64 would promote the product to complex128). Against the exact (float64) image the
+    # float32 rounding is ~6e-8 log2(hw) of the same norm; 1e-5 leaves a margin of ~20.
+    h, w = 2 * _size(rng, 3, 8), 2 * _size(rng, 3, 8) + 1
+    spectrum = torch.randn(2, 1, h, w // 2 + 1, 2, generator=rng, dtype=F64)
+    decay_power = _uniform(rng, 0.5, 1.5)
+    what = (f"fourier_image(float32 spectrum {_shape(spectrum.shape)}, h={h}, w={w}, "
+            f"decay_power={decay_power})")
+    got = student.call("feature_viz.fourier_image", spectrum.float(), h, w, decay_power)
+    want = reference.call("feature_viz.fourier_image", spectrum, h, w, decay_power)
+    assert_shape(got, (2, 1, h, w), what)
+    scale = max(h, w) ** decay_power * float(spectrum.norm())
+    assert_close(got, want, rtol=0, atol=1e-5 * scale, what=what, dtype=torch.float32)
 
 
 @pytest.mark.points(1)
