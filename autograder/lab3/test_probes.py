@@ -496,11 +496,12 @@ CCS_OPTIONS = {"tries": 3, "steps": 200, "lr": 0.05}
 # w used on both sides cancels the distractor and reads the truth through its share of t: in
 # D = 10 dimensions an arbitrary direction (all ones, or random) classified at least 0.9 in
 # 16% of 400 draws (40% over 3 attempts), so a ccs_normalise that returns ones passed (make
-# honesty); in D = 100, in none of 400. The reference's accuracy at D = 100 on 300 seeds
-# (0.5 s each): mean 0.990, 1% quantile 0.953, minimum 0.913; none below the threshold 0.90, so
-# the rate of a correct fit below it is at most 1e-2 (95% confidence, the rule of three). The
-# test fits up to ATTEMPTS times on independent data and seeds and passes at the first fit
-# above the threshold: a correct submission fails with probability at most (1e-2)^3 = 1e-6. At
+# honesty); in D = 100, in none of 400. The reference's accuracy at D = 100 on 1300 seeds
+# (0.4 s each; 300, then seeds 1000-1999 drawn as this test draws them): mean 0.991, 1% quantile
+# 0.955, minimum 0.913; none below the threshold 0.90, so the rate of a correct fit below it is
+# at most 3/1300 = 2.3e-3 (95% confidence, the rule of three). The test fits up to ATTEMPTS
+# times on independent data and seeds and passes at the first fit above the threshold: a
+# correct submission fails with probability at most (2.3e-3)^3 = 1.2e-8. At
 # D = 10, a CCS that normalises both sides together or not at all (mean 0.64 over 40 seeds,
 # highest 0.91) or has no confidence term (mean 0.74) mostly failed.
 CCS_THRESHOLD = 0.90
