@@ -974,6 +974,24 @@ def report(lab: str, runs: list[PartRun], verdicts: dict[str, list[Verdict]],
     return "\n".join(lines) + "\n"
 
 
+def carried_kills(earlier: dict[str, list[dict]], mutants: dict[str, list[Mutant]],
+                  equivalents: dict[str, dict[str, str]]) -> dict[str, list[Verdict]]:
+    """The earlier run's kills (its LAB.json) of mutants that still exist, as verdicts: a
+    --survivors-of run grades the rest and reports on the whole part."""
+    carried: dict[str, list[Verdict]] = {}
+    for part, found in mutants.items():
+        by_key = {v["key"]: v for v in earlier.get(part, [])
+                  if v["status"] in ("killed", "equivalent-but-killed")}
+        for mutant in found:
+            if mutant.key in by_key:
+                was = by_key[mutant.key]
+                status = ("equivalent-but-killed" if mutant.key in equivalents.get(part, {})
+                          else "killed")
+                carried.setdefault(part, []).append(Verdict(
+                    mutant, status, list(was["killers"]), was["note"], was["seconds"]))
+    return carried
+
+
 def stale_equivalents(lab: str, mutants: dict[str, list[Mutant]],
                       equivalents: dict[str, dict[str, dict[str, str]]]) -> dict[str, list[str]]:
     stale = {}
@@ -998,7 +1016,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sample-seed", type=int, default=0)
     parser.add_argument("--survivors-of", type=Path, metavar="JSON",
                         help="grade only the mutants that a previous run (its LAB.json) did not "
-                        "kill or did not have")
+                        "kill or did not have; its kills are carried into the report, which "
+                        "covers every mutant")
     parser.add_argument("--long-test-seconds", type=float, default=15.0,
                         help="tests slower than this on the reference run in stage two only")
     parser.add_argument("--long-budget", type=float, default=3600.0,
@@ -1043,13 +1062,16 @@ def main(argv: list[str] | None = None) -> int:
         mutants = of_kinds(lab_mutants(lab, parts, root / "reference" / lab.name), args.kind)
         if args.sample:
             mutants = {p: sample(m, args.sample, args.sample_seed) for p, m in mutants.items()}
+        carried: dict[str, list[Verdict]] = {}
         if args.survivors_of:
-            earlier = json.loads(args.survivors_of.read_text())
-            killed = {v["key"] for found in earlier.values() for v in found
-                      if v["status"] in ("killed", "equivalent-but-killed")}
-            mutants = {p: [m for m in found if m.key not in killed]
+            carried = carried_kills(json.loads(args.survivors_of.read_text()), mutants,
+                                    equivalents.get(lab.name, {}))
+            mutants = {p: [m for m in found
+                           if m.key not in {v.mutant.key for v in carried.get(p, [])}]
                        for p, found in mutants.items()}
-        partial = bool(args.sample or args.survivors_of or args.kind)
+        # A --survivors-of run reports on every mutant (the earlier kills carried over), so it
+        # may check the equivalence list as a whole run does; a sample or a kind may not.
+        partial = bool(args.sample or args.kind)
         cache = args.out / "cache"
         runs = [PartRun(lab, part, seed=args.seed, out=args.out, cache=cache,
                         equivalents=equivalents.get(lab.name, {}).get(part, {}),
@@ -1067,6 +1089,9 @@ def main(argv: list[str] | None = None) -> int:
                   + (f"; long tests: {run.long_tests}" if run.long_tests else ""), flush=True)
         verdicts = run_parts(runs, mutants, args.jobs,
                              log=lambda line: print(line, flush=True))
+        for part, found in carried.items():
+            verdicts[part] = sorted(verdicts.get(part, []) + found, key=lambda v: v.mutant.key)
+        mutants = {p: mutants[p] + [v.mutant for v in carried.get(p, [])] for p in mutants}
         stale = {} if partial else stale_equivalents(lab.name, mutants, equivalents)
         for part, keys in ({} if partial else stale_equivalents(lab.name, mutants,
                                                                 known)).items():
@@ -1076,6 +1101,12 @@ def main(argv: list[str] | None = None) -> int:
             title, _, rest = text.partition("\n")
             text = (f"{title}\n\nA random sample of {args.sample} mutants per part (--sample "
                     f"{args.sample} --sample-seed {args.sample_seed}), not every mutant.\n{rest}")
+        if args.survivors_of:
+            title, _, rest = text.partition("\n")
+            count = sum(len(found) for found in carried.values())
+            text = (f"{title}\n\nOnly the mutants that {args.survivors_of} did not kill were "
+                    f"graded again (--survivors-of); its {count} kills are carried over as they "
+                    "were, not regraded against the tests as they are now.\n{rest}")
         if args.kind:
             title, _, rest = text.partition("\n")
             text = (f"{title}\n\nOnly the mutants of kind {', '.join(args.kind)} (--kind), not "

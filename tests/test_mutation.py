@@ -189,6 +189,26 @@ def test_kind_filter_keeps_only_those_kinds(capsys):
         mutation.main(["--list", "--kind", "no such kind"])
 
 
+def test_a_survivors_run_carries_the_earlier_kills_of_mutants_that_still_exist():
+    mutants = {"part": mutation.mutants_of(REFERENCE, "lab", "part")}
+    first, second, third, fourth = (m.key for m in mutants["part"][:4])
+    earlier = {"part": [
+        {"key": first, "status": "killed", "killers": ["test_a"], "note": "", "seconds": 1.0},
+        {"key": second, "status": "survived", "killers": [], "note": "", "seconds": 1.0},
+        {"key": third, "status": "equivalent-but-killed", "killers": ["test_b"], "note": "",
+         "seconds": 1.0},
+        {"key": "scale: gone: `a` -> `b`", "status": "killed", "killers": ["test_c"],
+         "note": "", "seconds": 1.0},
+        {"key": fourth, "status": "equivalent", "killers": [], "note": "", "seconds": 1.0}]}
+    # The third is no longer listed as equivalent: a plain kill now.
+    carried = mutation.carried_kills(earlier, mutants, {"part": {fourth: "reason"}})
+    assert [(v.mutant.key, v.status, v.killers) for v in carried["part"]] == [
+        (first, "killed", ["test_a"]), (third, "killed", ["test_b"])]
+    # Survivors and equivalents are graded again; a kill of a mutant that is gone is dropped.
+    score = mutation.score(carried["part"])
+    assert score["killed"] == 2 and score["total"] == 2
+
+
 @pytest.mark.parametrize("listing", ["equivalent_mutants", "known_survivors"])
 def test_every_listed_mutant_exists_and_has_a_reason(listing):
     listed_mutants = mutation.load_equivalents(Path(mutation.__file__).with_name(f"{listing}.toml"))
