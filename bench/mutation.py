@@ -1106,7 +1106,7 @@ def main(argv: list[str] | None = None) -> int:
             count = sum(len(found) for found in carried.values())
             text = (f"{title}\n\nOnly the mutants that {args.survivors_of} did not kill were "
                     f"graded again (--survivors-of); its {count} kills are carried over as they "
-                    "were, not regraded against the tests as they are now.\n{rest}")
+                    f"were, not regraded against the tests as they are now.\n{rest}")
         if args.kind:
             title, _, rest = text.partition("\n")
             text = (f"{title}\n\nOnly the mutants of kind {', '.join(args.kind)} (--kind), not "

@@ -118,13 +118,29 @@ MISTAKES = {
         "replies_sampled_from_the_reference": (
             "    tokens, reply_mask = sample(policy, prompts, max_new_tokens, generator)",
             "    tokens, reply_mask = sample(reference, prompts, max_new_tokens, generator)",
-            ("reinforce_step: one step",), "model.sample(policy"),
+            # train_reinforce's second step samples from a policy one step (lr 2e-3) away from
+            # the reference: at the repository's grading seed some reply differs.
+            ("reinforce_step: one step", "train_reinforce: two steps"), "reinforce"),
+        # Found by make mutation: the probes used to turn a returned tensor into a float.
+        "dpo_step_returns_the_loss_tensor": (
+            "    return loss.item()\n",
+            "    return loss\n",
+            ("dpo_step: one step",), "not a Python float"),
+        "reward_model_losses_kept_as_tensors": (
+            "        losses.append(loss.item())\n    return model, losses",
+            "        losses.append(loss)\n    return model, losses",
+            ("train_reward_model: a few",), "not a Python float"),
     },
     "reply_length_fixed": {
         "max_new_tokens_ignored": (
             "    tokens, reply_mask = sample(policy, prompts, max_new_tokens, generator)",
             "    tokens, reply_mask = sample(policy, prompts, 12, generator)",
             ("reinforce_step: one step",), "reinforce_step"),
+        # Found by make mutation: the step tests trained at Adam's default lr, 1e-3.
+        "dpo_optimiser_without_the_learning_rate": (
+            "    optimizer = torch.optim.Adam(policy.parameters(), lr=lr)\n    n = ",
+            "    optimizer = torch.optim.Adam(policy.parameters())\n    n = ",
+            ("train_dpo: three steps",), "train_dpo"),
     },
 }
 

@@ -122,7 +122,8 @@ def train_reward_model(pairs: dict[str, torch.Tensor], d_vocab: int, steps: int 
 
     pairs: "chosen", "chosen_mask", "rejected", "rejected_mask" (n, seq) as `make_pairs`
     returns them. Build the model in the pairs' float dtype: `RewardModel(d_vocab).to(dtype)`
-    with dtype = pairs["reward_chosen"].dtype. Returns the model and the loss before each step.
+    with dtype = pairs["reward_chosen"].dtype. Returns the model and the loss before each step
+    (a list of Python floats).
     """
     # BEGIN SOLUTION
     model = RewardModel(d_vocab).to(pairs["reward_chosen"].dtype)
@@ -168,7 +169,8 @@ def dpo_step(policy: nn.Module, reference: nn.Module, optimizer: torch.optim.Opt
              batch: dict[str, torch.Tensor], beta: float) -> float:
     """One DPO step on `batch` ("chosen", "chosen_mask", "rejected", "rejected_mask"): the
     reply log-probabilities under the policy (with gradients) and the reference (under
-    `torch.no_grad()`), the loss, zero_grad, backward, step. Returns the loss (a float)."""
+    `torch.no_grad()`), the loss, zero_grad, backward, step. Returns the loss as a Python
+    float (`.item()`)."""
     # BEGIN SOLUTION
     with torch.no_grad():
         reference_chosen = reply_log_probs(reference, batch["chosen"], batch["chosen_mask"])
@@ -216,7 +218,7 @@ def reinforce_loss(policy: nn.Module, reference: nn.Module, reward_model: nn.Mod
     gradient (detach it). The baseline b is the mean of R over the batch; the loss is
     -mean((R - b) * log pi(reply)), with gradients through log pi(reply) only.
     Returns the loss and {"score": mean reward-model score, "kl": mean of log pi - log pi_ref
-    per row (the sampled KL of a whole reply)}, as floats.
+    per row (the sampled KL of a whole reply)}, as Python floats (`.item()`).
     """
     # BEGIN SOLUTION
     log_pi = reply_log_probs(policy, tokens, reply_mask)
@@ -236,7 +238,8 @@ def reinforce_step(policy: nn.Module, reference: nn.Module, reward_model: nn.Mod
                    generator: torch.Generator, max_new_tokens: int = 12) -> dict[str, float]:
     """One REINFORCE step: sample one reply per row of `prompts` from the policy with
     `model.sample(policy, prompts, max_new_tokens, generator)`, then `reinforce_loss`,
-    zero_grad, backward, step. Returns the loss's statistics with "loss" added."""
+    zero_grad, backward, step. Returns the loss's statistics with "loss" added, all Python
+    floats."""
     # BEGIN SOLUTION
     tokens, reply_mask = sample(policy, prompts, max_new_tokens, generator)
     loss, stats = reinforce_loss(policy, reference, reward_model, tokens, reply_mask, kl_coef)

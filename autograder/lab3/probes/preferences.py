@@ -31,6 +31,13 @@ def _generator(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
 
+def _number(value):
+    """A value the docstring promises as a Python float, passed on as it is when it is one and
+    as its repr (cut short) when it is not: a tensor kept by a missing .item() must reach the
+    test as what it is, not be turned into a float here."""
+    return value if isinstance(value, float) else repr(value)[:120]
+
+
 def make_pairs(config: dict, state: dict, n: int, seed: int) -> dict:
     """The given `make_pairs` on the assistant (float32): the data of the outcome tests."""
     return preferences.make_pairs(_assistant(config, state, torch.float32), n, _generator(seed))
@@ -83,7 +90,7 @@ def reward_model_scores(weights: torch.Tensor, tokens: torch.Tensor,
 def train_reward_model(pairs: dict, d_vocab: int, steps: int, lr: float) -> dict:
     reward_model, losses = preferences.train_reward_model(pairs, d_vocab, steps, lr)
     return {"weights": reward_model.weights.detach().clone(),
-            "losses": torch.tensor(losses, dtype=torch.float64)}
+            "losses": [_number(loss) for loss in losses]}
 
 
 def implicit_reward(policy: torch.Tensor, reference: torch.Tensor, beta: float) -> torch.Tensor:
@@ -106,7 +113,7 @@ def dpo_step(config: dict, state: dict, batch: dict, beta: float, lr: float) -> 
     reference = _assistant(config, state, torch.float64)
     adam = torch.optim.Adam(policy.parameters(), lr=lr)
     loss = preferences.dpo_step(policy, reference, adam, batch, beta)
-    return {"loss": torch.tensor(float(loss), dtype=torch.float64), "state": _state(policy),
+    return {"loss": _number(loss), "state": _state(policy),
             "reference_changed": any(not torch.equal(a, b.to(torch.float64)) for a, b in
                                      zip(_state(reference).values(), state.values(),
                                          strict=True))}
@@ -164,7 +171,8 @@ def reinforce_loss(config: dict, policy_state: dict, reference_state: dict,
     loss, stats = preferences.reinforce_loss(policy, reference, reward_model, tokens, mask,
                                              kl_coef)
     loss.backward()
-    return {"loss": loss.detach(), "score": float(stats["score"]), "kl": float(stats["kl"]),
+    return {"loss": loss.detach(), "score": _number(stats["score"]),
+            "kl": _number(stats["kl"]),
             "grad_b_U": policy.unembed.b_U.grad.detach().clone(),
             "grad_W_E": policy.embed.W_E.grad.detach().clone()}
 
@@ -180,7 +188,7 @@ def reinforce_step(config: dict, policy_state: dict, reference_state: dict,
     adam = torch.optim.Adam(policy.parameters(), lr=lr)
     stats = preferences.reinforce_step(policy, reference, reward_model, adam, prompts,
                                        kl_coef, _generator(seed), max_new_tokens=5)
-    return {"stats": {key: float(stats[key]) for key in ("loss", "score", "kl")},
+    return {"stats": {key: _number(stats[key]) for key in ("loss", "score", "kl")},
             "state": _state(policy)}
 
 
