@@ -284,12 +284,14 @@ def test_select_layer(student, reference, rng):
 # ----------------------------------------------------------------------------- GCG
 
 
-def _gcg_case(rng: torch.Generator, config: dict) -> tuple[torch.Tensor, ...]:
-    """prefix, suffix, post, target: random token ids, at most n_ctx in all."""
+def _gcg_case(rng: torch.Generator, config: dict,
+              post_length: int | None = None) -> tuple[torch.Tensor, ...]:
+    """prefix, suffix, post, target: random token ids, at most n_ctx in all; post of 1 or 2
+    tokens (drawn unless given)."""
     v = config["d_vocab"]
     prefix = torch.randint(1, v, (_size(rng, 3, 8),), generator=rng)
     suffix = torch.randint(1, v, (_size(rng, 2, 5),), generator=rng)
-    post = torch.randint(1, v, (_size(rng, 1, 2),), generator=rng)
+    post = torch.randint(1, v, (post_length or _size(rng, 1, 2),), generator=rng)
     target = torch.randint(1, v, (_size(rng, 1, 3),), generator=rng)
     return prefix, suffix, post, target
 
@@ -386,14 +388,15 @@ def test_sample_candidates(student, reference, rng):
 @pytest.mark.public
 def test_gcg_step(student, reference, rng):
     """one gcg_step equals the reference's from the same weights, suffix and generator"""
-    for _ in range(2):
+    for post_length in (1, 2):  # post is (len,): a batch of prompts must repeat all of it
         config, state = _random_model(rng)
-        prefix, suffix, post, target = _gcg_case(rng, config)
+        prefix, suffix, post, target = _gcg_case(rng, config, post_length)
         k, batch, seed = _size(rng, 2, 6), _size(rng, 4, 16), _seed(rng)
         allowed = torch.rand(config["d_vocab"], generator=rng) < 0.7
         args = (config, state, prefix, suffix, post, target, k, batch, seed, allowed)
-        what = (f"gcg_step({_model_words(config)}, suffix {suffix.tolist()}, target "
-                f"{target.tolist()}, k={k}, batch={batch}, generator, allowed)")
+        what = (f"gcg_step({_model_words(config)}, suffix {suffix.tolist()}, post of "
+                f"{post_length}, target {target.tolist()}, k={k}, batch={batch}, generator, "
+                "allowed)")
         got = student.probe("jailbreak.gcg_step", *args)
         check(got["returned"] == "tuple",
               f"{what}: expected (suffix, loss), got a {got['returned']}")
