@@ -72,7 +72,7 @@ MISTAKES = {
             "d = ",
             ("fit_ccs:",), ("normalise each side",)),
     }),
-    "bias_sign_and_gradients": (UNITS, 5, {
+    "bias_sign_and_gradients": (UNITS, 7, {
         "threshold_on_the_wrong_side": (
             "return w, -(w @ (mean_true + mean_false) / 2)",
             "return w, w @ (mean_true + mean_false) / 2",
@@ -81,6 +81,13 @@ MISTAKES = {
             "torch.sigmoid(x_minus @ w + b))\n        optimizer.zero_grad()\n",
             "torch.sigmoid(x_minus @ w + b))\n",
             ("train_ccs:", "fit_ccs:"), ("train_ccs",)),
+        # Found by make mutation: the probe used to detach whatever was returned.
+        "logistic_probe_returned_still_trainable": (
+            "        losses.append(loss.item())\n    return w.detach(), b.detach(), losses\n"
+            "    # END SOLUTION\n\n\n# ------",
+            "        losses.append(loss.item())\n    return w, b, losses\n"
+            "    # END SOLUTION\n\n\n# ------",
+            ("train_logistic_probe:",), ("still require grad",)),
     }),
 }
 

@@ -50,19 +50,26 @@ def activations(config: dict, state: dict, tokens: torch.Tensor, last: torch.Ten
 
 
 def train_logistic(acts: torch.Tensor, labels: torch.Tensor, w: torch.Tensor, b: torch.Tensor,
-                   options: dict) -> dict:
-    """train_logistic_probe from (w, b); its results and the start afterwards (unchanged?)."""
-    w_in, b_in = w.clone(), b.clone()
+                   options: dict, start_requires_grad: bool = False) -> dict:
+    """train_logistic_probe from (w, b) (leaves that require grad, if asked); its results and
+    the start afterwards (unchanged?)."""
+    w_in, b_in = _start(w, b, start_requires_grad)
     result = probes_module.train_logistic_probe(acts, labels, w_in, b_in, **options)
     return _training(result, w_in, b_in)
 
 
 def train_ccs(x_plus: torch.Tensor, x_minus: torch.Tensor, w: torch.Tensor, b: torch.Tensor,
-              options: dict) -> dict:
-    """train_ccs from (w, b); its results and the start afterwards."""
-    w_in, b_in = w.clone(), b.clone()
+              options: dict, start_requires_grad: bool = False) -> dict:
+    """train_ccs from (w, b) (leaves that require grad, if asked); its results and the start
+    afterwards."""
+    w_in, b_in = _start(w, b, start_requires_grad)
     result = probes_module.train_ccs(x_plus, x_minus, w_in, b_in, **options)
     return _training(result, w_in, b_in)
+
+
+def _start(w: torch.Tensor, b: torch.Tensor,
+           requires_grad: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    return w.clone().requires_grad_(requires_grad), b.clone().requires_grad_(requires_grad)
 
 
 def _training(result: object, w_in: torch.Tensor, b_in: torch.Tensor) -> dict:
@@ -70,10 +77,12 @@ def _training(result: object, w_in: torch.Tensor, b_in: torch.Tensor) -> dict:
         return {"returned": type(result).__name__}
     w, b, losses = result
     return {"returned": "tuple", "w": _plain(w), "b": _plain(b),
+            "still_require_grad": [name for name, value in (("w", w), ("b", b))
+                                   if isinstance(value, torch.Tensor) and value.requires_grad],
             "losses": [float(loss) for loss in losses] if isinstance(losses, list) else None,
             "loss_types": sorted({type(loss).__name__ for loss in losses})
             if isinstance(losses, list) else None,
-            "start_w": w_in, "start_b": b_in}
+            "start_w": w_in.detach(), "start_b": b_in.detach()}
 
 
 def fit_ccs(x_plus: torch.Tensor, x_minus: torch.Tensor, options: dict, seed: int) -> dict:
@@ -96,7 +105,13 @@ def _mean_score_of_true(scores: torch.Tensor, labels: torch.Tensor) -> torch.Ten
     return (scores * labels).sum() / labels.sum().clamp_min(1)
 
 
-STATISTICS = {"accuracy": _accuracy_of_signs, "mean_score_of_true": _mean_score_of_true}
+def _accuracy_in_float32(scores: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """A statistic in float32, as many a library's is: the docstring's values v are float64."""
+    return ((scores > 0) == labels).to(torch.float32).mean()
+
+
+STATISTICS = {"accuracy": _accuracy_of_signs, "mean_score_of_true": _mean_score_of_true,
+              "accuracy in float32": _accuracy_in_float32}
 
 
 def bootstrap(scores: torch.Tensor, labels: torch.Tensor, statistic: str, options: dict,
