@@ -26,7 +26,7 @@ N_OPT = "N_opt = G * (C / 6) ** (beta / (alpha + beta))"
 # grading: (-k expression, points lost, {case: (passage, mistake, display names of the tests
 #           that must fail (substrings), texts each of their outputs contains)})
 MISTAKES = {
-    "units": (UNITS, 9, {
+    "units": (UNITS, 10, {
         "exponents_swapped_in_the_law": (
             "return E + A / N**alpha + B / D**beta", "return E + A / N**beta + B / D**alpha",
             ("parametric_loss is",), ("parametric_loss(",)),
@@ -36,6 +36,11 @@ MISTAKES = {
         "exact_match_as_the_mean": (
             "return token_probs.prod(dim=-1)", "return token_probs.mean(dim=-1)",
             ("exact_match multiplies", "exact match of k tokens"), ("exact_match",)),
+        # Found by make mutation, as the next grading's: the probes converted what came back.
+        "rise_returned_as_tensors": (
+            "return float(slopes[i]), float((x[i] + x[i + 1]) / 2)",
+            "return slopes[i], (x[i] + x[i + 1]) / 2",
+            ("steepest_rise on",), ("Python floats",)),
         "allocation_ratio_inverted": (
             "G = (alpha * A / (beta * B))", "G = (beta * B / (alpha * A))",
             ("compute_optimal_allocation:",), ("N_opt",)),
@@ -76,6 +81,12 @@ MISTAKES = {
             "min((end for end in ends if math.isfinite(end[0])), key=lambda end: end[0])",
             "ends[0]",
             ("fit_scaling_law on the shipped",), ("entropy rate",)),
+    }),
+    "starts_trained_in_place": ("shipped", 3, {
+        "starts_trained_in_place": (
+            "params = start.clone().requires_grad_(True)",
+            "params = start.requires_grad_(True)",
+            ("fit_scaling_law on the shipped",), ("in place",)),
     }),
     "log_base_ten": ("chinchilla_objective", 5, {
         "log_base_ten": (

@@ -220,6 +220,10 @@ def _check_fit(got, N: torch.Tensor, D: torch.Tensor, L: torch.Tensor, delta: fl
     check(isinstance(got, dict), f"{what}: expected a dict, got a {type(got).__name__}")
     missing = [key for key in (*NAMES, "E", "A", "B", "objective") if key not in got]
     check(not missing, f"{what}: the result has no key(s) {missing}")
+    check(not got["_not_plain"], f"{what}: {', '.join(got['_not_plain'])} should be plain "
+          "Python floats (.item(), .tolist() or float())")
+    check(not got["_starts_changed"], f"{what}: the starts were changed in place; start each "
+          "run from a fresh start.clone().requires_grad_(True)")
     params = torch.tensor([got[name] for name in NAMES], dtype=F64)
     observed(params, f"{what}: the fitted (a, b, e, alpha, beta)")
     for big, small in [("A", "a"), ("B", "b"), ("E", "e")]:
@@ -424,6 +428,9 @@ def test_steepest_rise(student, reference, rng):
         what = f"steepest_rise(x, y) on {len(x)} unevenly spaced points"
         got = student.call("scaling.steepest_rise", x, y)
         want = reference.call("scaling.steepest_rise", x, y)
+        check(not isinstance(got, (tuple, list)) or all(isinstance(v, float) for v in got),
+              f"{what}: returned {got!r:.200}; the slope and the midpoint should be Python "
+              "floats (float(...))")
         assert_close(_pair(got, what), _f64(want), rtol=1e-12, atol=1e-12,
                      what=f"{what}: (slope, midpoint)")
     # Slopes 1, 2, 0, 2 (exact in binary): the first 2, from x = 1 to 2, at its midpoint 1.5.

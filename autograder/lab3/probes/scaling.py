@@ -19,12 +19,18 @@ def objective_with_gradient(params: torch.Tensor, N: torch.Tensor, D: torch.Tens
 
 def fit(N: torch.Tensor, D: torch.Tensor, L: torch.Tensor, starts: torch.Tensor,
         delta: float) -> dict:
-    """`fit_scaling_law`'s result, its values as floats (a tensor value is converted)."""
+    """`fit_scaling_law`'s result, its values as floats (a tensor value is converted, and
+    named under "_not_plain"), and "_starts_changed": whether `starts` was changed in place."""
+    given = starts.clone()
     fitted = scaling.fit_scaling_law(N, D, L, starts, delta)
     if not isinstance(fitted, dict):
         raise TypeError(f"fit_scaling_law returned a {type(fitted).__name__}; return a dict "
                         "of floats")
-    return {str(key): float(value) for key, value in fitted.items()}
+    out = {str(key): float(value) for key, value in fitted.items()}
+    out["_not_plain"] = sorted(f"{key} ({type(value).__name__})" for key, value in fitted.items()
+                               if not isinstance(value, float))
+    out["_starts_changed"] = not torch.equal(starts.detach(), given)
+    return out
 
 
 def bootstrap(N: torch.Tensor, D: torch.Tensor, L: torch.Tensor, starts: torch.Tensor,
