@@ -772,6 +772,7 @@ def serve(impl: Path, probes: Path | None, request_fd: int, response_fd: int,
         request_fd, response_fd, inbox.put, outbox.get, outbox.empty, sys._getframe(),
         park_line(), sys._current_frames, tampered, forwarded.release)).start()
     guarded = guard([request_fd, response_fd]) if guard else ""
+    release = memory_releaser()
     worker = Worker(impl, probes, outbox.put, forwarded, recorded)
     del sys._current_frames  # student code gets no view of the courier's frames
     answer, inbox_get, outbox_put = worker.answer, inbox.get, outbox.put
@@ -782,6 +783,26 @@ def serve(impl: Path, probes: Path | None, request_fd: int, response_fd: int,
         if data is None:
             return
         outbox_put(("done", answer(data)))
+        release()
+
+
+def memory_releaser() -> Any:
+    """A function that hands the memory a call freed back to the system. glibc keeps freed
+    blocks (a training's tensors) in its arenas, so without it a worker stays at the peak of
+    its heaviest call for the rest of the grading, and lab 3's gradings went past DESIGN.md's
+    1 GiB for all processes together (make bench: 1422 MiB, 865 MiB with it). malloc_trim(0)
+    returns the free pages. The courier sends the answer once this thread is back where it
+    waits, so the trim counts in the call's time: about 0.03 ms after a light call, 10-20 ms
+    after one that freed 160 MB. Where there is no glibc (macOS, Windows, musl) it does
+    nothing."""
+    import ctypes
+
+    try:
+        trim = ctypes.CDLL("libc.so.6").malloc_trim
+    except (OSError, AttributeError):
+        return lambda: None
+    trim.argtypes, trim.restype = [ctypes.c_size_t], ctypes.c_int
+    return lambda: trim(0)
 
 
 def park_line() -> int:
