@@ -1066,9 +1066,12 @@ def main(argv: list[str] | None = None) -> int:
         if args.survivors_of:
             carried = carried_kills(json.loads(args.survivors_of.read_text()), mutants,
                                     equivalents.get(lab.name, {}))
-            mutants = {p: [m for m in found
-                           if m.key not in {v.mutant.key for v in carried.get(p, [])}]
-                       for p, found in mutants.items()}
+        # What is graded now: every mutant but the earlier kills carried over. `mutants` keeps
+        # them all, for the equivalence lists' stale check.
+        graded = {}
+        for part, found in mutants.items():
+            done = {v.mutant.key for v in carried.get(part, [])}
+            graded[part] = [m for m in found if m.key not in done]
         # A --survivors-of run reports on every mutant (the earlier kills carried over), so it
         # may check the equivalence list as a whole run does; a sample or a kind may not.
         partial = bool(args.sample or args.kind)
@@ -1079,19 +1082,18 @@ def main(argv: list[str] | None = None) -> int:
                         timeout_scale=args.timeout_scale,
                         known=known.get(lab.name, {}).get(part, {}), root=root,
                         resume=args.resume)
-                for part in mutants]
+                for part in graded]
         for run in runs:
             reference = run.prepare()
-            print(f"{lab.name}.{run.part}: {len(mutants[run.part])} mutants; reference graded "
+            print(f"{lab.name}.{run.part}: {len(graded[run.part])} mutants; reference graded "
                   f"in {reference.seconds:.0f} s"
                   + (f", failing at seed {args.seed}: {sorted(reference.failed)}"
                      if reference.failed else "")
                   + (f"; long tests: {run.long_tests}" if run.long_tests else ""), flush=True)
-        verdicts = run_parts(runs, mutants, args.jobs,
+        verdicts = run_parts(runs, graded, args.jobs,
                              log=lambda line: print(line, flush=True))
         for part, found in carried.items():
             verdicts[part] = sorted(verdicts.get(part, []) + found, key=lambda v: v.mutant.key)
-        mutants = {p: mutants[p] + [v.mutant for v in carried.get(p, [])] for p in mutants}
         stale = {} if partial else stale_equivalents(lab.name, mutants, equivalents)
         for part, keys in ({} if partial else stale_equivalents(lab.name, mutants,
                                                                 known)).items():
